@@ -1,0 +1,56 @@
+import type { Clock } from './clock.ts'
+import type { IdSource } from './ids.ts'
+import type { KindRegistry } from './kinds/define.ts'
+import type { BlobPort } from './storage/port.ts'
+
+/** Tunable behaviour, with the defaults the README documents. */
+export interface Settings {
+  /** How long a finished job (and its events) stays readable. */
+  retentionMs: number
+  /** Lock time-to-live: just past the background function's 15-minute cap. */
+  lockTtlMs: number
+  /** Event log cap; older pages are dropped past it. */
+  maxEvents: number
+  /** A running job whose worker has not written for this long is reaped. */
+  heartbeatTimeoutMs: number
+  /** How often an otherwise quiet worker proves it is alive. */
+  heartbeatIntervalMs: number
+  /** A queued job not claimed by then is reaped; covers Netlify's retries at +1 and +3 min. */
+  queuedTimeoutMs: number
+  /** Largest accepted request body. */
+  maxBodyBytes: number
+  /** Time the reaper may spend per run (scheduled functions stop at 30 s). */
+  reaperBudgetMs: number
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  retentionMs: 24 * 3600_000,
+  lockTtlMs: 16 * 60_000,
+  maxEvents: 1000,
+  heartbeatTimeoutMs: 2 * 60_000,
+  heartbeatIntervalMs: 15_000,
+  queuedTimeoutMs: 5 * 60_000,
+  maxBodyBytes: 4 * 1024 * 1024,
+  reaperBudgetMs: 20_000,
+}
+
+/** Where a worker request goes; the HTTP version lives in the function adapter. */
+export type InvokeWorker = (jobId: string) => Promise<void>
+
+export interface Logger {
+  info(message: string, fields?: Record<string, unknown>): void
+  error(message: string, fields?: Record<string, unknown>): void
+}
+
+export const silentLogger: Logger = { info() {}, error() {} }
+
+/** Everything the domain needs from outside, passed in by the adapters. */
+export interface Deps {
+  store: BlobPort
+  clock: Clock
+  ids: IdSource
+  kinds: KindRegistry
+  settings: Settings
+  invokeWorker: InvokeWorker
+  log: Logger
+}

@@ -1,0 +1,169 @@
+/**
+ * The job's event log, built so an append costs one conditional write and
+ * the same bytes however long the log grows, and a reader needs few reads.
+ *
+ * Layout:
+ * - the newest events (at most CHUNK_SIZE) live in the job state's `tail`,
+ *   so an append is the same write that saves progress and heartbeat, and an
+ *   idle poll is one read;
+ * - when the tail is full, it is written once as an immutable chunk blob
+ *   (`events/<job>/c/<n>`, CHUNK_SIZE events);
+ * - every PAGE_SIZE events, the page is also written whole
+ *   (`events/<job>/p/<n>`), so a late reader replays 1000 events in 10 reads.
+ *
+ * Chunks and pages only ever hold committed events (flushed from the stored
+ * tail before the state write that drops them from it), so their content is
+ * fixed by their position and rewriting one is harmless.
+ *
+ * The log is capped: past `maxEvents`, whole pages are dropped from the front
+ * and `firstSeq` tells readers where the log now starts.
+ */
+import type { BlobPort } from './storage/port.ts'
+import { keys } from './storage/keys.ts'
+import { type JobEvent, JobEventSchema, type LogPosition } from './types.ts'
+import { z } from 'zod'
+
+export const CHUNK_SIZE = 10
+export const PAGE_SIZE = 100
+export const CHUNKS_PER_PAGE = PAGE_SIZE / CHUNK_SIZE
+export const DEFAULT_MAX_EVENTS = 1000
+/** The cap keeps at least two pages so a reader a little behind never loses its place. */
+export const MIN_MAX_EVENTS = 2 * PAGE_SIZE
+
+const EventListSchema = z.array(JobEventSchema)
+
+export const emptyLog = (): LogPosition => ({ firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] })
+
+export interface NewEvent {
+  type: string
+  data: unknown
+}
+
+export interface AppendPlan {
+  log: LogPosition
+  appended: JobEvent[]
+  /** Blobs to write before the state that refers to them is saved. */
+  writes: { key: string; data: string }[]
+  /** Blobs to delete after the state is saved (pages dropped by the cap). */
+  deletes: string[]
+}
+
+/**
+ * Source of a flushed chunk's events. The worker serves them from memory;
+ * a cold appender (the reaper, cancel) reads them from storage.
+ */
+export type ChunkSource = (chunkIndex: number) => Promise<JobEvent[]>
+
+export const chunksFromStorage =
+  (store: BlobPort, jobId: string): ChunkSource =>
+  async (index) => {
+    const blob = await store.read(keys.chunk(jobId, index))
+    if (!blob) throw new Error(`chunk ${index} of ${jobId} is missing`)
+    return EventListSchema.parse(JSON.parse(blob.data))
+  }
+
+/** Works out the new log position and the blobs to write for appending `events`. */
+export async function planAppend(
+  jobId: string,
+  log: LogPosition,
+  events: NewEvent[],
+  now: number,
+  maxEvents: number,
+  chunkSource: ChunkSource,
+): Promise<AppendPlan> {
+  let { firstSeq, flushedSeq, lastSeq } = log
+  let tail = [...log.tail]
+  const writes: AppendPlan['writes'] = []
+  const deletes: string[] = []
+  const appended: JobEvent[] = []
+  const written = new Map<number, JobEvent[]>()
+
+  for (const event of events) {
+    if (tail.length >= CHUNK_SIZE) {
+      const chunkIndex = flushedSeq / CHUNK_SIZE
+      writes.push({ key: keys.chunk(jobId, chunkIndex), data: JSON.stringify(tail) })
+      written.set(chunkIndex, tail)
+      flushedSeq += tail.length
+      tail = []
+      if (flushedSeq % PAGE_SIZE === 0) {
+        const pageIndex = flushedSeq / PAGE_SIZE - 1
+        const pageEvents: JobEvent[] = []
+        for (let c = pageIndex * CHUNKS_PER_PAGE; c < (pageIndex + 1) * CHUNKS_PER_PAGE; c++) {
+          pageEvents.push(...(written.get(c) ?? (await chunkSource(c))))
+        }
+        writes.push({ key: keys.page(jobId, pageIndex), data: JSON.stringify(pageEvents) })
+      }
+    }
+    lastSeq += 1
+    const stored: JobEvent = { seq: lastSeq, type: event.type, data: event.data ?? null, ts: now }
+    tail.push(stored)
+    appended.push(stored)
+
+    while (lastSeq - firstSeq + 1 > maxEvents && firstSeq + PAGE_SIZE - 1 <= flushedSeq) {
+      const pageIndex = (firstSeq - 1) / PAGE_SIZE
+      deletes.push(keys.page(jobId, pageIndex))
+      for (let c = pageIndex * CHUNKS_PER_PAGE; c < (pageIndex + 1) * CHUNKS_PER_PAGE; c++) {
+        deletes.push(keys.chunk(jobId, c))
+      }
+      firstSeq += PAGE_SIZE
+    }
+  }
+  return { log: { firstSeq, flushedSeq, lastSeq, tail }, appended, writes, deletes }
+}
+
+export interface EventSlice {
+  events: JobEvent[]
+  /** Set when the cap dropped events the reader asked for: the log now starts here. */
+  truncatedBefore: number | null
+}
+
+/** A blob the reader expected was gone (dropped by the cap or retention meanwhile). */
+export class LogMovedError extends Error {
+  override name = 'LogMovedError'
+}
+
+/**
+ * Events after `after`, at most `limit`, using pages for whole stretches and
+ * chunks for the rest; all blob reads run in parallel.
+ */
+export async function readEvents(
+  store: BlobPort,
+  jobId: string,
+  log: LogPosition,
+  after: number,
+  limit: number,
+): Promise<EventSlice> {
+  const from = Math.max(after + 1, log.firstSeq)
+  const truncatedBefore = after + 1 < log.firstSeq ? log.firstSeq : null
+  const to = Math.min(log.lastSeq, from + limit - 1)
+  if (to < from) return { events: [], truncatedBefore }
+
+  const reads: { key: string; first: number; last: number }[] = []
+  let seq = from
+  while (seq <= Math.min(to, log.flushedSeq)) {
+    const pageIndex = Math.floor((seq - 1) / PAGE_SIZE)
+    const pageEnd = (pageIndex + 1) * PAGE_SIZE
+    const wanted = Math.min(to, pageEnd) - seq + 1
+    if (pageEnd <= log.flushedSeq && wanted > CHUNK_SIZE) {
+      reads.push({ key: keys.page(jobId, pageIndex), first: seq, last: Math.min(to, pageEnd) })
+      seq = Math.min(to, pageEnd) + 1
+      continue
+    }
+    const chunkIndex = Math.floor((seq - 1) / CHUNK_SIZE)
+    const chunkEnd = (chunkIndex + 1) * CHUNK_SIZE
+    reads.push({ key: keys.chunk(jobId, chunkIndex), first: seq, last: Math.min(to, chunkEnd) })
+    seq = Math.min(to, chunkEnd) + 1
+  }
+
+  const blobs = await Promise.all(reads.map((read) => store.read(read.key)))
+  const events: JobEvent[] = []
+  reads.forEach((read, i) => {
+    const blob = blobs[i]
+    if (!blob) throw new LogMovedError(`${read.key} is gone`)
+    for (const event of EventListSchema.parse(JSON.parse(blob.data))) {
+      if (event.seq >= read.first && event.seq <= read.last) events.push(event)
+    }
+  })
+  for (const event of log.tail) if (event.seq >= seq && event.seq <= to) events.push(event)
+  return { events, truncatedBefore }
+}

@@ -1,0 +1,113 @@
+/**
+ * Reading and writing the job's records, the one state-changing primitive
+ * (`commitState`), and the clean-up every finished job goes through.
+ */
+import type { Deps } from './deps.ts'
+import { type NewEvent, chunksFromStorage, planAppend } from './events.ts'
+import { releaseLock } from './lock.ts'
+import { keys } from './storage/keys.ts'
+import type { BlobPort } from './storage/port.ts'
+import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, isTerminal } from './types.ts'
+
+export interface StoredState {
+  state: JobState
+  version: string
+}
+
+export async function readState(store: BlobPort, jobId: string): Promise<StoredState | null> {
+  const blob = await store.read(keys.state(jobId))
+  return blob ? { state: JobStateSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+}
+
+export async function readSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
+  const blob = await store.read(keys.spec(jobId))
+  return blob ? JobSpecSchema.parse(JSON.parse(blob.data)) : null
+}
+
+/** The state a job starts with when it is claimed or canceled before it ran. */
+export function initialState(spec: JobSpec, now: number): JobState {
+  return {
+    jobId: spec.jobId,
+    account: spec.account,
+    kind: spec.kind,
+    status: 'queued',
+    createdAt: spec.createdAt,
+    startedAt: null,
+    updatedAt: now,
+    finishedAt: null,
+    heartbeatAt: null,
+    lease: null,
+    attempt: 0,
+    cancelRequested: false,
+    progress: null,
+    error: null,
+    errorInternal: null,
+    lockKey: spec.lockKey,
+    sourceTaskId: spec.sourceTaskId,
+    clientJobId: spec.clientJobId,
+    idempotencyRecord: spec.idempotencyRecord,
+    log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
+  }
+}
+
+export type Change = (state: JobState) => { state: JobState; events: NewEvent[] }
+
+/**
+ * Applies a change and its events to a job state: writes any event blobs the
+ * append flushes, then the state itself, conditionally on `version` (or
+ * create-only when `version` is null). Returns the new version, or null if
+ * someone else wrote first.
+ */
+export async function commitState(
+  deps: Pick<Deps, 'store' | 'clock' | 'settings'>,
+  base: JobState,
+  version: string | null,
+  change: Change,
+  chunkSource = chunksFromStorage(deps.store, base.jobId),
+): Promise<StoredState | null> {
+  const now = deps.clock.now()
+  const { state: changed, events } = change(base)
+  const plan = await planAppend(base.jobId, base.log, events, now, deps.settings.maxEvents, chunkSource)
+  const next: JobState = { ...changed, log: plan.log, updatedAt: now }
+  const data = JSON.stringify(next)
+  await Promise.all(plan.writes.map((write) => deps.store.put(write.key, write.data)))
+  const key = keys.state(base.jobId)
+  const outcome = version === null ? await deps.store.create(key, data) : await deps.store.replace(key, data, version)
+  if (!outcome.ok) return null
+  await Promise.all(plan.deletes.map((key) => deps.store.delete(key)))
+  return { state: next, version: outcome.version }
+}
+
+/** Retention is bucketed by time so the reaper lists only what is due. */
+export const EXPIRY_BUCKET_MS = 5 * 60_000
+export const expiryBucket = (at: number) => Math.floor(at / EXPIRY_BUCKET_MS)
+
+/**
+ * What every finished job goes through, in an order that makes a crash at
+ * any point safe to redo: schedule its deletion, free its lock, then drop
+ * it from the live index (the reaper finishes the job for anyone who died
+ * before that last step).
+ */
+export async function settleFinishedJob(deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log'>, state: JobState) {
+  if (!isTerminal(state.status) || state.finishedAt === null) return
+  const bucket = expiryBucket(state.finishedAt + deps.settings.retentionMs)
+  await deps.store.put(keys.expiry(bucket, 'job', state.jobId), '')
+  if (state.lockKey) {
+    const released = await releaseLock(deps.store, deps.clock, state.lockKey, state.jobId)
+    if (!released.released && released.reason === 'held_by_another_job') {
+      deps.log.info('lock already taken by a newer job; left alone', {
+        jobId: state.jobId,
+        holder: released.holder?.jobId,
+      })
+    }
+  }
+  await deps.store.delete(keys.spec(state.jobId))
+}
+
+/** Deletes a job and everything it wrote (retention). */
+export async function deleteJobData(store: BlobPort, jobId: string) {
+  const { keys: eventKeys } = await store.list(keys.eventsPrefix(jobId))
+  await Promise.all(eventKeys.map((key) => store.delete(key)))
+  await store.delete(keys.spec(jobId))
+  await store.delete(keys.state(jobId))
+}

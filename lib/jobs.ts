@@ -1,0 +1,172 @@
+/**
+ * Reading and canceling jobs on behalf of an account. Another account's job
+ * answers exactly like a job that does not exist, so ids cannot be probed.
+ */
+import type { Deps } from './deps.ts'
+import { ApiError, invalidRequest, notFound } from './errors.ts'
+import { LogMovedError, readEvents } from './events.ts'
+import { JOB_ID_PATTERN } from './ids.ts'
+import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
+import { type JobEvent, type JobSpec, isTerminal } from './types.ts'
+import { publicJob } from './views.ts'
+
+export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }
+
+export async function loadOwnedJob(deps: Pick<Deps, 'store'>, account: string, jobId: string): Promise<OwnedJob> {
+  if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
+  const stored = await readState(deps.store, jobId)
+  if (stored) {
+    if (stored.state.account !== account) throw notFound()
+    return { stored }
+  }
+  const spec = await readSpec(deps.store, jobId)
+  if (!spec || spec.account !== account) throw notFound()
+  return { spec }
+}
+
+export async function getJob(deps: Deps, account: string, jobId: string) {
+  const job = await loadOwnedJob(deps, account, jobId)
+  return job.stored ? publicJob({ state: job.stored.state }) : publicJob({ spec: job.spec })
+}
+
+export const MAX_FEED_LIMIT = 1000
+export const DEFAULT_FEED_LIMIT = 100
+export const MAX_WAIT_SECONDS = 20
+
+export interface FeedQuery {
+  after: number
+  limit: number
+  waitSeconds: number
+}
+
+/** Parses `after`, `limit`, `wait`; anything malformed is a 400. */
+export function parseFeedQuery(params: URLSearchParams): FeedQuery {
+  const int = (name: string, fallback: number, min: number, max: number) => {
+    const raw = params.get(name)
+    if (raw === null || raw === '') return fallback
+    if (!/^\d{1,9}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      throw invalidRequest(`"${name}" must be a whole number from ${min} to ${max}.`, [
+        { path: `query.${name}`, message: `expected an integer in [${min}, ${max}]` },
+      ])
+    }
+    return Number(raw)
+  }
+  return {
+    after: int('after', 0, 0, 999_999_999),
+    limit: int('limit', DEFAULT_FEED_LIMIT, 1, MAX_FEED_LIMIT),
+    waitSeconds: int('wait', 0, 0, MAX_WAIT_SECONDS),
+  }
+}
+
+export interface Feed {
+  jobId: string
+  status: string
+  events: JobEvent[]
+  next: number
+  done: boolean
+  /** Oldest seq still kept; events before it were dropped by the log cap. */
+  firstSeq: number
+  /** Set when events after the reader's cursor were dropped before it could read them. */
+  truncated?: { droppedBefore: number }
+  /** Seconds a poller should wait before asking again (while not done). */
+  retryAfter: number
+}
+
+/**
+ * The job's events after a cursor. With `waitSeconds`, holds the request
+ * until something arrives or time is up (one state read per check).
+ */
+export async function readFeed(deps: Deps, account: string, jobId: string, query: FeedQuery, signal?: AbortSignal): Promise<Feed> {
+  const deadline = deps.clock.now() + query.waitSeconds * 1000
+  let pause = 250
+  for (;;) {
+    const feed = await readFeedOnce(deps, account, jobId, query)
+    if (feed.events.length > 0 || feed.done || deps.clock.now() + pause > deadline || signal?.aborted) return feed
+    await deps.clock.sleep(pause, signal)
+    pause = Math.min(pause * 2, 2000)
+  }
+}
+
+async function readFeedOnce(deps: Deps, account: string, jobId: string, query: FeedQuery): Promise<Feed> {
+  for (let round = 0; ; round++) {
+    const job = await loadOwnedJob(deps, account, jobId)
+    if (!job.stored) {
+      if (query.after > 0) throw badCursor(query.after, 0)
+      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: 1 }
+    }
+    const { state } = job.stored
+    if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)
+    try {
+      const slice = await readEvents(deps.store, jobId, state.log, query.after, query.limit)
+      const next = slice.events.at(-1)?.seq ?? query.after
+      const done = isTerminal(state.status) && next >= state.log.lastSeq
+      return {
+        jobId,
+        status: state.status,
+        events: slice.events,
+        next,
+        done,
+        firstSeq: state.log.firstSeq,
+        ...(slice.truncatedBefore !== null ? { truncated: { droppedBefore: slice.truncatedBefore } } : {}),
+        retryAfter: done ? 0 : next < state.log.lastSeq ? 0 : 1,
+      }
+    } catch (error) {
+      // The cap or retention removed a blob between our two reads: read again.
+      if (error instanceof LogMovedError && round < 2) continue
+      throw error
+    }
+  }
+}
+
+const badCursor = (after: number, lastSeq: number) =>
+  new ApiError(400, 'invalid_cursor', `"after" (${after}) is past the end of the log (last seq is ${lastSeq}).`, {
+    extra: { issues: [{ path: 'query.after', message: `must be at most ${lastSeq}` }] },
+  })
+
+/**
+ * Cancels a job: a queued one at once (its state is created as canceled, which
+ * beats any worker's claim), a running one by asking its worker, which sees
+ * it through the handler's AbortSignal. A running job whose worker is gone is
+ * canceled directly.
+ */
+export async function cancelJob(deps: Deps, account: string, jobId: string) {
+  for (let round = 0; round < 5; round++) {
+    const job = await loadOwnedJob(deps, account, jobId)
+    const now = deps.clock.now()
+    if (!job.stored) {
+      const done = await commitState(deps, initialState(job.spec, now), null, (state) => ({
+        state: { ...state, status: 'canceled', cancelRequested: true, finishedAt: now },
+        events: [{ type: 'canceled', data: { reason: 'canceled before it started' } }],
+      }))
+      if (!done) continue // a worker claimed it meanwhile: cancel the running job instead
+      await settleFinishedJob(deps, done.state)
+      return { status: 200 as const, job: publicJob({ state: done.state }) }
+    }
+    const { state, version } = job.stored
+    if (isTerminal(state.status)) {
+      throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
+    }
+    if (state.cancelRequested && !workerGone(deps, state.heartbeatAt, now)) {
+      return { status: 202 as const, job: publicJob({ state }) }
+    }
+    const direct = state.status === 'queued' || workerGone(deps, state.heartbeatAt, now)
+    const next = await commitState(deps, state, version, (base) =>
+      direct
+        ? {
+            state: { ...base, status: 'canceled', cancelRequested: true, finishedAt: now, lease: null },
+            events: [{ type: 'canceled', data: { reason: 'canceled by request' } }],
+          }
+        : { state: { ...base, cancelRequested: true }, events: [{ type: 'cancel_requested', data: null }] },
+    )
+    if (!next) continue
+    if (direct) {
+      await settleFinishedJob(deps, next.state)
+      return { status: 200 as const, job: publicJob({ state: next.state }) }
+    }
+    return { status: 202 as const, job: publicJob({ state: next.state }) }
+  }
+  throw new ApiError(409, 'job_busy', 'The job changed while canceling it; try again.', { headers: { 'Retry-After': '1' } })
+}
+
+const workerGone = (deps: Deps, heartbeatAt: number | null, now: number) =>
+  heartbeatAt !== null && heartbeatAt + deps.settings.heartbeatTimeoutMs < now

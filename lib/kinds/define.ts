@@ -1,0 +1,43 @@
+import type { z } from 'zod'
+
+/** What a job handler gets: its input, ways to report, and a stop signal. */
+export interface JobContext<Input> {
+  jobId: string
+  account: string
+  input: Input
+  /** Aborted when the job is canceled or this worker lost the job. */
+  signal: AbortSignal
+  /** Updates the job's progress (message capped at 200 characters) and appends a `progress` event. */
+  progress(message: string, percent?: number): Promise<void>
+  /** Appends a kind-specific event, e.g. `window_complete`. */
+  emit(type: string, data?: unknown): Promise<void>
+}
+
+export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown> {
+  kind: string
+  input: Schema
+  /**
+   * The resource this job works on, as key parts (checked and joined in
+   * `storage/keys.ts`). One live job per resource; omit for no lock.
+   */
+  lockKey?(input: z.infer<Schema>, account: string): string[]
+  /** The long work. Its return value is the job's result. */
+  run(ctx: JobContext<z.infer<Schema>>): Promise<Result>
+}
+
+/** Declares a job kind; the identity function that gives `run` its types. */
+export function defineJob<Schema extends z.ZodType, Result>(kind: JobKind<Schema, Result>): JobKind<Schema, Result> {
+  return kind
+}
+
+export type KindRegistry = ReadonlyMap<string, JobKind>
+
+export function kindRegistry(kinds: readonly JobKind<any, any>[]): KindRegistry {
+  const registry = new Map<string, JobKind>()
+  for (const kind of kinds) {
+    if (!/^[a-z][a-z0-9_-]{0,39}$/.test(kind.kind)) throw new Error(`job kind name "${kind.kind}" must be lowercase a-z 0-9 _ -`)
+    if (registry.has(kind.kind)) throw new Error(`job kind "${kind.kind}" is defined twice`)
+    registry.set(kind.kind, kind)
+  }
+  return registry
+}

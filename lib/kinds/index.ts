@@ -1,0 +1,5 @@
+/** The job kinds this deploy runs. Add a kind: write its file, list it here. */
+import type { JobKind } from './define.ts'
+import { summarize } from './summarize.ts'
+
+export const productionKinds: readonly JobKind<any, any>[] = [summarize]

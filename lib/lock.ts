@@ -1,0 +1,123 @@
+/**
+ * One live job per resource. The lock is a blob at `lock/<resource>` that
+ * changes only through conditional writes:
+ *
+ *   absent ──create──▶ held ──release (by its job)──▶ released ──▶ held (next job)
+ *                        └── expired: taken over by replace ──▶ held (next job)
+ *
+ * A released lock is kept (Blobs cannot delete conditionally, and an
+ * unconditional delete could remove a lock another job just took). The
+ * reaper removes long-released locks in two steps: replace with `reaping`,
+ * then delete. Acquirers wait out a young `reaping` marker, so the delete can
+ * only hit the marker: the reaper's run is capped at 30 s, well under
+ * REAPING_GRACE_MS.
+ */
+import type { Clock } from './clock.ts'
+import type { BlobPort } from './storage/port.ts'
+import { StorageUnavailableError } from './storage/port.ts'
+import { keys } from './storage/keys.ts'
+import { type LockRecord, LockRecordSchema } from './types.ts'
+
+/** Just past the background function's 15-minute cap. */
+export const DEFAULT_LOCK_TTL_MS = 16 * 60_000
+export const REAPING_GRACE_MS = 60_000
+const MAX_ROUNDS = 8
+
+export interface LockHolder {
+  jobId: string
+  acquiredAt: number
+  expiresAt: number
+}
+
+export interface AcquireOptions {
+  /** A live lock may still be taken over if this says its holder is gone. */
+  canTakeOver?(holder: LockHolder): Promise<boolean>
+}
+
+export type AcquireResult =
+  | { acquired: true; tookOverFrom: string | null }
+  | { acquired: false; holder: LockHolder }
+
+export type ReleaseResult =
+  | { released: true }
+  | { released: false; reason: 'missing' | 'held_by_another_job' | 'already_released'; holder?: LockHolder }
+
+const encode = (record: LockRecord) => JSON.stringify(record)
+
+/** Reads a lock without side effects. */
+export async function peekLock(store: BlobPort, resource: string) {
+  const blob = await store.read(keys.lock(resource))
+  return blob ? { record: LockRecordSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+}
+
+/** Takes the lock for `jobId`, atomically, taking over an expired or released one. */
+export async function acquireLock(
+  store: BlobPort,
+  clock: Clock,
+  resource: string,
+  jobId: string,
+  ttlMs = DEFAULT_LOCK_TTL_MS,
+  options: AcquireOptions = {},
+): Promise<AcquireResult> {
+  const key = keys.lock(resource)
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const now = clock.now()
+    const held = encode({ state: 'held', jobId, acquiredAt: now, expiresAt: now + ttlMs })
+    if ((await store.create(key, held)).ok) return { acquired: true, tookOverFrom: null }
+
+    const current = await peekLock(store, resource)
+    if (!current) continue // deleted between our two calls: try to create again
+    const { record, version } = current
+    if (record.state === 'held' && record.expiresAt > now) {
+      const holder = { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt }
+      if (!(await options.canTakeOver?.(holder))) return { acquired: false, holder }
+    }
+    if (record.state === 'reaping' && record.since + REAPING_GRACE_MS > now) {
+      await clock.sleep(25 * (round + 1)) // the reaper deletes it in a moment
+      continue
+    }
+    if ((await store.replace(key, held, version)).ok) {
+      return { acquired: true, tookOverFrom: record.state === 'held' ? record.jobId : null }
+    }
+  }
+  throw new StorageUnavailableError(`lock ${resource} kept changing; gave up after ${MAX_ROUNDS} rounds`)
+}
+
+/** Releases the lock only if `jobId` still holds it; says why when it does not. */
+export async function releaseLock(store: BlobPort, clock: Clock, resource: string, jobId: string): Promise<ReleaseResult> {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const current = await peekLock(store, resource)
+    if (!current) return { released: false, reason: 'missing' }
+    const { record, version } = current
+    if (record.state !== 'held') return { released: false, reason: 'already_released' }
+    if (record.jobId !== jobId) {
+      return {
+        released: false,
+        reason: 'held_by_another_job',
+        holder: { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt },
+      }
+    }
+    const released = encode({ state: 'released', jobId, releasedAt: clock.now() })
+    if ((await store.replace(keys.lock(resource), released, version)).ok) return { released: true }
+  }
+  throw new StorageUnavailableError(`lock ${resource} kept changing; gave up releasing it`)
+}
+
+/**
+ * Deletes a lock released more than `minAgeMs` ago (the reaper's clean-up).
+ * Returns whether it was deleted.
+ */
+export async function removeReleasedLock(store: BlobPort, clock: Clock, resource: string, minAgeMs: number) {
+  const current = await peekLock(store, resource)
+  if (!current) return false
+  const { record, version } = current
+  const now = clock.now()
+  const stale =
+    (record.state === 'released' && record.releasedAt + minAgeMs <= now) ||
+    (record.state === 'reaping' && record.since + REAPING_GRACE_MS <= now)
+  if (!stale) return false
+  const marked = await store.replace(keys.lock(resource), encode({ state: 'reaping', since: now }), version)
+  if (!marked.ok) return false
+  await store.delete(keys.lock(resource))
+  return true
+}

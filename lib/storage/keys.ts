@@ -1,0 +1,47 @@
+/**
+ * Every storage key the product writes, built in one place. No key is ever
+ * both a blob and the folder of another blob (the local sandbox stores keys
+ * as files and folders).
+ */
+
+const SAFE_PART = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/
+
+export class UnsafeKeyError extends Error {
+  override name = 'UnsafeKeyError'
+}
+
+/** Checks one caller-influenced part of a key: non-empty, short, no separators. */
+export function safePart(part: string, what = 'key part'): string {
+  if (typeof part !== 'string' || !SAFE_PART.test(part) || part.includes('..')) {
+    throw new UnsafeKeyError(`${what} must be 1-128 characters of A-Z a-z 0-9 . _ - and not start with a symbol`)
+  }
+  return part
+}
+
+/** The canonical resource key of a lock: its parts, checked, joined with ':'. */
+export function resourceKey(parts: readonly string[]): string {
+  if (parts.length === 0) throw new UnsafeKeyError('a resource key needs at least one part')
+  return parts.map((part) => safePart(part, 'resource key part')).join(':')
+}
+
+const pad = (n: number, width = 10) => String(n).padStart(width, '0')
+
+export const keys = {
+  apiKey: (hash: string) => `apikey/${hash}`,
+  spec: (jobId: string) => `queue/${jobId}`,
+  specPrefix: 'queue/',
+  state: (jobId: string) => `job/${jobId}`,
+  statePrefix: 'job/',
+  chunk: (jobId: string, index: number) => `events/${jobId}/c/${pad(index)}`,
+  page: (jobId: string, index: number) => `events/${jobId}/p/${pad(index)}`,
+  eventsPrefix: (jobId: string) => `events/${jobId}/`,
+  lock: (resource: string) => `lock/${resource}`,
+  lockPrefix: 'lock/',
+  idempotency: (account: string, keyHash: string) => `idem/${account}/${keyHash}`,
+  /** Retention is found through time buckets, so the reaper lists only what is due. */
+  expiryBucket: (bucket: number) => `expiry/${pad(bucket, 12)}`,
+  expiry: (bucket: number, kind: 'job' | 'lock' | 'idem', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
+  expiryPrefix: 'expiry/',
+}
+
+export const bucketOf = (key: string) => Number(key.slice('expiry/'.length, 'expiry/'.length + 12))

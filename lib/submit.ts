@@ -1,0 +1,262 @@
+/**
+ * Submitting a job: validate, take the resource lock, store the spec, start
+ * the worker. Bad input is refused before anything is written.
+ */
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import type { Deps } from './deps.ts'
+import { ApiError, type Issue, invalidRequest } from './errors.ts'
+import { acquireLock } from './lock.ts'
+import { commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
+import { UnsafeKeyError, keys, resourceKey, safePart } from './storage/keys.ts'
+import { IdempotencyRecordSchema, type JobSpec } from './types.ts'
+import { systemError } from './sanitize.ts'
+import { jobUrls, publicJob } from './views.ts'
+
+const ClientIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'use 1-128 characters of A-Z a-z 0-9 . _ : -')
+
+export const SubmitBodySchema = z.strictObject({
+  kind: z.string().min(1).max(40),
+  input: z.record(z.string(), z.unknown()),
+  sourceTaskId: ClientIdSchema.optional(),
+  clientJobId: ClientIdSchema.optional(),
+})
+
+/** An Idempotency-Key stays bound to its job for 24 h. */
+export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
+/** A key whose job never got written (the submit died) is reusable after this. */
+const IDEMPOTENCY_ABANDONED_MS = 30_000
+/** A lock whose job was never written (the submit died right after locking). */
+const ORPHAN_LOCK_GRACE_MS = 30_000
+
+export interface Submitted {
+  status: 202 | 200
+  replayed: boolean
+  body: {
+    jobId: string
+    kind: string
+    status: string
+    statusUrl: string
+    eventsUrl: string
+    createdAt: string
+  }
+}
+
+export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {
+  return error.issues.map((issue) => ({
+    path: [...prefix, ...issue.path].map(String).join('.') || '(body)',
+    message: issue.message,
+  }))
+}
+
+export async function submitJob(
+  deps: Deps,
+  account: string,
+  body: unknown,
+  idempotencyKey: string | null,
+): Promise<Submitted> {
+  const parsed = SubmitBodySchema.safeParse(body)
+  if (!parsed.success) throw invalidRequest('The request body is not a valid job submission.', zodIssues(parsed.error))
+  const { kind: kindName, sourceTaskId = null, clientJobId = null } = parsed.data
+  const kind = deps.kinds.get(kindName)
+  if (!kind) {
+    throw new ApiError(400, 'unknown_kind', `There is no job kind "${kindName}".`, {
+      extra: { kinds: [...deps.kinds.keys()] },
+    })
+  }
+  const input = kind.input.safeParse(parsed.data.input)
+  if (!input.success) throw invalidRequest(`The input is not valid for "${kindName}".`, zodIssues(input.error, ['input']))
+
+  const jobId = deps.ids('job')
+  let lockKey: string | null = null
+  try {
+    if (kind.lockKey) lockKey = resourceKey(kind.lockKey(input.data, account))
+  } catch (error) {
+    if (error instanceof UnsafeKeyError) throw invalidRequest(error.message, [{ path: 'input', message: error.message }])
+    throw error
+  }
+
+  let idempotencyRecord: string | null = null
+  if (idempotencyKey !== null) {
+    const claimed = await claimIdempotencyKey(deps, account, idempotencyKey, jobId, parsed.data)
+    if ('replay' in claimed) return claimed.replay
+    idempotencyRecord = claimed.key
+  }
+
+  const now = deps.clock.now()
+  const spec: JobSpec = {
+    jobId,
+    account,
+    kind: kindName,
+    input: input.data,
+    createdAt: now,
+    lockKey,
+    sourceTaskId,
+    clientJobId,
+    idempotencyRecord,
+  }
+
+  try {
+    if (lockKey) {
+      const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, {
+        canTakeOver: (holder) => isAbandoned(deps, holder),
+      })
+      if (!lock.acquired) {
+        const urls = jobUrls(lock.holder.jobId)
+        throw new ApiError(409, 'resource_locked', 'Another job is already working on this resource.', {
+          extra: {
+            holder: {
+              jobId: lock.holder.jobId,
+              statusUrl: urls.statusUrl,
+              eventsUrl: urls.eventsUrl,
+              expiresAt: new Date(lock.holder.expiresAt).toISOString(),
+            },
+          },
+        })
+      }
+      if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
+    }
+    const created = await deps.store.create(keys.spec(jobId), JSON.stringify(spec))
+    if (!created.ok) throw new Error(`job id ${jobId} already exists`)
+  } catch (error) {
+    if (idempotencyRecord) await deps.store.delete(idempotencyRecord).catch(() => {})
+    throw error
+  }
+
+  try {
+    await deps.invokeWorker(jobId)
+  } catch (error) {
+    await failUndispatched(deps, spec, error)
+    throw new ApiError(503, 'worker_unavailable', 'The job could not be started. Try again shortly.', {
+      headers: { 'Retry-After': '5' },
+    })
+  }
+
+  const view = publicJob({ spec })
+  return {
+    status: 202,
+    replayed: false,
+    body: {
+      jobId,
+      kind: kindName,
+      status: 'queued',
+      statusUrl: view.statusUrl,
+      eventsUrl: view.eventsUrl,
+      createdAt: view.createdAt,
+    },
+  }
+}
+
+async function claimIdempotencyKey(
+  deps: Deps,
+  account: string,
+  idempotencyKey: string,
+  jobId: string,
+  request: unknown,
+): Promise<{ key: string } | { replay: Submitted }> {
+  if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
+    throw invalidRequest('Idempotency-Key must be 1-255 visible ASCII characters.', [
+      { path: 'headers.idempotency-key', message: 'invalid' },
+    ])
+  }
+  const key = keys.idempotency(safePart(account), sha256(idempotencyKey))
+  const requestHash = sha256(JSON.stringify(request))
+  for (let round = 0; round < 4; round++) {
+    const now = deps.clock.now()
+    const record = JSON.stringify({ jobId, requestHash, createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS })
+    if ((await deps.store.create(key, record)).ok) return { key }
+
+    const blob = await deps.store.read(key)
+    if (!blob) continue
+    const existing = IdempotencyRecordSchema.parse(JSON.parse(blob.data))
+    const job = await findJob(deps, existing.jobId)
+    const reusable =
+      existing.expiresAt <= now || (!job && existing.createdAt + IDEMPOTENCY_ABANDONED_MS <= now)
+    if (reusable) {
+      if ((await deps.store.replace(key, record, blob.version)).ok) return { key }
+      continue
+    }
+    if (existing.requestHash !== requestHash) {
+      throw new ApiError(422, 'idempotency_key_reused', 'This Idempotency-Key was used for a different request.')
+    }
+    if (!job) {
+      throw new ApiError(409, 'idempotency_in_progress', 'A request with this Idempotency-Key is still being processed.', {
+        headers: { 'Retry-After': '1' },
+      })
+    }
+    return {
+      replay: {
+        status: 200,
+        replayed: true,
+        body: {
+          jobId: job.jobId,
+          kind: job.kind,
+          status: job.status,
+          statusUrl: job.statusUrl,
+          eventsUrl: job.eventsUrl,
+          createdAt: job.createdAt,
+        },
+      },
+    }
+  }
+  throw new ApiError(409, 'idempotency_in_progress', 'A request with this Idempotency-Key is still being processed.', {
+    headers: { 'Retry-After': '1' },
+  })
+}
+
+async function findJob(deps: Deps, jobId: string) {
+  const stored = await readState(deps.store, jobId)
+  if (stored) return publicJob({ state: stored.state })
+  const spec = await readSpec(deps.store, jobId)
+  return spec ? publicJob({ spec }) : null
+}
+
+/** A lock held by a job that was never written: its submit died between the two writes. */
+async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number }) {
+  if (holder.acquiredAt + ORPHAN_LOCK_GRACE_MS > deps.clock.now()) return false
+  return !(await readSpec(deps.store, holder.jobId)) && !(await readState(deps.store, holder.jobId))
+}
+
+/** The old job lost its expired lock: if it never finished, it is failed now, fencing its worker. */
+async function recordTakeover(deps: Deps, oldJobId: string, newJobId: string) {
+  for (let round = 0; round < 4; round++) {
+    const stored = await readState(deps.store, oldJobId)
+    const spec = stored ? null : await readSpec(deps.store, oldJobId)
+    if (!stored && !spec) return
+    const base = stored?.state ?? initialState(spec!, deps.clock.now())
+    if (base.status !== 'queued' && base.status !== 'running') return
+    const failure = systemError(
+      'lock_expired',
+      'The job took longer than its lock allows and was stopped.',
+      `lock on ${base.lockKey} expired and was taken over by ${newJobId}`,
+    )
+    const now = deps.clock.now()
+    const done = await commitState(deps, base, stored?.version ?? null, (state) => ({
+      state: { ...state, status: 'failed', finishedAt: now, lease: null, ...failure },
+      events: [{ type: 'error', data: { error: failure.error } }],
+    }))
+    if (done) {
+      await settleFinishedJob(deps, done.state)
+      return
+    }
+  }
+}
+
+/** The worker could not be reached: the job fails at once instead of waiting for the reaper. */
+async function failUndispatched(deps: Deps, spec: JobSpec, cause: unknown) {
+  const failure = systemError(
+    'worker_unavailable',
+    'The job could not be started.',
+    `worker invocation failed: ${cause instanceof Error ? cause.message : String(cause)}`,
+  )
+  const now = deps.clock.now()
+  const done = await commitState(deps, initialState(spec, now), null, (state) => ({
+    state: { ...state, status: 'failed', finishedAt: now, ...failure },
+    events: [{ type: 'error', data: { error: failure.error } }],
+  })).catch(() => null)
+  if (done) await settleFinishedJob(deps, done.state).catch(() => {})
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')

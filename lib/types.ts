@@ -1,0 +1,114 @@
+/**
+ * Records this product keeps, as zod schemas (every record read back from
+ * storage is parsed, never trusted) and the types derived from them.
+ *
+ * Glossary
+ * - job: one piece of long work of a kind, for one account.
+ * - spec: what submit stored for the worker: kind, input, who asked. Lives at
+ *   `queue/<jobId>` while the job is live, which makes it the live-job index.
+ * - state: the job's one mutable record (`job/<jobId>`): status, progress,
+ *   newest events, lease. Created when a worker claims the job (or cancel
+ *   wins the race), so "no state yet" means queued.
+ * - attempt / lease: a worker's claim on a job. The lease token is the
+ *   fencing token: a write made under any other token is refused.
+ * - lock: at most one live job per resource, `lock/<resource key>`.
+ * - event: `{ seq, type, data, ts }`, appended to the job's log; seq starts
+ *   at 1 and has no gaps.
+ * - cursor: the last seq a reader has seen (`after`).
+ * - client job id: the caller's own id for one piece of user-visible work.
+ */
+import { z } from 'zod'
+
+export const JOB_STATUSES = ['queued', 'running', 'complete', 'failed', 'canceled'] as const
+export type JobStatus = (typeof JOB_STATUSES)[number]
+export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['complete', 'failed', 'canceled'])
+export const isTerminal = (status: JobStatus) => TERMINAL_STATUSES.has(status)
+
+export const TERMINAL_EVENT_TYPES: ReadonlySet<string> = new Set(['done', 'error', 'canceled'])
+
+export const PublicErrorSchema = z.object({ code: z.string(), message: z.string() })
+export type PublicError = z.infer<typeof PublicErrorSchema>
+
+export const JobEventSchema = z.object({
+  seq: z.number().int().positive(),
+  type: z.string(),
+  data: z.unknown(),
+  ts: z.number(),
+})
+export type JobEvent = z.infer<typeof JobEventSchema>
+
+export const JobSpecSchema = z.object({
+  jobId: z.string(),
+  account: z.string(),
+  kind: z.string(),
+  input: z.unknown(),
+  createdAt: z.number(),
+  /** The resource lock this job holds while live; null for kinds without one. */
+  lockKey: z.string().nullable(),
+  sourceTaskId: z.string().nullable(),
+  clientJobId: z.string().nullable(),
+  /** Storage key of the Idempotency-Key record that created it, removed with the job. */
+  idempotencyRecord: z.string().nullable(),
+})
+export type JobSpec = z.infer<typeof JobSpecSchema>
+
+/** Where the event log stands; see `events.ts` for the layout. */
+export const LogPositionSchema = z.object({
+  /** Oldest seq still readable (the cap drops whole pages from the front). */
+  firstSeq: z.number().int().positive(),
+  /** Every seq up to this one is in chunk blobs. */
+  flushedSeq: z.number().int().nonnegative(),
+  lastSeq: z.number().int().nonnegative(),
+  /** Events after `flushedSeq`, at most one chunk. */
+  tail: z.array(JobEventSchema),
+})
+export type LogPosition = z.infer<typeof LogPositionSchema>
+
+export const JobStateSchema = z.object({
+  jobId: z.string(),
+  account: z.string(),
+  kind: z.string(),
+  status: z.enum(JOB_STATUSES),
+  createdAt: z.number(),
+  startedAt: z.number().nullable(),
+  updatedAt: z.number(),
+  finishedAt: z.number().nullable(),
+  heartbeatAt: z.number().nullable(),
+  lease: z.string().nullable(),
+  attempt: z.number().int().nonnegative(),
+  cancelRequested: z.boolean(),
+  progress: z.object({ message: z.string(), percent: z.number().nullable() }).nullable(),
+  result: z.unknown().optional(),
+  error: PublicErrorSchema.nullable(),
+  errorInternal: z.string().nullable(),
+  /** The resource lock this job holds while live; null for kinds without one. */
+  lockKey: z.string().nullable(),
+  sourceTaskId: z.string().nullable(),
+  clientJobId: z.string().nullable(),
+  idempotencyRecord: z.string().nullable(),
+  log: LogPositionSchema,
+})
+export type JobState = z.infer<typeof JobStateSchema>
+
+export const LockRecordSchema = z.discriminatedUnion('state', [
+  z.object({ state: z.literal('held'), jobId: z.string(), acquiredAt: z.number(), expiresAt: z.number() }),
+  z.object({ state: z.literal('released'), jobId: z.string(), releasedAt: z.number() }),
+  /** Set by the reaper just before it deletes a long-released lock; see lock.ts. */
+  z.object({ state: z.literal('reaping'), since: z.number() }),
+])
+export type LockRecord = z.infer<typeof LockRecordSchema>
+
+export const ApiKeyRecordSchema = z.object({
+  account: z.string(),
+  label: z.string(),
+  createdAt: z.number(),
+})
+export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>
+
+export const IdempotencyRecordSchema = z.object({
+  jobId: z.string(),
+  requestHash: z.string(),
+  createdAt: z.number(),
+  expiresAt: z.number(),
+})
+export type IdempotencyRecord = z.infer<typeof IdempotencyRecordSchema>

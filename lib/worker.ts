@@ -1,0 +1,203 @@
+/**
+ * The background worker: claim a queued job, run its handler, finish it.
+ *
+ * Delivery is at least once (Netlify retries a failed background call twice),
+ * so the claim is a create-only write of the job state: one invocation wins,
+ * any other finds the state there and leaves. Every later write is fenced by
+ * the lease token written in the claim: once the reaper (or a cancel) has
+ * finished the job, this worker's writes are refused and it stops.
+ */
+import type { Deps } from './deps.ts'
+import type { JobEvent } from './types.ts'
+import { JobStateSchema, type JobState } from './types.ts'
+import { type Change, type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
+import { CHUNK_SIZE, type ChunkSource, chunksFromStorage } from './events.ts'
+import { randomToken } from './ids.ts'
+import { splitError } from './sanitize.ts'
+import type { JobKind } from './kinds/define.ts'
+
+export const MAX_PROGRESS_MESSAGE = 200
+
+export type WorkerOutcome =
+  | 'complete'
+  | 'failed'
+  | 'canceled'
+  | 'not_found'
+  | 'already_claimed'
+  /** Another writer (reaper, cancel, takeover) finished the job while it ran. */
+  | 'fenced'
+
+/** This worker no longer owns the job; nothing it does may be written. */
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError'
+}
+
+export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> {
+  const spec = await readSpec(deps.store, jobId)
+  if (!spec) return (await readState(deps.store, jobId)) ? 'already_claimed' : 'not_found'
+
+  const lease = randomToken()
+  const now = deps.clock.now()
+  const claimed = await commitState(deps, initialState(spec, now), null, (state) => ({
+    state: { ...state, status: 'running', lease, attempt: 1, startedAt: now, heartbeatAt: now },
+    events: [{ type: 'started', data: { attempt: 1 } }],
+  }))
+  if (!claimed) return 'already_claimed'
+
+  const kind = deps.kinds.get(spec.kind)
+  const writer = fencedWriter(deps, claimed, lease)
+  const heartbeat = setInterval(() => {
+    if (deps.clock.now() - writer.lastWriteAt() >= deps.settings.heartbeatIntervalMs) {
+      writer.update((state) => ({ state: { ...state }, events: [] })).catch(() => {})
+    }
+  }, Math.max(1000, Math.floor(deps.settings.heartbeatIntervalMs / 3)))
+  heartbeat.unref?.()
+
+  try {
+    if (!kind) throw new Error(`job kind "${spec.kind}" is not registered in this deploy`)
+    const result = await runHandler(kind, spec.input, writer, jobId, spec.account)
+    await writer.finish((state) => ({
+      state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },
+      events: [{ type: 'done', data: { result } }],
+    }))
+    return 'complete'
+  } catch (thrown) {
+    if (thrown instanceof LeaseLostError) return 'fenced'
+    if (writer.signal.aborted && writer.cancelRequested()) {
+      return finishOrFenced(writer, 'canceled', (state) => ({
+        state: { ...state, status: 'canceled' },
+        events: [{ type: 'canceled', data: { reason: 'canceled by request' } }],
+      }))
+    }
+    const { error, errorInternal } = splitError(thrown)
+    deps.log.error('job failed', { jobId, kind: spec.kind, error: errorInternal })
+    return finishOrFenced(writer, 'failed', (state) => ({
+      state: { ...state, status: 'failed', error, errorInternal },
+      events: [{ type: 'error', data: { error } }],
+    }))
+  } finally {
+    clearInterval(heartbeat)
+    writer.close()
+  }
+}
+
+async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, change: Change): Promise<WorkerOutcome> {
+  try {
+    await writer.finish(change)
+    return outcome
+  } catch (error) {
+    if (error instanceof LeaseLostError) return 'fenced'
+    throw error
+  }
+}
+
+async function runHandler(kind: JobKind, rawInput: unknown, writer: FencedWriter, jobId: string, account: string) {
+  const input = kind.input.parse(rawInput)
+  const result = await kind.run({
+    jobId,
+    account,
+    input,
+    signal: writer.signal,
+    progress: (message, percent) =>
+      writer.update((state) => {
+        const text = String(message).slice(0, MAX_PROGRESS_MESSAGE)
+        const pct = percent === undefined || !Number.isFinite(percent) ? null : Math.min(100, Math.max(0, percent))
+        return {
+          state: { ...state, progress: { message: text, percent: pct } },
+          events: [{ type: 'progress', data: { message: text, percent: pct } }],
+        }
+      }),
+    emit: (type, data) => {
+      if (!/^[a-z][a-z0-9_]{0,39}$/.test(type) || ['done', 'error', 'canceled', 'started'].includes(type)) {
+        throw new TypeError(`event type "${type}" is reserved or not snake_case`)
+      }
+      return writer.update((state) => ({ state, events: [{ type, data: data ?? null }] }))
+    },
+  })
+  writer.signal.throwIfAborted()
+  return result ?? null
+}
+
+interface FencedWriter {
+  signal: AbortSignal
+  cancelRequested(): boolean
+  lastWriteAt(): number
+  update(change: Change): Promise<void>
+  finish(change: Change): Promise<void>
+  close(): void
+}
+
+/**
+ * All writes of one worker, serialized, each a conditional write of the job
+ * state under this worker's lease. A conflict re-reads the state: a cancel
+ * request aborts the handler; a lease taken by someone else stops everything.
+ */
+function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWriter {
+  let current = claimed
+  let lastWrite = deps.clock.now()
+  let queue: Promise<void> = Promise.resolve()
+  const controller = new AbortController()
+  // Chunks this worker flushed, so a page can be written without reading them back.
+  const flushed = new Map<number, JobEvent[]>()
+  const fromStorage = chunksFromStorage(deps.store, claimed.state.jobId)
+  const chunkSource: ChunkSource = async (index) => flushed.get(index) ?? fromStorage(index)
+
+  const remember = (state: JobState) => {
+    const { flushedSeq, tail } = state.log
+    if (tail.length === CHUNK_SIZE) flushed.set(flushedSeq / CHUNK_SIZE, tail)
+    for (const index of flushed.keys()) if (index < flushedSeq / CHUNK_SIZE - 10) flushed.delete(index)
+  }
+  remember(current.state)
+
+  const write = async (change: Change, terminal: boolean) => {
+    for (;;) {
+      const { state } = current
+      if (state.lease !== lease || state.status !== 'running') {
+        controller.abort(new LeaseLostError('job was finished by another writer'))
+        throw new LeaseLostError(`lease on ${state.jobId} lost (status ${state.status})`)
+      }
+      if (state.cancelRequested && !terminal) controller.abort(new Error('canceled'))
+      const now = deps.clock.now()
+      const next = await commitState(
+        deps,
+        state,
+        current.version,
+        (base) => {
+          const changed = change(base)
+          return {
+            ...changed,
+            state: { ...changed.state, heartbeatAt: now, ...(terminal ? { finishedAt: now } : {}) },
+          }
+        },
+        chunkSource,
+      )
+      if (next) {
+        current = next
+        lastWrite = now
+        remember(next.state)
+        return
+      }
+      const reread = await readState(deps.store, state.jobId)
+      if (!reread) throw new LeaseLostError(`state of ${state.jobId} is gone`)
+      current = { state: JobStateSchema.parse(reread.state), version: reread.version }
+    }
+  }
+
+  const enqueue = (change: Change, terminal: boolean) => {
+    const run = queue.then(() => write(change, terminal))
+    queue = run.catch(() => {})
+    return run
+  }
+
+  return {
+    signal: controller.signal,
+    cancelRequested: () => current.state.cancelRequested,
+    lastWriteAt: () => lastWrite,
+    update: (change) => enqueue(change, false),
+    async finish(change) {
+      await enqueue(change, true)
+      await settleFinishedJob(deps, current.state)
+    },
+    close: () => {},
+  }
+}

@@ -1,0 +1,18 @@
+import type { Config, Context } from '@netlify/functions'
+import { adminSnapshot } from '../../lib/admin.ts'
+import { isAdminToken } from '../../lib/api-keys.ts'
+import { unauthorized } from '../../lib/errors.ts'
+import { allowMethods, json, respond } from '../../lib/http.ts'
+import { parseAdminQuery } from '../../lib/admin.ts'
+import { appFor, log } from '../app.ts'
+
+/** GET /api/admin/jobs: operator snapshot (ADMIN_TOKEN), with internal error detail. */
+export default async (req: Request, _context: Context) =>
+  respond(log, async () => {
+    allowMethods(req, ['GET'])
+    if (!isAdminToken(process.env.ADMIN_TOKEN, req.headers.get('authorization'))) throw unauthorized()
+    const deps = appFor(req)
+    return json(await adminSnapshot(deps, parseAdminQuery(new URL(req.url).searchParams)))
+  })
+
+export const config: Config = { path: '/api/admin/jobs' }

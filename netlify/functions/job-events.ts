@@ -1,0 +1,18 @@
+import type { Config, Context } from '@netlify/functions'
+import { authenticate } from '../../lib/api-keys.ts'
+import { allowMethods, json, respond } from '../../lib/http.ts'
+import { parseFeedQuery, readFeed } from '../../lib/jobs.ts'
+import { appFor, log } from '../app.ts'
+
+/** GET /api/jobs/:id/events?after=&limit=&wait=: the event feed, for polling and long-polling. */
+export default async (req: Request, context: Context) =>
+  respond(log, async () => {
+    allowMethods(req, ['GET'])
+    const deps = appFor(req)
+    const account = await authenticate(deps.store, req.headers.get('authorization'))
+    const query = parseFeedQuery(new URL(req.url).searchParams)
+    const { retryAfter, ...feed } = await readFeed(deps, account, context.params.id ?? '', query, req.signal)
+    return json(feed, 200, feed.done ? {} : { 'Retry-After': String(retryAfter) })
+  })
+
+export const config: Config = { path: '/api/jobs/:id/events' }

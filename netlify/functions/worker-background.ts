@@ -1,0 +1,33 @@
+import type { Context } from '@netlify/functions'
+import { verifyWorkerRequest } from '../../lib/signing.ts'
+import { runJob } from '../../lib/worker.ts'
+import { JOB_ID_PATTERN } from '../../lib/ids.ts'
+import { appFor, log, signingSecret } from '../app.ts'
+
+/**
+ * The background worker (up to 15 minutes). Reachable by anyone, so it acts
+ * only on requests signed by the submit function. Netlify may deliver a call
+ * more than once; `runJob` claims the job so only one run does the work.
+ */
+export default async (req: Request, _context: Context) => {
+  const body = await req.text()
+  const check = verifyWorkerRequest(signingSecret(), body, req.headers, Date.now())
+  if (!check.valid) {
+    log.error('worker refused an unsigned or stale request', { reason: check.reason })
+    return new Response(null, { status: 401 })
+  }
+  const jobId = parseJobId(body)
+  if (!jobId) return new Response(null, { status: 400 })
+  const outcome = await runJob(appFor(req), jobId)
+  log.info('worker finished', { jobId, outcome })
+  return new Response(null, { status: 204 })
+}
+
+function parseJobId(body: string): string | null {
+  try {
+    const { jobId } = JSON.parse(body) as { jobId?: unknown }
+    return typeof jobId === 'string' && JOB_ID_PATTERN.test(jobId) ? jobId : null
+  } catch {
+    return null
+  }
+}
