@@ -270,4 +270,10 @@ describe('BlobsServer sandbox fidelity', () => {
     // Nothing left behind in the entries tree besides the real blobs.
     expect(await readdir(join(directory, 'entries', 'test-site', STORE_PATH, 'torn'))).toEqual(['entry'])
   })
+
+  it('the per-key lock map is empty once the server is idle', () => {
+    const locks = (globalThis as Record<symbol, unknown>)[Symbol.for('netlify.blobs.sandbox.keyLocks')]
+    expect(locks).toBeInstanceOf(Map)
+    expect((locks as Map<string, unknown>).size).toBe(0)
+  })
 })

@@ -69,7 +69,7 @@ export function netlifyBlobsPort(store: Store): BlobPort {
 
     create: (key, data) => conditionalWrite(key, data, { onlyIfNew: true }),
 
-    replace(key, data, version) {
+    async replace(key, data, version) {
       // An empty ETag would make the SDK send an unconditional write.
       if (!version) throw new TypeError(`replace("${key}") needs the version it read; refusing an unconditional write`)
       return conditionalWrite(key, data, { onlyIfMatch: version })
