@@ -26,7 +26,7 @@ afterAll(async () => {
 })
 
 let storeNo = 0
-function setup(kinds: Parameters<typeof testDeps>[1]['kinds'] = [], clock: ManualClock = manualClock()) {
+function setup(kinds: NonNullable<Parameters<typeof testDeps>[1]>['kinds'] = [], clock: ManualClock = manualClock()) {
   const deps = testDeps(blobs.port(`lifecycle-${++storeNo}`), {
     clock,
     kinds,

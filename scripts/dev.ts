@@ -1,0 +1,54 @@
+/**
+ * `npm run dev`: everything needed to run locally, then `netlify dev`.
+ * - `.env` with a signing secret and an admin token (made once, random);
+ * - a development API key for account "dev", kept in `.netlify/dev-api-key`
+ *   and registered in the local Blobs sandbox;
+ * - `netlify dev` offline, without Edge Functions (they would download Deno).
+ */
+import { randomBytes } from 'node:crypto'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { registerApiKey } from '../lib/api-keys.ts'
+import { systemClock } from '../lib/clock.ts'
+import { flags, openStore } from './store.ts'
+
+const root = process.cwd()
+const envFile = join(root, '.env')
+const keyFile = join(root, '.netlify', 'dev-api-key')
+const secret = () => randomBytes(32).toString('base64url')
+
+const env = existsSync(envFile) ? readFileSync(envFile, 'utf8') : ''
+const missing = [
+  ['JOBS_SIGNING_SECRET', secret()],
+  ['ADMIN_TOKEN', secret()],
+].filter(([name]) => !new RegExp(`^${name}=`, 'm').test(env))
+if (missing.length) {
+  writeFileSync(envFile, `${env}${env && !env.endsWith('\n') ? '\n' : ''}${missing.map(([k, v]) => `${k}=${v}`).join('\n')}\n`, { mode: 0o600 })
+}
+const adminToken = /^ADMIN_TOKEN=(.*)$/m.exec(readFileSync(envFile, 'utf8'))?.[1] ?? ''
+
+mkdirSync(join(root, '.netlify'), { recursive: true })
+const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : `djk_${randomBytes(32).toString('base64url')}`
+writeFileSync(keyFile, apiKey, { mode: 0o600 })
+const { store, close } = await openStore()
+await registerApiKey(store, systemClock, apiKey, 'dev', 'local development')
+await close()
+
+const { port = '8888' } = flags()
+console.log(`
+  Durable jobs, local development
+  API:          http://localhost:${port}/api/jobs
+  API key:      ${apiKey}        (account "dev", kept in .netlify/dev-api-key)
+  Admin token:  ${adminToken}    (from .env)
+  Try:  curl -s -X POST http://localhost:${port}/api/jobs -H "Authorization: Bearer ${apiKey}" \\
+          -H 'Content-Type: application/json' -d '{"kind":"summarize","input":{"text":"Durable jobs survive restarts. Locks stop double work."}}'
+`)
+
+const netlify = spawn(
+  join(root, 'node_modules', '.bin', 'netlify'),
+  ['dev', '--offline', '--internal-disable-edge-functions', '--port', port, ...(flags().debug ? ['--debug'] : [])],
+  { stdio: 'inherit', env: { ...process.env, NETLIFY_TELEMETRY_DISABLED: '1' } },
+)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => netlify.kill(signal))
+netlify.on('exit', (code) => process.exit(code ?? 0))

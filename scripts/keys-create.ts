@@ -1,0 +1,24 @@
+/**
+ * Makes an API key for an account and prints it (the only time it is shown).
+ *   npm run keys:create -- --account acme [--label "mobile app"]
+ */
+import { createApiKey } from '../lib/api-keys.ts'
+import { systemClock } from '../lib/clock.ts'
+import { flags, openStore } from './store.ts'
+
+const { account, label = 'default' } = flags()
+if (!account) {
+  console.error('usage: npm run keys:create -- --account NAME [--label TEXT]')
+  process.exit(2)
+}
+const { store, where, close } = await openStore()
+try {
+  const apiKey = await createApiKey(store, systemClock, account, label)
+  console.error(`Created a key for account "${account}" in ${where}. Store it now; it cannot be shown again.`)
+  console.log(apiKey)
+} catch (error) {
+  console.error(error instanceof Error ? error.message : error)
+  process.exitCode = 1
+} finally {
+  await close()
+}
