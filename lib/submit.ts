@@ -105,8 +105,11 @@ export async function submitJob(
       })
       if (!lock.acquired) {
         const urls = jobUrls(lock.holder.jobId)
+        // Name the holder only when the resource is this account's own, so a
+        // kind with a shared resource never reveals another account's job.
+        const ownResource = lockKey.startsWith(`${account}:`)
         throw new ApiError(409, 'resource_locked', 'Another job is already working on this resource.', {
-          extra: {
+          extra: !ownResource ? {} : {
             holder: {
               jobId: lock.holder.jobId,
               statusUrl: urls.statusUrl,
