@@ -1,0 +1,310 @@
+/**
+ * Storage budgets, measured: real flows through the real Blobs adapter
+ * against a real local BlobsServer. Ops are counted by the server's
+ * `onRequest` hook, request-body bytes by the `fetch` given to the SDK.
+ * Prints a markdown table; always exits 0, with a WARN line per miss.
+ *
+ *   npm run bench
+ */
+import { randomUUID } from 'node:crypto'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { getStore } from '@netlify/blobs'
+import { BlobsServer } from '@netlify/blobs/server'
+import { authenticate, createApiKey } from '../lib/api-keys.ts'
+import type { Deps, Settings } from '../lib/deps.ts'
+import { CHUNK_SIZE, type ChunkSource, chunksFromStorage } from '../lib/events.ts'
+import { type StoredState, commitState, initialState, settleFinishedJob } from '../lib/job-state.ts'
+import { readFeed } from '../lib/jobs.ts'
+import { reap } from '../lib/reaper.ts'
+import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
+import { keys } from '../lib/storage/keys.ts'
+import { submitJob } from '../lib/submit.ts'
+import type { JobEvent, JobSpec } from '../lib/types.ts'
+import { runJob } from '../lib/worker.ts'
+import { manualClock, testDeps } from '../test/support/deps.ts'
+
+// --- counting: every op the server sees, every body byte the client sends ---
+const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
+type Count = Record<(typeof OP_TYPES)[number] | 'bytes', number>
+const counted: Count = { get: 0, getMetadata: 0, set: 0, delete: 0, list: 0, bytes: 0 }
+
+const bodySize = (body: BodyInit | null | undefined): number => {
+  if (body == null) return 0
+  if (typeof body === 'string') return Buffer.byteLength(body)
+  if (body instanceof ArrayBuffer || ArrayBuffer.isView(body)) return body.byteLength
+  if (body instanceof Blob) return body.size
+  return 0 // streams and forms: the adapter never sends them
+}
+const countingFetch: typeof fetch = (input, init) => {
+  counted.bytes += bodySize(init?.body)
+  return fetch(input, init)
+}
+const snap = (): Count => ({ ...counted })
+const since = (before: Count): Count =>
+  Object.fromEntries(Object.entries(counted).map(([k, v]) => [k, v - before[k as keyof Count]])) as Count
+
+/** Runs `fn`, returning what it cost in ops, bytes and wall-clock ms (real clock: we are timing). */
+async function measure<T>(fn: () => Promise<T>): Promise<{ result: T; cost: Count; ms: number }> {
+  const before = snap()
+  const t0 = performance.now()
+  const result = await fn()
+  return { result, ms: performance.now() - t0, cost: since(before) }
+}
+
+// --- formatting ---
+const num = (n: number) => String(Number(n.toFixed(3)))
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const ms = (xs: number[]) => `${median(xs).toFixed(2)} ms`
+/** "1 get + 2 set" (divided by `per` for per-unit averages). */
+const breakdown = (c: Count, per = 1) =>
+  OP_TYPES.filter((t) => c[t] > 0).map((t) => `${num(c[t] / per)} ${t}`).join(' + ') || '0 ops'
+const total = (c: Count, types: readonly (keyof Count)[] = OP_TYPES) => types.reduce((sum, t) => sum + c[t], 0)
+const sum = (cs: Count[]): Count => {
+  const acc: Count = { get: 0, getMetadata: 0, set: 0, delete: 0, list: 0, bytes: 0 }
+  for (const c of cs) for (const t of Object.keys(acc) as (keyof Count)[]) acc[t] += c[t]
+  return acc
+}
+
+interface Row { scenario: string; budget: string; measured: string; bytes: string; time: string; ok: boolean | null }
+const rows: Row[] = []
+const warnings: string[] = []
+function row(r: Row) {
+  rows.push(r)
+  if (r.ok === false) warnings.push(`WARN: budget exceeded: ${r.scenario}: measured ${r.measured} (budget ${r.budget})`)
+}
+
+// --- server and stores: one server, one store per scenario so listings do not mix ---
+const directory = await mkdtemp(join(os.tmpdir(), 'blobs-bench-'))
+const token = `bench-${randomUUID()}`
+const server = new BlobsServer({ directory, token, onRequest: ({ type }) => { if (type in counted) counted[type as keyof Count]++ } })
+const { port } = await server.start()
+const url = `http://localhost:${port}`
+const openStore = (name: string) =>
+  netlifyBlobsPort(getStore({ name, siteID: 'bench', token, edgeURL: url, uncachedEdgeURL: url, consistency: 'strong', fetch: countingFetch }))
+// A manual clock: time-dependent logic (heartbeats, expiry buckets) must not depend on how fast this machine is.
+const benchDeps = (store: string, settings: Partial<Settings> = {}) => testDeps(openStore(store), { clock: manualClock(), settings })
+
+const ACCOUNT = 'bench'
+const WORDS = 'storage durable event worker queue summary lease heartbeat page chunk reader cursor budget netlify blob function'.split(' ')
+/** Sentences of random words, ~`chars` long, with a unique opening so every text hashes (and locks) differently. */
+function text(chars: number) {
+  const out = [`Document ${randomUUID()}.`]
+  for (let len = 0; len < chars; ) {
+    const s = Array.from({ length: 8 + (len % 9) }, () => WORDS[Math.floor(Math.random() * WORDS.length)]).join(' ')
+    out.push(`${s[0]!.toUpperCase()}${s.slice(1)}.`)
+    len += s.length + 2
+    if (out.length % 12 === 0) out.push('\n\n')
+  }
+  return out.join(' ')
+}
+
+/**
+ * A claimed, running job appended to one event per write, as the worker's
+ * fenced writer does: commitState with the last version, chunks for a page
+ * served from memory (falling back to storage).
+ */
+async function runningJob(deps: Deps) {
+  const spec: JobSpec = { jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt: deps.clock.now(), lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null }
+  const now = deps.clock.now()
+  let current: StoredState | null = await commitState(deps, initialState(spec, now), null, (s) => ({
+    state: { ...s, status: 'running', lease: 'bench', attempt: 1, startedAt: now, heartbeatAt: now },
+    events: [],
+  }))
+  if (!current) throw new Error('claim failed')
+  const flushed = new Map<number, JobEvent[]>()
+  const fromStorage = chunksFromStorage(deps.store, spec.jobId)
+  const chunkSource: ChunkSource = async (index) => flushed.get(index) ?? fromStorage(index)
+  return {
+    jobId: spec.jobId,
+    lastSeq: () => current!.state.log.lastSeq,
+    /** Appends `count` events one write each; returns each append's cost and time. */
+    async append(count: number) {
+      const costs: Count[] = []
+      const times: number[] = []
+      for (let i = 0; i < count; i++) {
+        ;(deps.clock as ReturnType<typeof manualClock>).advance(100)
+        const { result, cost, ms } = await measure(() =>
+          commitState(deps, current!.state, current!.version, (s) => ({
+            state: { ...s, heartbeatAt: deps.clock.now() },
+            events: [{ type: 'tick', data: { i: s.log.lastSeq + 1 } }],
+          }), chunkSource),
+        )
+        if (!result) throw new Error('append conflict')
+        current = result
+        const { flushedSeq, tail } = result.state.log
+        if (tail.length === CHUNK_SIZE) flushed.set(flushedSeq / CHUNK_SIZE, tail)
+        costs.push(cost)
+        times.push(ms)
+      }
+      return { costs, times }
+    },
+  }
+}
+
+const started = performance.now()
+try {
+  // 1. Submit, happy path: authenticate (1 read) + submitJob (lock + spec), worker call a no-op.
+  {
+    const deps = benchDeps('bench-submit')
+    const apiKey = await createApiKey(deps.store, deps.clock, ACCOUNT)
+    const N = 50
+    const runs = []
+    for (let i = 0; i < N; i++) {
+      const body = { kind: 'summarize', input: { text: text(2000) } }
+      runs.push(await measure(async () => submitJob(deps, await authenticate(deps.store, `Bearer ${apiKey}`), body, null)))
+    }
+    const cost = sum(runs.map((r) => r.cost))
+    row({ scenario: `Submit, happy path (auth + submitJob, ${N} submits)`, budget: '≤ 4 ops', measured: `${num(total(cost) / N)} ops/submit: ${breakdown(cost, N)}`, bytes: `${Math.round(cost.bytes / N)} B/submit`, time: ms(runs.map((r) => r.ms)), ok: total(cost) / N <= 4 })
+  }
+
+  // 2a. Appends with the cap out of the way: writes per append and bytes per append must stay flat.
+  const N_APPEND = 5000
+  const longDeps = benchDeps('bench-append', { maxEvents: 10_000 })
+  const longJob = await runningJob(longDeps)
+  {
+    const { costs, times } = await longJob.append(N_APPEND)
+    const all = sum(costs)
+    const writes = total(all, ['set', 'delete']) / N_APPEND
+    const avgBytes = (from: number) => sum(costs.slice(from - 1, from + 99)).bytes / 100
+    const windows = [10, 1000, 4900].map((from) => ({ from, bytes: avgBytes(from) }))
+    const flat = Math.max(...windows.map((w) => w.bytes)) / Math.min(...windows.map((w) => w.bytes)) <= 1.1
+    row({
+      scenario: `Append event, ${N_APPEND} appends (maxEvents 10000 so the cap does not interfere)`,
+      budget: '≤ 2 writes/append amortized; bytes/append flat #10→#5000',
+      measured: `${num(writes)} writes/append: ${breakdown(all, N_APPEND)}`,
+      bytes: `avg/append over 100: ${windows.map((w) => `${Math.round(w.bytes)} B (from #${w.from})`).join(', ')}; single append #10: ${costs[9]!.bytes} B, #5000: ${costs[N_APPEND - 1]!.bytes} B`,
+      time: `${ms(times)}/append`,
+      ok: writes <= 2 && flat,
+    })
+  }
+
+  // 2b. Default cap (1000): past it, every 100 events drop a page and its 10 chunks.
+  {
+    const job = await runningJob(benchDeps('bench-append-cap'))
+    const { costs, times } = await job.append(N_APPEND)
+    const all = sum(costs)
+    const pastCap = sum(costs.slice(1000))
+    const writes = total(all, ['set', 'delete']) / N_APPEND
+    row({
+      scenario: `Append event, ${N_APPEND} appends, default cap (maxEvents 1000)`,
+      budget: '≤ 2 writes/append amortized',
+      measured: `${num(writes)} writes/append: ${num(all.set / N_APPEND)} set + ${num(all.delete / N_APPEND)} delete per append (past the cap: ${num(pastCap.delete / (N_APPEND - 1000))} delete/append = ${num((pastCap.delete / (N_APPEND - 1000)) * 100)} per 100 events)${all.get ? `; also ${num(all.get / N_APPEND)} get` : ''}`,
+      bytes: `${Math.round(all.bytes / N_APPEND)} B/append avg`,
+      time: `${ms(times)}/append`,
+      ok: writes <= 2,
+    })
+  }
+
+  // 3. Idle poll: nothing after the cursor, so one state read and no event blobs.
+  {
+    const runs = []
+    for (let i = 0; i < 30; i++) {
+      runs.push(await measure(() => readFeed(longDeps, ACCOUNT, longJob.jobId, { after: longJob.lastSeq(), limit: 100, waitSeconds: 0 })))
+    }
+    const cost = sum(runs.map((r) => r.cost))
+    const reads = total(cost, ['get', 'getMetadata', 'list']) / runs.length
+    row({ scenario: 'Idle poll (nothing new), running job', budget: '≤ 1 read', measured: `${num(total(cost) / runs.length)} ops/poll: ${breakdown(cost, runs.length)}`, bytes: '', time: ms(runs.map((r) => r.ms)), ok: reads <= 1 && total(cost) === reads * runs.length })
+  }
+
+  // 4. Replay 1000 events from the start: a log of exactly 1000 events, and the first 1000 of the 5000-event log.
+  {
+    const readDeps = benchDeps('bench-read')
+    const job1000 = await runningJob(readDeps)
+    await job1000.append(1000)
+    const cases = [
+      { label: 'log of exactly 1000 events', job: job1000, deps: readDeps },
+      { label: `first 1000 of the ${N_APPEND}-event log`, job: longJob, deps: longDeps },
+    ]
+    for (const { label, job, deps } of cases) {
+      const runs = []
+      for (let i = 0; i < 10; i++) {
+        runs.push(await measure(() => readFeed(deps, ACCOUNT, job.jobId, { after: 0, limit: 1000, waitSeconds: 0 })))
+      }
+      if (runs[0]!.result.events.length !== 1000) throw new Error(`expected 1000 events, got ${runs[0]!.result.events.length}`)
+      const cost = sum(runs.map((r) => r.cost))
+      const reads = total(cost) / runs.length
+      row({ scenario: `Read 1000 events from the start (${label})`, budget: '≤ 11 reads (1 + 1000/100)', measured: `${num(reads)} reads: ${breakdown(cost, runs.length)}`, bytes: '', time: ms(runs.map((r) => r.ms)), ok: reads <= 11 })
+    }
+  }
+
+  // Informational: one whole `summarize` job on ~200 KB, from the worker's claim to its clean-up.
+  {
+    const deps = benchDeps('bench-run')
+    const runs = []
+    for (let i = 0; i < 3; i++) {
+      const { body } = await submitJob(deps, ACCOUNT, { kind: 'summarize', input: { text: text(200_000) } }, null)
+      const run = await measure(() => runJob(deps, body.jobId))
+      if (run.result !== 'complete') throw new Error(`summarize ended ${run.result}`)
+      runs.push(run)
+    }
+    const cost = sum(runs.map((r) => r.cost))
+    row({ scenario: 'Complete `summarize` job via runJob, ~200 KB text (informational)', budget: '—', measured: `${num(total(cost) / runs.length)} ops/job: ${breakdown(cost, runs.length)}`, bytes: `${Math.round(cost.bytes / runs.length)} B/job`, time: ms(runs.map((r) => r.ms)), ok: null })
+  }
+
+  // 5. Reaper: its op count must not grow with the finished jobs kept for retention.
+  {
+    const deps = benchDeps('bench-reaper')
+    const clock = deps.clock as ReturnType<typeof manualClock>
+    const now = clock.now()
+    // Live jobs with fresh heartbeats: spec in queue/ (the live index) and a claimed running state.
+    for (let i = 0; i < 5; i++) {
+      const spec: JobSpec = { jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt: now, lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null }
+      await deps.store.create(keys.spec(spec.jobId), JSON.stringify(spec))
+      await commitState(deps, initialState(spec, now), null, (s) => ({ state: { ...s, status: 'running', lease: 'x', attempt: 1, startedAt: now, heartbeatAt: now }, events: [] }))
+    }
+    // Finished jobs through the real code paths: the terminal state write, then settling
+    // (expiry marker in a future bucket; no lock, no spec left). Finished over the last hour.
+    let seeded = 0
+    const seedTo = async (count: number) => {
+      const ids = Array.from({ length: count - seeded }, (_, i) => seeded + i)
+      for (let i = 0; i < ids.length; i += 32) {
+        await Promise.all(ids.slice(i, i + 32).map(async (n) => {
+          const finishedAt = now - (n % 60) * 60_000
+          const spec: JobSpec = { jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt: finishedAt - 30_000, lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null }
+          const done = await commitState(deps, initialState(spec, finishedAt), null, (s) => ({
+            state: { ...s, status: 'complete', startedAt: finishedAt - 20_000, finishedAt, heartbeatAt: finishedAt, result: { n } },
+            events: [{ type: 'done', data: { result: { n } } }],
+          }))
+          await settleFinishedJob(deps, done!.state)
+        }))
+      }
+      seeded = count
+    }
+    const t0 = performance.now()
+    await seedTo(1000)
+    const small = await measure(() => reap(deps))
+    await seedTo(20_000)
+    const seedSeconds = ((performance.now() - t0 - small.ms) / 1000).toFixed(1)
+    const large = await measure(() => reap(deps))
+    const flat = total(small.cost) === total(large.cost) && breakdown(small.cost) === breakdown(large.cost)
+    row({ scenario: 'Reaper, 1 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(small.cost)} ops: ${breakdown(small.cost)}`, bytes: '', time: `${small.ms.toFixed(2)} ms`, ok: flat })
+    row({ scenario: 'Reaper, 20 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(large.cost)} ops: ${breakdown(large.cost)}`, bytes: '', time: `${large.ms.toFixed(2)} ms (seeding took ${seedSeconds} s)`, ok: flat })
+  }
+} finally {
+  await server.stop()
+  await rm(directory, { recursive: true, force: true })
+}
+
+// --- report ---
+const cpus = os.cpus()
+console.log(`# Storage budget bench\n`)
+console.log(`- date: ${new Date().toISOString()}`)
+console.log(`- cpu: ${cpus[0]?.model ?? 'unknown'} (${cpus.length} cores)`)
+console.log(`- node: ${process.version}`)
+console.log(`- store: local BlobsServer (patched sandbox) over HTTP, via lib/storage/netlify-blobs.ts; total bench time ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
+const cell = (s: string) => s.replaceAll('|', '\\|')
+console.log('| scenario | budget | measured ops | bytes | time (median) | within budget |')
+console.log('|---|---|---|---|---|---|')
+for (const r of rows) {
+  console.log(`| ${[r.scenario, r.budget, r.measured, r.bytes || '—', r.time || '—', r.ok === null ? 'n/a' : r.ok ? 'yes' : 'no'].map(cell).join(' | ')} |`)
+}
+console.log('')
+for (const warning of warnings) console.log(warning)
+if (warnings.length === 0) console.log('All budgets met.')
+process.exitCode = 0
