@@ -34,6 +34,17 @@ const EventListSchema = z.array(JobEventSchema)
 
 export const emptyLog = (): LogPosition => ({ firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] })
 
+/** Where a log's chunks and pages live: a job's events, or an account's credit ledger. */
+export interface LogKeys {
+  chunk(index: number): string
+  page(index: number): string
+}
+
+export const jobLog = (jobId: string): LogKeys => ({
+  chunk: (index) => keys.chunk(jobId, index),
+  page: (index) => keys.page(jobId, index),
+})
+
 export interface NewEvent {
   type: string
   data: unknown
@@ -55,16 +66,16 @@ export interface AppendPlan {
 export type ChunkSource = (chunkIndex: number) => Promise<JobEvent[]>
 
 export const chunksFromStorage =
-  (store: BlobPort, jobId: string): ChunkSource =>
+  (store: BlobPort, where: LogKeys): ChunkSource =>
   async (index) => {
-    const blob = await store.read(keys.chunk(jobId, index))
-    if (!blob) throw new Error(`chunk ${index} of ${jobId} is missing`)
+    const blob = await store.read(where.chunk(index))
+    if (!blob) throw new Error(`${where.chunk(index)} is missing`)
     return EventListSchema.parse(JSON.parse(blob.data))
   }
 
 /** Works out the new log position and the blobs to write for appending `events`. */
 export async function planAppend(
-  jobId: string,
+  where: LogKeys,
   log: LogPosition,
   events: NewEvent[],
   now: number,
@@ -81,7 +92,7 @@ export async function planAppend(
   for (const event of events) {
     if (tail.length >= CHUNK_SIZE) {
       const chunkIndex = flushedSeq / CHUNK_SIZE
-      writes.push({ key: keys.chunk(jobId, chunkIndex), data: JSON.stringify(tail) })
+      writes.push({ key: where.chunk(chunkIndex), data: JSON.stringify(tail) })
       written.set(chunkIndex, tail)
       flushedSeq += tail.length
       tail = []
@@ -91,7 +102,7 @@ export async function planAppend(
         for (let c = pageIndex * CHUNKS_PER_PAGE; c < (pageIndex + 1) * CHUNKS_PER_PAGE; c++) {
           pageEvents.push(...(written.get(c) ?? (await chunkSource(c))))
         }
-        writes.push({ key: keys.page(jobId, pageIndex), data: JSON.stringify(pageEvents) })
+        writes.push({ key: where.page(pageIndex), data: JSON.stringify(pageEvents) })
       }
     }
     lastSeq += 1
@@ -101,9 +112,9 @@ export async function planAppend(
 
     while (lastSeq - firstSeq + 1 > maxEvents && firstSeq + PAGE_SIZE - 1 <= flushedSeq) {
       const pageIndex = (firstSeq - 1) / PAGE_SIZE
-      deletes.push(keys.page(jobId, pageIndex))
+      deletes.push(where.page(pageIndex))
       for (let c = pageIndex * CHUNKS_PER_PAGE; c < (pageIndex + 1) * CHUNKS_PER_PAGE; c++) {
-        deletes.push(keys.chunk(jobId, c))
+        deletes.push(where.chunk(c))
       }
       firstSeq += PAGE_SIZE
     }
@@ -128,7 +139,7 @@ export class LogMovedError extends Error {
  */
 export async function readEvents(
   store: BlobPort,
-  jobId: string,
+  where: LogKeys,
   log: LogPosition,
   after: number,
   limit: number,
@@ -145,13 +156,13 @@ export async function readEvents(
     const pageEnd = (pageIndex + 1) * PAGE_SIZE
     const wanted = Math.min(to, pageEnd) - seq + 1
     if (pageEnd <= log.flushedSeq && wanted > CHUNK_SIZE) {
-      reads.push({ key: keys.page(jobId, pageIndex), first: seq, last: Math.min(to, pageEnd) })
+      reads.push({ key: where.page(pageIndex), first: seq, last: Math.min(to, pageEnd) })
       seq = Math.min(to, pageEnd) + 1
       continue
     }
     const chunkIndex = Math.floor((seq - 1) / CHUNK_SIZE)
     const chunkEnd = (chunkIndex + 1) * CHUNK_SIZE
-    reads.push({ key: keys.chunk(jobId, chunkIndex), first: seq, last: Math.min(to, chunkEnd) })
+    reads.push({ key: where.chunk(chunkIndex), first: seq, last: Math.min(to, chunkEnd) })
     seq = Math.min(to, chunkEnd) + 1
   }
 

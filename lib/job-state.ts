@@ -3,9 +3,10 @@
  * (`commitState`), and the clean-up every finished job goes through.
  */
 import type { Deps } from './deps.ts'
-import { type NewEvent, chunksFromStorage, planAppend } from './events.ts'
+import { type NewEvent, chunksFromStorage, jobLog, planAppend } from './events.ts'
+import { refundCredits } from './credits.ts'
 import { releaseLock } from './lock.ts'
-import { keys } from './storage/keys.ts'
+import { expiryBucket, keys } from './storage/keys.ts'
 import type { BlobPort } from './storage/port.ts'
 import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, isTerminal } from './types.ts'
 
@@ -46,6 +47,8 @@ export function initialState(spec: JobSpec, now: number): JobState {
     sourceTaskId: spec.sourceTaskId,
     clientJobId: spec.clientJobId,
     idempotencyRecord: spec.idempotencyRecord,
+    creditCharged: spec.creditCharged,
+    reservation: spec.reservation,
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }
 }
@@ -63,11 +66,11 @@ export async function commitState(
   base: JobState,
   version: string | null,
   change: Change,
-  chunkSource = chunksFromStorage(deps.store, base.jobId),
+  chunkSource = chunksFromStorage(deps.store, jobLog(base.jobId)),
 ): Promise<StoredState | null> {
   const now = deps.clock.now()
   const { state: changed, events } = change(base)
-  const plan = await planAppend(base.jobId, base.log, events, now, deps.settings.maxEvents, chunkSource)
+  const plan = await planAppend(jobLog(base.jobId), base.log, events, now, deps.settings.maxEvents, chunkSource)
   const next: JobState = { ...changed, log: plan.log, updatedAt: now }
   const data = JSON.stringify(next)
   await Promise.all(plan.writes.map((write) => deps.store.put(write.key, write.data)))
@@ -77,10 +80,6 @@ export async function commitState(
   await Promise.all(plan.deletes.map((key) => deps.store.delete(key)))
   return { state: next, version: outcome.version }
 }
-
-/** Retention is bucketed by time so the reaper lists only what is due. */
-export const EXPIRY_BUCKET_MS = 5 * 60_000
-export const expiryBucket = (at: number) => Math.floor(at / EXPIRY_BUCKET_MS)
 
 /**
  * What every finished job goes through, in an order that makes a crash at
@@ -92,6 +91,11 @@ export async function settleFinishedJob(deps: Pick<Deps, 'store' | 'clock' | 'se
   if (!isTerminal(state.status) || state.finishedAt === null) return
   const bucket = expiryBucket(state.finishedAt + deps.settings.retentionMs)
   await deps.store.put(keys.expiry(bucket, 'job', state.jobId), '')
+  // A job that did no work for its money gets it back; refunding twice is a no-op.
+  const unearned = state.status === 'failed' || (state.status === 'canceled' && state.startedAt === null)
+  if (unearned && state.creditCharged > 0 && state.reservation) {
+    await refundCredits(deps.store, deps.clock, state.account, state.reservation, state.jobId, `job ${state.status}`)
+  }
   if (state.lockKey) {
     const released = await releaseLock(deps.store, deps.clock, state.lockKey, state.jobId)
     if (!released.released && released.reason === 'held_by_another_job') {

@@ -4,7 +4,7 @@
  */
 import type { Deps } from './deps.ts'
 import { ApiError, invalidRequest, notFound } from './errors.ts'
-import { LogMovedError, readEvents } from './events.ts'
+import { LogMovedError, jobLog, readEvents } from './events.ts'
 import { JOB_ID_PATTERN } from './ids.ts'
 import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { type JobEvent, type JobSpec, isTerminal } from './types.ts'
@@ -97,7 +97,7 @@ async function readFeedOnce(deps: Deps, account: string, jobId: string, query: F
     const { state } = job.stored
     if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)
     try {
-      const slice = await readEvents(deps.store, jobId, state.log, query.after, query.limit)
+      const slice = await readEvents(deps.store, jobLog(jobId), state.log, query.after, query.limit)
       const next = slice.events.at(-1)?.seq ?? query.after
       const done = isTerminal(state.status) && next >= state.log.lastSeq
       return {

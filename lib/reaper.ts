@@ -10,9 +10,10 @@
  * It stops at its time budget and picks up the rest on the next run.
  */
 import type { Deps } from './deps.ts'
-import { EXPIRY_BUCKET_MS, commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
+import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { removeReleasedLock } from './lock.ts'
-import { bucketOf, keys } from './storage/keys.ts'
+import { pruneReservations } from './credits.ts'
+import { EXPIRY_BUCKET_MS, bucketOf, keys } from './storage/keys.ts'
 import { systemError } from './sanitize.ts'
 import { IdempotencyRecordSchema, isTerminal } from './types.ts'
 
@@ -22,6 +23,7 @@ export interface ReapReport {
   settled: number
   expiredDeleted: number
   locksRemoved: number
+  reservationsPruned: number
   unfinished: boolean
 }
 
@@ -30,7 +32,7 @@ const PARALLEL = 8
 export async function reap(deps: Deps): Promise<ReapReport> {
   const startedAt = deps.clock.now()
   const outOfTime = () => deps.clock.now() - startedAt > deps.settings.reaperBudgetMs
-  const report: ReapReport = { liveChecked: 0, failed: 0, settled: 0, expiredDeleted: 0, locksRemoved: 0, unfinished: false }
+  const report: ReapReport = { liveChecked: 0, failed: 0, settled: 0, expiredDeleted: 0, locksRemoved: 0, reservationsPruned: 0, unfinished: false }
 
   const live = await deps.store.list(keys.specPrefix)
   const liveIds = live.keys.map((key) => key.slice(keys.specPrefix.length))
@@ -52,7 +54,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
       report.unfinished = true
       break
     }
-    const { keys: entries } = await deps.store.list(`${keys.expiryBucket(bucket)}/`)
+    const { keys: entries } = await deps.store.list(`${keys.expiryFolder(bucket)}/`)
     await inBatches(entries, async (entry) => {
       if (outOfTime()) return (report.unfinished = true)
       const name = entry.slice(entry.lastIndexOf('/') + 1)
@@ -62,6 +64,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
         report.expiredDeleted++
         report.locksRemoved += locksRemoved
       }
+      if (type === 'account') report.reservationsPruned += await pruneReservations(deps.store, deps.clock, id, bucket)
       await deps.store.delete(entry)
     })
   }

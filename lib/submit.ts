@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import type { Deps } from './deps.ts'
 import { ApiError, type Issue, invalidRequest } from './errors.ts'
-import { acquireLock } from './lock.ts'
+import { acquireLock, releaseLock } from './lock.ts'
+import { chargeCredits, quoteCharge, refundCredits, reservationId } from './credits.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { UnsafeKeyError, keys, resourceKey, safePart } from './storage/keys.ts'
 import { IdempotencyRecordSchema, type JobSpec } from './types.ts'
@@ -78,6 +79,7 @@ export async function submitJob(
     throw error
   }
 
+  let submitted!: JobSpec
   let idempotencyRecord: string | null = null
   if (idempotencyKey !== null) {
     const claimed = await claimIdempotencyKey(deps, account, idempotencyKey, jobId, parsed.data)
@@ -85,20 +87,13 @@ export async function submitJob(
     idempotencyRecord = claimed.key
   }
 
-  const now = deps.clock.now()
-  const spec: JobSpec = {
-    jobId,
-    account,
-    kind: kindName,
-    input: input.data,
-    createdAt: now,
-    lockKey,
-    sourceTaskId,
-    clientJobId,
-    idempotencyRecord,
-  }
-
+  const cost = kind.cost ?? 0
+  const reservation = reservationId(clientJobId, jobId)
+  let creditCharged = 0
+  let lockTaken = false
   try {
+    // Decided before the lock, so a job the balance cannot cover takes nothing.
+    const quote = await quoteCharge(deps.store, deps.clock, account, reservation, cost)
     if (lockKey) {
       const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, {
         canTakeOver: (holder) => isAbandoned(deps, holder),
@@ -119,14 +114,41 @@ export async function submitJob(
           },
         })
       }
+      lockTaken = true
       if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
+    }
+    if (quote.amount > 0) {
+      creditCharged = await chargeCredits(
+        deps.store,
+        deps.clock,
+        { account, reservation, clientJobId, jobId, kind: kindName, cost },
+        quote,
+      )
+    }
+    const spec: JobSpec = {
+      jobId,
+      account,
+      kind: kindName,
+      input: input.data,
+      createdAt: deps.clock.now(),
+      lockKey,
+      sourceTaskId,
+      clientJobId,
+      idempotencyRecord,
+      creditCharged,
+      reservation: creditCharged > 0 ? reservation : null,
     }
     const created = await deps.store.create(keys.spec(jobId), JSON.stringify(spec))
     if (!created.ok) throw new Error(`job id ${jobId} already exists`)
+    submitted = spec
   } catch (error) {
+    // Undo what this submit did, so a refused or failed submit leaves nothing behind.
+    if (creditCharged > 0) await refundCredits(deps.store, deps.clock, account, reservation, jobId, 'submit failed').catch(() => {})
+    if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
     if (idempotencyRecord) await deps.store.delete(idempotencyRecord).catch(() => {})
     throw error
   }
+  const spec = submitted
 
   try {
     await deps.invokeWorker(jobId)

@@ -49,6 +49,9 @@ export const JobSpecSchema = z.object({
   clientJobId: z.string().nullable(),
   /** Storage key of the Idempotency-Key record that created it, removed with the job. */
   idempotencyRecord: z.string().nullable(),
+  /** Credits this job was charged (0 when a live reservation covered it) and that reservation. */
+  creditCharged: z.number().int().nonnegative(),
+  reservation: z.string().nullable(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -86,6 +89,8 @@ export const JobStateSchema = z.object({
   sourceTaskId: z.string().nullable(),
   clientJobId: z.string().nullable(),
   idempotencyRecord: z.string().nullable(),
+  creditCharged: z.number().int().nonnegative(),
+  reservation: z.string().nullable(),
   log: LogPositionSchema,
 })
 export type JobState = z.infer<typeof JobStateSchema>

@@ -25,6 +25,8 @@ export interface PublicJob {
   eventsUrl: string
   sourceTaskId: string | null
   clientJobId: string | null
+  /** Credits this job was charged: 0 when an earlier job with the same clientJobId paid. */
+  creditCharged: number
 }
 
 /** The job as any client may see it: never the internal error, never the lease. */
@@ -46,6 +48,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
       ...pick(jobUrls(spec.jobId)),
       sourceTaskId: spec.sourceTaskId,
       clientJobId: spec.clientJobId,
+      creditCharged: spec.creditCharged,
     }
   }
   const { state } = job
@@ -65,6 +68,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     ...pick(jobUrls(state.jobId)),
     sourceTaskId: state.sourceTaskId,
     clientJobId: state.clientJobId,
+    creditCharged: state.creditCharged,
   }
 }
 
@@ -93,5 +97,7 @@ export function operatorJob(state: JobState) {
     firstSeq: state.log.firstSeq,
     sourceTaskId: state.sourceTaskId,
     clientJobId: state.clientJobId,
+    creditCharged: state.creditCharged,
+    reservation: state.reservation,
   }
 }

@@ -11,7 +11,7 @@ import type { Deps } from './deps.ts'
 import type { JobEvent } from './types.ts'
 import { JobStateSchema, type JobState } from './types.ts'
 import { type Change, type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
-import { CHUNK_SIZE, type ChunkSource, chunksFromStorage } from './events.ts'
+import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from './events.ts'
 import { randomToken } from './ids.ts'
 import { splitError } from './sanitize.ts'
 import type { JobKind } from './kinds/define.ts'
@@ -58,7 +58,7 @@ export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> 
     const result = await runHandler(kind, spec.input, writer, jobId, spec.account)
     await writer.finish((state) => ({
       state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },
-      events: [{ type: 'done', data: { result } }],
+      events: [{ type: 'done', data: { result, creditCharged: state.creditCharged } }],
     }))
     return 'complete'
   } catch (thrown) {
@@ -139,7 +139,7 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
   const controller = new AbortController()
   // Chunks this worker flushed, so a page can be written without reading them back.
   const flushed = new Map<number, JobEvent[]>()
-  const fromStorage = chunksFromStorage(deps.store, claimed.state.jobId)
+  const fromStorage = chunksFromStorage(deps.store, jobLog(claimed.state.jobId))
   const chunkSource: ChunkSource = async (index) => flushed.get(index) ?? fromStorage(index)
 
   const remember = (state: JobState) => {

@@ -15,12 +15,13 @@ import { getStore } from '@netlify/blobs'
 import { BlobsServer } from '@netlify/blobs/server'
 import { authenticate, createApiKey } from '../lib/api-keys.ts'
 import type { Deps, Settings } from '../lib/deps.ts'
-import { CHUNK_SIZE, type ChunkSource, chunksFromStorage } from '../lib/events.ts'
-import { type StoredState, commitState, initialState, settleFinishedJob } from '../lib/job-state.ts'
+import { createAccount } from '../lib/credits.ts'
+import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from '../lib/events.ts'
+import { type StoredState, commitState, initialState } from '../lib/job-state.ts'
 import { readFeed } from '../lib/jobs.ts'
 import { reap } from '../lib/reaper.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
-import { keys } from '../lib/storage/keys.ts'
+import { expiryBucket, keys } from '../lib/storage/keys.ts'
 import { submitJob } from '../lib/submit.ts'
 import type { JobEvent, JobSpec } from '../lib/types.ts'
 import { runJob } from '../lib/worker.ts'
@@ -91,6 +92,11 @@ const openStore = (name: string) =>
 const benchDeps = (store: string, settings: Partial<Settings> = {}) => testDeps(openStore(store), { clock: manualClock(), settings })
 
 const ACCOUNT = 'bench'
+/** A job spec for jobs this bench writes itself (no lock, no charge). */
+const jobSpec = (deps: Deps, createdAt: number): JobSpec => ({
+  jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt,
+  lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null, creditCharged: 0, reservation: null,
+})
 const WORDS = 'storage durable event worker queue summary lease heartbeat page chunk reader cursor budget netlify blob function'.split(' ')
 /** Sentences of random words, ~`chars` long, with a unique opening so every text hashes (and locks) differently. */
 function text(chars: number) {
@@ -110,7 +116,7 @@ function text(chars: number) {
  * served from memory (falling back to storage).
  */
 async function runningJob(deps: Deps) {
-  const spec: JobSpec = { jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt: deps.clock.now(), lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null }
+  const spec = jobSpec(deps, deps.clock.now())
   const now = deps.clock.now()
   let current: StoredState | null = await commitState(deps, initialState(spec, now), null, (s) => ({
     state: { ...s, status: 'running', lease: 'bench', attempt: 1, startedAt: now, heartbeatAt: now },
@@ -118,7 +124,7 @@ async function runningJob(deps: Deps) {
   }))
   if (!current) throw new Error('claim failed')
   const flushed = new Map<number, JobEvent[]>()
-  const fromStorage = chunksFromStorage(deps.store, spec.jobId)
+  const fromStorage = chunksFromStorage(deps.store, jobLog(spec.jobId))
   const chunkSource: ChunkSource = async (index) => flushed.get(index) ?? fromStorage(index)
   return {
     jobId: spec.jobId,
@@ -149,9 +155,11 @@ async function runningJob(deps: Deps) {
 
 const started = performance.now()
 try {
-  // 1. Submit, happy path: authenticate (1 read) + submitJob (lock + spec), worker call a no-op.
+  // 1. Submit, happy path: authenticate (1 read) + submitJob (credit quote and charge, lock,
+  // spec); the worker call is a no-op. `summarize` costs 1 credit, so the account is funded.
   {
     const deps = benchDeps('bench-submit')
+    await createAccount(deps.store, deps.clock, ACCOUNT, 1000)
     const apiKey = await createApiKey(deps.store, deps.clock, ACCOUNT)
     const N = 50
     const runs = []
@@ -160,7 +168,15 @@ try {
       runs.push(await measure(async () => submitJob(deps, await authenticate(deps.store, `Bearer ${apiKey}`), body, null)))
     }
     const cost = sum(runs.map((r) => r.cost))
-    row({ scenario: `Submit, happy path (auth + submitJob, ${N} submits)`, budget: '≤ 4 ops', measured: `${num(total(cost) / N)} ops/submit: ${breakdown(cost, N)}`, bytes: `${Math.round(cost.bytes / N)} B/submit`, time: ms(runs.map((r) => r.ms)), ok: total(cost) / N <= 4 })
+    const perSubmit = runs.map((r) => total(r.cost))
+    row({
+      scenario: `Submit, happy path (auth + submitJob of \`summarize\`, ${N} submits)`,
+      budget: '≤ 4 ops',
+      measured: `${num(total(cost) / N)} ops/submit: ${breakdown(cost, N)} (min ${Math.min(...perSubmit)}, max ${Math.max(...perSubmit)}; typical #2: ${breakdown(runs[1]!.cost)})`,
+      bytes: `${Math.round(cost.bytes / N)} B/submit avg; #1: ${runs[0]!.cost.bytes} B, #${N}: ${runs[N - 1]!.cost.bytes} B`,
+      time: ms(runs.map((r) => r.ms)),
+      ok: Math.max(...perSubmit) <= 4,
+    })
   }
 
   // 2a. Appends with the cap out of the way: writes per append and bytes per append must stay flat.
@@ -175,7 +191,7 @@ try {
     const windows = [10, 1000, 4900].map((from) => ({ from, bytes: avgBytes(from) }))
     const flat = Math.max(...windows.map((w) => w.bytes)) / Math.min(...windows.map((w) => w.bytes)) <= 1.1
     row({
-      scenario: `Append event, ${N_APPEND} appends (maxEvents 10000 so the cap does not interfere)`,
+      scenario: `Append event, ${N_APPEND} appends, worker-style (maxEvents 10000 so the cap does not interfere)`,
       budget: '≤ 2 writes/append amortized; bytes/append flat #10→#5000',
       measured: `${num(writes)} writes/append: ${breakdown(all, N_APPEND)}`,
       bytes: `avg/append over 100: ${windows.map((w) => `${Math.round(w.bytes)} B (from #${w.from})`).join(', ')}; single append #10: ${costs[9]!.bytes} B, #5000: ${costs[N_APPEND - 1]!.bytes} B`,
@@ -209,7 +225,7 @@ try {
     }
     const cost = sum(runs.map((r) => r.cost))
     const reads = total(cost, ['get', 'getMetadata', 'list']) / runs.length
-    row({ scenario: 'Idle poll (nothing new), running job', budget: '≤ 1 read', measured: `${num(total(cost) / runs.length)} ops/poll: ${breakdown(cost, runs.length)}`, bytes: '', time: ms(runs.map((r) => r.ms)), ok: reads <= 1 && total(cost) === reads * runs.length })
+    row({ scenario: 'Idle poll (nothing new), running job', budget: '≤ 1 read', measured: `${num(total(cost) / runs.length)} op(s)/poll: ${breakdown(cost, runs.length)}`, bytes: '', time: ms(runs.map((r) => r.ms)), ok: reads <= 1 && total(cost) === reads * runs.length })
   }
 
   // 4. Replay 1000 events from the start: a log of exactly 1000 events, and the first 1000 of the 5000-event log.
@@ -236,6 +252,7 @@ try {
   // Informational: one whole `summarize` job on ~200 KB, from the worker's claim to its clean-up.
   {
     const deps = benchDeps('bench-run')
+    await createAccount(deps.store, deps.clock, ACCOUNT, 10)
     const runs = []
     for (let i = 0; i < 3; i++) {
       const { body } = await submitJob(deps, ACCOUNT, { kind: 'summarize', input: { text: text(200_000) } }, null)
@@ -250,28 +267,28 @@ try {
   // 5. Reaper: its op count must not grow with the finished jobs kept for retention.
   {
     const deps = benchDeps('bench-reaper')
-    const clock = deps.clock as ReturnType<typeof manualClock>
-    const now = clock.now()
+    const now = deps.clock.now()
     // Live jobs with fresh heartbeats: spec in queue/ (the live index) and a claimed running state.
     for (let i = 0; i < 5; i++) {
-      const spec: JobSpec = { jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt: now, lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null }
+      const spec = jobSpec(deps, now)
       await deps.store.create(keys.spec(spec.jobId), JSON.stringify(spec))
       await commitState(deps, initialState(spec, now), null, (s) => ({ state: { ...s, status: 'running', lease: 'x', attempt: 1, startedAt: now, heartbeatAt: now }, events: [] }))
     }
-    // Finished jobs through the real code paths: the terminal state write, then settling
-    // (expiry marker in a future bucket; no lock, no spec left). Finished over the last hour.
+    // Finished jobs, settled: the terminal state written by commitState, and the expiry
+    // marker settleFinishedJob would put (its other steps, lock release and spec delete,
+    // are no-ops here, so skipped to keep 20 000 seeds fast). Finished over the last hour.
     let seeded = 0
     const seedTo = async (count: number) => {
       const ids = Array.from({ length: count - seeded }, (_, i) => seeded + i)
       for (let i = 0; i < ids.length; i += 32) {
         await Promise.all(ids.slice(i, i + 32).map(async (n) => {
           const finishedAt = now - (n % 60) * 60_000
-          const spec: JobSpec = { jobId: deps.ids('job'), account: ACCOUNT, kind: 'summarize', input: {}, createdAt: finishedAt - 30_000, lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null }
-          const done = await commitState(deps, initialState(spec, finishedAt), null, (s) => ({
+          const spec = jobSpec(deps, finishedAt - 30_000)
+          await commitState(deps, initialState(spec, finishedAt), null, (s) => ({
             state: { ...s, status: 'complete', startedAt: finishedAt - 20_000, finishedAt, heartbeatAt: finishedAt, result: { n } },
             events: [{ type: 'done', data: { result: { n } } }],
           }))
-          await settleFinishedJob(deps, done!.state)
+          await deps.store.put(keys.expiry(expiryBucket(finishedAt + deps.settings.retentionMs), 'job', spec.jobId), '')
         }))
       }
       seeded = count
@@ -282,9 +299,14 @@ try {
     await seedTo(20_000)
     const seedSeconds = ((performance.now() - t0 - small.ms) / 1000).toFixed(1)
     const large = await measure(() => reap(deps))
+    // Sanity: the reaper saw the live jobs, deleted nothing; the markers sit in future buckets.
+    for (const { result } of [small, large]) {
+      if (result.liveChecked !== 5 || result.expiredDeleted !== 0 || result.failed !== 0) throw new Error(`unexpected reap: ${JSON.stringify(result)}`)
+    }
+    const buckets = (await deps.store.list(keys.expiryPrefix, { directories: true })).directories.length
     const flat = total(small.cost) === total(large.cost) && breakdown(small.cost) === breakdown(large.cost)
     row({ scenario: 'Reaper, 1 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(small.cost)} ops: ${breakdown(small.cost)}`, bytes: '', time: `${small.ms.toFixed(2)} ms`, ok: flat })
-    row({ scenario: 'Reaper, 20 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(large.cost)} ops: ${breakdown(large.cost)}`, bytes: '', time: `${large.ms.toFixed(2)} ms (seeding took ${seedSeconds} s)`, ok: flat })
+    row({ scenario: 'Reaper, 20 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(large.cost)} ops: ${breakdown(large.cost)}`, bytes: '', time: `${large.ms.toFixed(2)} ms (seeding took ${seedSeconds} s; ${buckets} expiry buckets)`, ok: flat })
   }
 } finally {
   await server.stop()
@@ -297,7 +319,8 @@ console.log(`# Storage budget bench\n`)
 console.log(`- date: ${new Date().toISOString()}`)
 console.log(`- cpu: ${cpus[0]?.model ?? 'unknown'} (${cpus.length} cores)`)
 console.log(`- node: ${process.version}`)
-console.log(`- store: local BlobsServer (patched sandbox) over HTTP, via lib/storage/netlify-blobs.ts; total bench time ${((performance.now() - started) / 1000).toFixed(1)} s\n`)
+console.log(`- store: local BlobsServer (patched sandbox) over HTTP, via lib/storage/netlify-blobs.ts; total bench time ${((performance.now() - started) / 1000).toFixed(1)} s`)
+console.log('- bytes: request bodies only (blob metadata travels in headers); time: wall clock, median per operation\n')
 const cell = (s: string) => s.replaceAll('|', '\\|')
 console.log('| scenario | budget | measured ops | bytes | time (median) | within budget |')
 console.log('|---|---|---|---|---|---|')

@@ -11,11 +11,13 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { registerApiKey } from '../lib/api-keys.ts'
 import { systemClock } from '../lib/clock.ts'
+import { createAccount, readAccount } from '../lib/credits.ts'
 import { flags, openStore } from './store.ts'
 
 const root = process.cwd()
 const envFile = join(root, '.env')
 const keyFile = join(root, '.netlify', 'dev-api-key')
+const DEV_CREDITS = 1000
 const secret = () => randomBytes(32).toString('base64url')
 
 const env = existsSync(envFile) ? readFileSync(envFile, 'utf8') : ''
@@ -33,6 +35,8 @@ const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : `djk
 writeFileSync(keyFile, apiKey, { mode: 0o600 })
 const { store, close } = await openStore()
 await registerApiKey(store, systemClock, apiKey, 'dev', 'local development')
+if (!(await readAccount(store, 'dev'))) await createAccount(store, systemClock, 'dev', DEV_CREDITS)
+const balance = (await readAccount(store, 'dev'))?.record.balance
 await close()
 
 const { port = '8888' } = flags()
@@ -40,6 +44,7 @@ console.log(`
   Durable jobs, local development
   API:          http://localhost:${port}/api/jobs
   API key:      ${apiKey}        (account "dev", kept in .netlify/dev-api-key)
+  Credits:      ${balance}  (npm run accounts -- grant --account dev --credits 100)
   Admin token:  ${adminToken}    (from .env)
   Try:  curl -s -X POST http://localhost:${port}/api/jobs -H "Authorization: Bearer ${apiKey}" \\
           -H 'Content-Type: application/json' -d '{"kind":"summarize","input":{"text":"Durable jobs survive restarts. Locks stop double work."}}'

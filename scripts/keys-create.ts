@@ -4,6 +4,7 @@
  */
 import { createApiKey } from '../lib/api-keys.ts'
 import { systemClock } from '../lib/clock.ts'
+import { createAccount, readAccount } from '../lib/credits.ts'
 import { flags, openStore } from './store.ts'
 
 const { account, label = 'default' } = flags()
@@ -13,6 +14,10 @@ if (!account) {
 }
 const { store, where, close } = await openStore()
 try {
+  if (!(await readAccount(store, account))) {
+    await createAccount(store, systemClock, account, 0)
+    console.error(`Created account "${account}" with 0 credits (npm run accounts -- grant --account ${account} --credits N).`)
+  }
   const apiKey = await createApiKey(store, systemClock, account, label)
   console.error(`Created a key for account "${account}" in ${where}. Store it now; it cannot be shown again.`)
   console.log(apiKey)

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CHUNK_SIZE, PAGE_SIZE, readEvents } from '../lib/events.ts'
+import { CHUNK_SIZE, PAGE_SIZE, jobLog, readEvents } from '../lib/events.ts'
 import { type StoredState, commitState, initialState } from '../lib/job-state.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
@@ -25,6 +25,8 @@ const spec: JobSpec = {
   sourceTaskId: null,
   clientJobId: null,
   idempotencyRecord: null,
+  creditCharged: 0,
+  reservation: null,
 }
 
 /** Appends `count` events one write at a time, like a worker does. */
@@ -40,7 +42,7 @@ async function appendMany(store: BlobPort, count: number, maxEvents = 1000, star
 }
 
 async function readAll(store: BlobPort, stored: StoredState, after = 0, limit = 1000) {
-  return readEvents(store, spec.jobId, stored.state.log, after, limit)
+  return readEvents(store, jobLog(spec.jobId), stored.state.log, after, limit)
 }
 
 describe('event log', () => {

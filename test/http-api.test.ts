@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createApiKey } from '../lib/api-keys.ts'
 import { systemClock } from '../lib/clock.ts'
+import { createAccount } from '../lib/credits.ts'
 import { signWorkerRequest } from '../lib/signing.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
@@ -30,6 +31,8 @@ beforeAll(async () => {
   registerJobKinds([slow, failing])
   api = await startFunctions()
   store = blobs.port(STORE_NAME)
+  await createAccount(store, systemClock, 'acct-a', 1000)
+  await createAccount(store, systemClock, 'acct-b', 1000)
   keyA = await createApiKey(store, systemClock, 'acct-a')
   keyB = await createApiKey(store, systemClock, 'acct-b')
 })

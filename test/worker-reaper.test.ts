@@ -5,12 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import type { Deps } from '../lib/deps.ts'
-import { readEvents } from '../lib/events.ts'
+import { jobLog, readEvents } from '../lib/events.ts'
 import { readSpec, readState } from '../lib/job-state.ts'
 import { cancelJob, getJob } from '../lib/jobs.ts'
 import { defineJob } from '../lib/kinds/define.ts'
 import { peekLock } from '../lib/lock.ts'
 import { reap } from '../lib/reaper.ts'
+import { createAccount } from '../lib/credits.ts'
 import { submitJob } from '../lib/submit.ts'
 import { runJob } from '../lib/worker.ts'
 import { type TestBlobs, startBlobs } from './support/blobs.ts'
@@ -26,25 +27,27 @@ afterAll(async () => {
 })
 
 let storeNo = 0
-function setup(kinds: NonNullable<Parameters<typeof testDeps>[1]>['kinds'] = [], clock: ManualClock = manualClock()) {
+async function setup(kinds: NonNullable<Parameters<typeof testDeps>[1]>['kinds'] = [], clock: ManualClock = manualClock()) {
   const deps = testDeps(blobs.port(`lifecycle-${++storeNo}`), {
     clock,
     kinds,
     settings: { heartbeatIntervalMs: 3600_000 },
   })
+  await createAccount(deps.store, clock, 'acct', 1000)
+  await createAccount(deps.store, clock, 'other', 1000)
   return { deps, clock }
 }
 
 async function allEvents(deps: Deps, jobId: string) {
   const stored = await readState(deps.store, jobId)
-  return (await readEvents(deps.store, jobId, stored!.state.log, 0, 1000)).events
+  return (await readEvents(deps.store, jobLog(jobId), stored!.state.log, 0, 1000)).events
 }
 
 const text = Array.from({ length: 60 }, (_, i) => `Sentence number ${i} talks about durable jobs and storage. `).join('')
 
 describe('worker', () => {
   it('runs a summarize job to complete: events in order, result unwrapped in done, lock freed, live entry gone', async () => {
-    const { deps } = setup()
+    const { deps } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text, windowChars: 1000 } }, null)
     expect(await runJob(deps, body.jobId)).toBe('complete')
     const events = await allEvents(deps, body.jobId)
@@ -75,7 +78,7 @@ describe('worker', () => {
         return { runs }
       },
     })
-    const { deps } = setup([counted])
+    const { deps } = await setup([counted])
     const { body } = await submitJob(deps, 'acct', { kind: 'counted', input: {} }, null)
     const outcomes = await Promise.all([runJob(deps, body.jobId), runJob(deps, body.jobId), runJob(deps, body.jobId)])
     expect(outcomes.filter((o) => o === 'complete')).toHaveLength(1)
@@ -85,7 +88,7 @@ describe('worker', () => {
   })
 
   it('a failing handler fails the job with a public error and keeps the detail for operators', async () => {
-    const { deps } = setup([failing])
+    const { deps } = await setup([failing])
     const { body } = await submitJob(deps, 'acct', { kind: 'failing', input: {} }, null)
     expect(await runJob(deps, body.jobId)).toBe('failed')
     const { state } = (await readState(deps.store, body.jobId))!
@@ -98,10 +101,10 @@ describe('worker', () => {
   })
 
   it('an unknown job id is not found; a job of an unregistered kind fails cleanly', async () => {
-    const { deps } = setup([failing])
+    const { deps } = await setup([failing])
     expect(await runJob(deps, 'job_nonexistent')).toBe('not_found')
     const { body } = await submitJob(deps, 'acct', { kind: 'failing', input: {} }, null)
-    const { deps: other } = setup()
+    const { deps: other } = await setup()
     const withoutKind = { ...other, store: deps.store }
     expect(await runJob(withoutKind, body.jobId)).toBe('failed')
   })
@@ -109,7 +112,7 @@ describe('worker', () => {
 
 describe('cancel', () => {
   it('a queued job is canceled at once, and a late worker does not run it', async () => {
-    const { deps } = setup()
+    const { deps } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text } }, null)
     const canceled = await cancelJob(deps, 'acct', body.jobId)
     expect(canceled.status).toBe(200)
@@ -122,7 +125,7 @@ describe('cancel', () => {
   it('a running job is asked to stop, the handler sees the AbortSignal, and it ends canceled', async () => {
     let release!: () => void
     const gate = new Promise<void>((resolve) => (release = resolve))
-    const { deps } = setup([hanging(gate)])
+    const { deps } = await setup([hanging(gate)])
     const { body } = await submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'r1' } }, null)
     const run = runJob(deps, body.jobId)
     await waitFor(async () => (await readState(deps.store, body.jobId))?.state.log.lastSeq === 2)
@@ -137,7 +140,7 @@ describe('cancel', () => {
   })
 
   it("another account's job cannot be canceled or read: 404 as if it did not exist", async () => {
-    const { deps } = setup()
+    const { deps } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text } }, null)
     await expect(cancelJob(deps, 'other', body.jobId)).rejects.toMatchObject({ status: 404 })
     await expect(getJob(deps, 'other', body.jobId)).rejects.toMatchObject({ status: 404 })
@@ -149,7 +152,7 @@ describe('reaper', () => {
   it('fails a crashed worker’s job within the heartbeat timeout, frees its lock, and fences the worker', async () => {
     let release!: () => void
     const gate = new Promise<void>((resolve) => (release = resolve))
-    const { deps, clock } = setup([hanging(gate)])
+    const { deps, clock } = await setup([hanging(gate)])
     const { body } = await submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'doc' } }, null)
     const run = runJob(deps, body.jobId)
     await waitFor(async () => (await readState(deps.store, body.jobId))?.state.log.lastSeq === 2)
@@ -178,7 +181,7 @@ describe('reaper', () => {
   })
 
   it('fails a job whose worker never started, after the queued timeout that covers Netlify retries', async () => {
-    const { deps, clock } = setup()
+    const { deps, clock } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text } }, null)
     clock.advance(4 * 60_000) // Netlify retries at +1 and +3 minutes may still come
     expect((await reap(deps)).failed).toBe(0)
@@ -189,7 +192,7 @@ describe('reaper', () => {
   })
 
   it('deletes finished jobs, their events and their released lock after retention, and nothing earlier', async () => {
-    const { deps, clock } = setup()
+    const { deps, clock } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text, windowChars: 500 } }, null)
     await runJob(deps, body.jobId)
     const { state } = (await readState(deps.store, body.jobId))!
@@ -207,7 +210,7 @@ describe('reaper', () => {
   })
 
   it('settles a job whose worker died after finishing but before cleaning up', async () => {
-    const { deps } = setup()
+    const { deps } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text } }, null)
     await runJob(deps, body.jobId)
     const { state } = (await readState(deps.store, body.jobId))!

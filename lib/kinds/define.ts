@@ -16,6 +16,8 @@ export interface JobContext<Input> {
 export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown> {
   kind: string
   input: Schema
+  /** Credits one job of this kind costs (charged once per client job id). Default 0. */
+  cost?: number
   /**
    * The resource this job works on, as key parts (checked and joined in
    * `storage/keys.ts`). One live job per resource; omit for no lock.

@@ -31,6 +31,7 @@ export interface SummarizeResult {
 export const summarize = defineJob({
   kind: 'summarize',
   input: summarizeInput,
+  cost: 1,
   lockKey: (input, account) => [account, 'summarize', createHash('sha256').update(input.text).digest('hex').slice(0, 32)],
   async run({ input, progress, emit, signal }): Promise<SummarizeResult> {
     const windows = splitWindows(input.text, input.windowChars)

@@ -28,6 +28,10 @@ const pad = (n: number, width = 10) => String(n).padStart(width, '0')
 
 export const keys = {
   apiKey: (hash: string) => `apikey/${hash}`,
+  account: (account: string) => `account/${account}`,
+  accountPrefix: 'account/',
+  ledgerChunk: (account: string, index: number) => `ledger/${account}/c/${pad(index)}`,
+  ledgerPage: (account: string, index: number) => `ledger/${account}/p/${pad(index)}`,
   spec: (jobId: string) => `queue/${jobId}`,
   specPrefix: 'queue/',
   state: (jobId: string) => `job/${jobId}`,
@@ -39,9 +43,13 @@ export const keys = {
   lockPrefix: 'lock/',
   idempotency: (account: string, keyHash: string) => `idem/${account}/${keyHash}`,
   /** Retention is found through time buckets, so the reaper lists only what is due. */
-  expiryBucket: (bucket: number) => `expiry/${pad(bucket, 12)}`,
-  expiry: (bucket: number, kind: 'job' | 'lock' | 'idem', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
+  expiryFolder: (bucket: number) => `expiry/${pad(bucket, 12)}`,
+  expiry: (bucket: number, kind: 'job' | 'account', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
   expiryPrefix: 'expiry/',
 }
+
+/** Retention is bucketed by time so the reaper lists only what is due. */
+export const EXPIRY_BUCKET_MS = 5 * 60_000
+export const expiryBucket = (at: number) => Math.floor(at / EXPIRY_BUCKET_MS)
 
 export const bucketOf = (key: string) => Number(key.slice('expiry/'.length, 'expiry/'.length + 12))

@@ -1,0 +1,490 @@
+/**
+ * End to end: the real `netlify dev` (offline, no Edge Functions) serving the
+ * real functions from a throwaway project root, driven over plain HTTP.
+ *
+ * Tests run in order and share the server: later ones use jobs made earlier.
+ * The last one crashes the server mid-job (SIGKILL of its process group),
+ * starts a second one on the same root and lets the reaper end the orphan.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import {
+  type NetlifyDev,
+  makeProjectRoot,
+  newApiKey,
+  registerKeys,
+  removeRoot,
+  runNetlify,
+  secret,
+  startNetlifyDev,
+} from './support.ts'
+
+interface JobEvent {
+  seq: number
+  type: string
+  data: any
+  ts: number
+}
+
+interface Feed {
+  jobId: string
+  status: string
+  events: JobEvent[]
+  next: number
+  done: boolean
+  firstSeq: number
+}
+
+const ACCOUNT_A = 'e2e-a'
+const ACCOUNT_B = 'e2e-b'
+const keyA = newApiKey()
+const keyB = newApiKey()
+const env = { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN: secret() }
+
+let root: string
+let dev: NetlifyDev
+const servers: NetlifyDev[] = []
+const timings: Record<string, number> = {}
+
+// ---- text ----------------------------------------------------------------
+
+const SUBJECTS = ['The archive', 'Our team', 'The storage layer', 'Each worker', 'The scheduler', 'A reviewer', 'The event log', 'Every client', 'The operator', 'The reaper', 'A background function']
+const VERBS = ['records', 'inspects', 'summarizes', 'retries', 'releases', 'validates', 'compresses', 'publishes', 'replays', 'audits', 'schedules']
+const OBJECTS = ['the quarterly report', 'a durable queue', 'the lock table', 'each heartbeat', 'the cursor position', 'a stale lease', 'the retention bucket', 'every window', 'the signed request', 'the final summary', 'the event feed']
+const TAILS = ['before noon', 'without losing progress', 'after a restart', 'in strict order', 'with a fresh token', 'for the audit trail', 'under heavy load', 'at the end of the day', 'once per minute']
+
+/** Deterministic prose: `sentences` sentences, paragraphs of six, unique per `tag`. */
+function prose(tag: string, sentences: number): string {
+  const out: string[] = []
+  for (let i = 0; i < sentences; i++) {
+    const pick = <T>(list: T[], k: number) => list[(i * k + tag.length) % list.length]!
+    out.push(`${pick(SUBJECTS, 1)} ${pick(VERBS, 3)} ${pick(OBJECTS, 7)} ${pick(TAILS, 5)} (${tag} note ${i + 1}).`)
+    if (i % 6 === 5) out.push('\n\n')
+  }
+  return out.join(' ')
+}
+
+function proseOfSize(tag: string, chars: number): string {
+  let text = ''
+  for (let part = 0; text.length < chars; part++) text += prose(`${tag}-${part}`, 600) + '\n\n'
+  return text.slice(0, chars)
+}
+
+// ---- HTTP ----------------------------------------------------------------
+
+interface ApiResponse {
+  status: number
+  headers: Headers
+  body: any
+  text: string
+}
+
+async function api(
+  path: string,
+  options: { key?: string | null; auth?: string; method?: string; body?: unknown; headers?: Record<string, string>; server?: NetlifyDev } = {},
+): Promise<ApiResponse> {
+  const headers: Record<string, string> = { ...options.headers }
+  if (options.key) headers.authorization = `Bearer ${options.key}`
+  if (options.auth) headers.authorization = options.auth
+  if (options.body !== undefined) headers['content-type'] = 'application/json'
+  const res = await fetch(`${(options.server ?? dev).url}${path}`, {
+    method: options.method ?? (options.body !== undefined ? 'POST' : 'GET'),
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    signal: AbortSignal.timeout(45_000),
+  })
+  const text = await res.text()
+  let body: any = null
+  try {
+    body = text ? JSON.parse(text) : null
+  } catch {
+    body = null
+  }
+  return { status: res.status, headers: res.headers, body, text }
+}
+
+const submit = (input: Record<string, unknown>, key = keyA, server?: NetlifyDev) =>
+  api('/api/jobs', { key, body: { kind: 'summarize', input }, ...(server ? { server } : {}) })
+
+/** Follows the feed with long-polls from `after` until `done`, `limit` events per request. */
+async function follow(jobId: string, options: { after?: number; limit?: number; key?: string; server?: NetlifyDev } = {}) {
+  const events: JobEvent[] = []
+  let cursor = options.after ?? 0
+  let requests = 0
+  for (;;) {
+    const res = await api(`/api/jobs/${jobId}/events?after=${cursor}&limit=${options.limit ?? 100}&wait=20`, {
+      key: options.key ?? keyA,
+      ...(options.server ? { server: options.server } : {}),
+    })
+    expect(res.status, res.text).toBe(200)
+    requests++
+    const feed = res.body as Feed
+    expect(feed.jobId).toBe(jobId)
+    expect(feed.events.length).toBeLessThanOrEqual(options.limit ?? 100)
+    if (feed.events.length > 0) expect(feed.next).toBe(feed.events.at(-1)!.seq)
+    else expect(feed.next).toBe(cursor)
+    events.push(...feed.events)
+    cursor = feed.next
+    if (feed.done) {
+      expect(res.headers.get('retry-after')).toBeNull()
+      return { events, requests, last: feed }
+    }
+    expect(res.headers.get('retry-after')).toMatch(/^\d+$/)
+    if (requests > 2000) throw new Error(`feed of ${jobId} never finished (cursor ${cursor})`)
+  }
+}
+
+/** Polls the job's status until `until` holds (no timing assertion: the test timeout bounds it). */
+async function waitForStatus(jobId: string, until: (job: any) => boolean, key = keyA) {
+  for (;;) {
+    const res = await api(`/api/jobs/${jobId}`, { key })
+    expect(res.status, res.text).toBe(200)
+    if (until(res.body)) return res.body
+    await new Promise((done) => setTimeout(done, 250))
+  }
+}
+
+function expectGaplessFrom(events: JobEvent[], first: number) {
+  expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => first + i))
+}
+
+// ---- reaper through the CLI -----------------------------------------------
+
+const REAPER_LINE = /^\{"level":"info","message":"reaper run".*\}$/gm
+
+/**
+ * `netlify functions:invoke reaper`: netlify dev runs a scheduled function
+ * with the clockwork user agent and, for v2 functions, discards its response
+ * body, so the CLI prints an empty line. The report is read from the line the
+ * function logs (`reaper run`), which netlify dev prints on its stdout.
+ */
+async function invokeReaper(server: NetlifyDev) {
+  const before = server.output().length
+  const cli = await runNetlify(root, ['functions:invoke', 'reaper', '--port', String(server.port), '--offline'], env)
+  expect(cli.code, `${cli.stdout}\n${cli.stderr}`).toBe(0)
+  let line: string | undefined
+  for (let i = 0; i < 50 && !line; i++) {
+    line = server.output().slice(before).match(REAPER_LINE)?.[0]
+    if (!line) await new Promise((done) => setTimeout(done, 100))
+  }
+  expect(line, `no "reaper run" line in netlify dev's output:\n${server.output().slice(before)}`).toBeDefined()
+  const { level: _level, message: _message, ...report } = JSON.parse(line!)
+  return { cli, report }
+}
+
+function expectReportShape(report: Record<string, unknown>) {
+  expect(Object.keys(report).sort()).toEqual(['expiredDeleted', 'failed', 'liveChecked', 'locksRemoved', 'settled', 'unfinished'])
+  for (const field of ['expiredDeleted', 'failed', 'liveChecked', 'locksRemoved', 'settled']) {
+    expect(Number.isInteger(report[field]) && (report[field] as number) >= 0, field).toBe(true)
+  }
+  expect(typeof report.unfinished).toBe('boolean')
+}
+
+// ---- suite -----------------------------------------------------------------
+
+beforeAll(async () => {
+  const t0 = Date.now()
+  root = await makeProjectRoot()
+  await registerKeys(root, [
+    { apiKey: keyA, account: ACCOUNT_A },
+    { apiKey: keyB, account: ACCOUNT_B },
+  ])
+  timings.prepareRootMs = Date.now() - t0
+  dev = await startNetlifyDev(root, env)
+  servers.push(dev)
+  timings.devPortMs = dev.startup.portMs
+  timings.devFunctionsMs = dev.startup.functionsMs
+}, 120_000)
+
+afterAll(async () => {
+  await Promise.all(servers.map((server) => server.stop()))
+  if (root) await removeRoot(root)
+  console.log(`[e2e timings] ${JSON.stringify(timings)}`)
+}, 60_000)
+
+beforeEach(({ onTestFailed }) => {
+  onTestFailed(() => {
+    const server = servers.at(-1)
+    if (server) console.error(`--- netlify dev output (tail) ---\n${server.output().slice(-6000)}`)
+  })
+})
+
+describe('netlify dev, end to end', () => {
+  let mainJobId: string
+  let longJobId: string
+
+  it('serves the functions from the temporary root, with our environment', async () => {
+    // JOBS_SIGNING_SECRET: submit signs and the worker verifies; without it submit is a 500.
+    // ADMIN_TOKEN: the admin route accepts exactly the random token we passed.
+    const admin = await api('/api/admin/jobs', { auth: `Bearer ${env.ADMIN_TOKEN}` })
+    expect(admin.status, admin.text).toBe(200)
+    expect(admin.body).toMatchObject({ jobs: [], locks: [] })
+    expect(dev.output()).toMatch(/Loaded function jobs/)
+    expect(dev.output()).toMatch(/Loaded function worker-background/)
+    expect(dev.output()).toMatch(/Loaded function reaper/)
+    // Functions run on the Node the project requires (node_modules/.bin first on PATH).
+    const meta = admin.headers.get('x-nf-invocation-metadata')
+    if (meta) {
+      const { version } = JSON.parse(Buffer.from(meta, 'base64').toString('utf8')) as { version: string }
+      expect(Number(/^v(\d+)/.exec(version)?.[1])).toBeGreaterThanOrEqual(22)
+    }
+  }, 60_000)
+
+  it('refuses requests without a valid API key (401)', async () => {
+    const fakeId = `job_${'0'.repeat(10)}${'a'.repeat(32)}`
+    for (const [path, method] of [
+      ['/api/jobs', 'POST'],
+      [`/api/jobs/${fakeId}`, 'GET'],
+      [`/api/jobs/${fakeId}/events`, 'GET'],
+      [`/api/jobs/${fakeId}/cancel`, 'POST'],
+    ] as const) {
+      for (const auth of [undefined, 'Bearer not-a-key', `Bearer ${newApiKey()}`]) {
+        const res = await api(path, { method, ...(auth ? { auth } : {}) })
+        expect(res.status, `${method} ${path} with ${auth ?? 'no key'}`).toBe(401)
+        expect(res.body.error.code).toBe('unauthorized')
+        expect(res.headers.get('www-authenticate')).toBe('Bearer')
+      }
+    }
+  }, 60_000)
+
+  it('runs a summarize job to done, observed through long-polls and cursors', async () => {
+    const text = prose('main', 300)
+    const windowChars = 2000
+    const res = await submit({ text, windowChars })
+    expect(res.status, res.text).toBe(202)
+    mainJobId = res.body.jobId
+    expect(mainJobId).toMatch(/^job_[0-9a-z]{8,11}[0-9a-f]{32}$/)
+    expect(res.body).toMatchObject({
+      kind: 'summarize',
+      status: 'queued',
+      statusUrl: `/api/jobs/${mainJobId}`,
+      eventsUrl: `/api/jobs/${mainJobId}/events`,
+    })
+    expect(res.headers.get('location')).toBe(res.body.statusUrl)
+
+    // Small pages, so the cursor moves through several requests however fast the job is.
+    const { events, requests, last } = await follow(mainJobId, { limit: 4 })
+    expect(requests).toBeGreaterThan(1)
+    expect(last.status).toBe('complete')
+    const n = events.length
+    expectGaplessFrom(events, 1)
+    expect(new Set(events.map((e) => e.seq)).size).toBe(n)
+    expect(events[0]!.type).toBe('started')
+    const terminal = events.filter((e) => ['done', 'error', 'canceled'].includes(e.type))
+    expect(terminal.map((e) => e.type)).toEqual(['done'])
+    expect(events.at(-1)!.type).toBe('done')
+
+    const done = events.at(-1)!
+    const result = done.data.result
+    expect(typeof result.title).toBe('string')
+    expect(result.title.length).toBeGreaterThan(0)
+    expect(result.result).toBeUndefined() // not double-wrapped
+    expect(typeof result.summary).toBe('string')
+    expect(Array.isArray(result.keyPoints)).toBe(true)
+
+    const windows = events.filter((e) => e.type === 'window_complete')
+    expect(windows.length).toBeGreaterThanOrEqual(3)
+    expect(windows.map((e) => e.data.index)).toEqual(windows.map((_, i) => i))
+    for (const w of windows) expect(w.data.total).toBe(windows.length)
+    expect(result.windows).toHaveLength(windows.length)
+    expect(result.windows.map((w: { summary: string }) => w.summary)).toEqual(windows.map((w) => w.data.summary))
+
+    // Status: complete, with the same result, an ETag, and 304 for If-None-Match.
+    const status = await api(`/api/jobs/${mainJobId}`, { key: keyA })
+    expect(status.status).toBe(200)
+    expect(status.body).toMatchObject({ jobId: mainJobId, status: 'complete', lastSeq: n, error: null, cancelRequested: false })
+    expect(status.body.result).toEqual(result)
+    const etag = status.headers.get('etag')
+    expect(etag).toMatch(/^".+"$/)
+    const notModified = await api(`/api/jobs/${mainJobId}`, { key: keyA, headers: { 'if-none-match': etag! } })
+    expect(notModified.status).toBe(304)
+    expect(notModified.text).toBe('')
+    expect(notModified.headers.get('etag')).toBe(etag)
+    const otherTag = await api(`/api/jobs/${mainJobId}`, { key: keyA, headers: { 'if-none-match': '"something-else"' } })
+    expect(otherTag.status).toBe(200)
+
+    // Replay from the start gives the same events; a cursor in the middle gives only later ones.
+    const replay = await api(`/api/jobs/${mainJobId}/events?after=0&limit=1000`, { key: keyA })
+    expect(replay.status).toBe(200)
+    expect(replay.body).toMatchObject({ done: true, next: n, status: 'complete', firstSeq: 1 })
+    expect(replay.body.events).toEqual(events)
+    const middle = Math.floor(n / 2)
+    const later = await api(`/api/jobs/${mainJobId}/events?after=${middle}`, { key: keyA })
+    expect(later.status).toBe(200)
+    expect(later.body.events).toEqual(events.slice(middle))
+    expect(later.body.events[0].seq).toBe(middle + 1)
+    const atEnd = await api(`/api/jobs/${mainJobId}/events?after=${n}&wait=5`, { key: keyA })
+    expect(atEnd.body).toMatchObject({ events: [], next: n, done: true })
+    const pastEnd = await api(`/api/jobs/${mainJobId}/events?after=${n + 1}`, { key: keyA })
+    expect(pastEnd.status).toBe(400)
+    expect(pastEnd.body.error.code).toBe('invalid_cursor')
+  }, 120_000)
+
+  it('answers 409 job_finished to canceling a finished job', async () => {
+    const res = await api(`/api/jobs/${mainJobId}/cancel`, { key: keyA, method: 'POST' })
+    expect(res.status, res.text).toBe(409)
+    expect(res.body).toMatchObject({ error: { code: 'job_finished' }, status: 'complete' })
+  }, 60_000)
+
+  it("hides one account's job from another (404 on status, events and cancel)", async () => {
+    for (const [path, method] of [
+      [`/api/jobs/${mainJobId}`, 'GET'],
+      [`/api/jobs/${mainJobId}/events`, 'GET'],
+      [`/api/jobs/${mainJobId}/cancel`, 'POST'],
+    ] as const) {
+      const res = await api(path, { key: keyB, method })
+      expect(res.status, `${method} ${path}: ${res.text}`).toBe(404)
+      expect(res.body.error.code).toBe('not_found')
+      expect(res.text).not.toContain(ACCOUNT_A)
+    }
+    // Still the owner's, untouched.
+    const mine = await api(`/api/jobs/${mainJobId}`, { key: keyA })
+    expect(mine.body.status).toBe('complete')
+  }, 60_000)
+
+  it('gives a double submit of a running document 409 resource_locked naming the first job; cancel ends it', async () => {
+    // ~1.5 MB in 500-character windows: thousands of windows, so it is still running below.
+    const text = proseOfSize('long', 1_500_000)
+    const first = await submit({ text, windowChars: 500 })
+    expect(first.status, first.text).toBe(202)
+    longJobId = first.body.jobId
+
+    const second = await submit({ text, windowChars: 500 })
+    expect(second.status, second.text).toBe(409)
+    expect(second.body.error.code).toBe('resource_locked')
+    expect(second.body.holder).toMatchObject({ jobId: longJobId, statusUrl: `/api/jobs/${longJobId}`, eventsUrl: `/api/jobs/${longJobId}/events` })
+    // The lock is per account: the other account may summarize the same text.
+    const otherAccount = await submit({ text, windowChars: 500 }, keyB)
+    expect(otherAccount.status, otherAccount.text).toBe(202)
+    const otherCancel = await api(`/api/jobs/${otherAccount.body.jobId}/cancel`, { key: keyB, method: 'POST' })
+    expect([200, 202]).toContain(otherCancel.status)
+
+    // Cancel while it runs (or is still queued): 202 (asked) or 200 (canceled at once).
+    const cancel = await api(`/api/jobs/${longJobId}/cancel`, { key: keyA, method: 'POST' })
+    expect([200, 202], cancel.text).toContain(cancel.status)
+    expect(cancel.body.cancelRequested).toBe(true)
+    const finished = await waitForStatus(longJobId, (job) => job.status !== 'queued' && job.status !== 'running')
+    expect(finished.status).toBe('canceled')
+    expect(finished.result).toBeUndefined()
+    expect(finished.finishedAt).not.toBeNull()
+
+    // The last event is the terminal `canceled` (read near the end: the log is capped at 1000 events).
+    const tail = await api(`/api/jobs/${longJobId}/events?after=${Math.max(0, finished.lastSeq - 3)}`, { key: keyA })
+    expect(tail.status).toBe(200)
+    expect(tail.body.done).toBe(true)
+    expect(tail.body.events.at(-1)).toMatchObject({ seq: finished.lastSeq, type: 'canceled' })
+    expect(tail.body.events.filter((e: JobEvent) => e.type === 'done')).toEqual([])
+
+    const again = await api(`/api/jobs/${longJobId}/cancel`, { key: keyA, method: 'POST' })
+    expect(again.status).toBe(409)
+    expect(again.body).toMatchObject({ error: { code: 'job_finished' }, status: 'canceled' })
+
+    // The lock went with it: the same document can be submitted again.
+    const resubmit = await submit({ text, windowChars: 500 })
+    expect(resubmit.status, resubmit.text).toBe(202)
+    const cleanup = await api(`/api/jobs/${resubmit.body.jobId}/cancel`, { key: keyA, method: 'POST' })
+    expect([200, 202]).toContain(cleanup.status)
+    await waitForStatus(resubmit.body.jobId, (job) => job.status === 'canceled')
+    await waitForStatus(otherAccount.body.jobId, (job) => job.status === 'canceled', keyB)
+  }, 120_000)
+
+  it('lets exactly one of two concurrent submits of the same text through', async () => {
+    const text = prose('concurrent', 200)
+    const [a, b] = await Promise.all([submit({ text, windowChars: 2000 }), submit({ text, windowChars: 2000 })])
+    const statuses = [a.status, b.status].sort()
+    expect(statuses, `${a.text}\n${b.text}`).toEqual([202, 409])
+    const winner = a.status === 202 ? a : b
+    const loser = a.status === 202 ? b : a
+    expect(loser.body.error.code).toBe('resource_locked')
+    expect(loser.body.holder.jobId).toBe(winner.body.jobId)
+    const { last } = await follow(winner.body.jobId)
+    expect(last.status).toBe('complete')
+  }, 120_000)
+
+  it('shows the jobs on the admin route with ADMIN_TOKEN, and 401 without it', async () => {
+    const res = await api('/api/admin/jobs?limit=50', { auth: `Bearer ${env.ADMIN_TOKEN}` })
+    expect(res.status, res.text).toBe(200)
+    const byId = new Map<string, any>(res.body.jobs.map((job: any) => [job.jobId, job]))
+    expect(byId.get(mainJobId)).toMatchObject({ account: ACCOUNT_A, kind: 'summarize', status: 'complete', hasResult: true })
+    expect(byId.get(longJobId)).toMatchObject({ account: ACCOUNT_A, status: 'canceled', hasResult: false })
+    expect([...byId.values()].some((job) => job.account === ACCOUNT_B)).toBe(true)
+    expect(res.body.locks).toEqual([])
+    const onlyComplete = await api('/api/admin/jobs?status=complete', { auth: `Bearer ${env.ADMIN_TOKEN}` })
+    expect(onlyComplete.body.jobs.every((job: any) => job.status === 'complete')).toBe(true)
+
+    for (const auth of [undefined, `Bearer ${secret()}`, `Bearer ${keyA}`]) {
+      const refused = await api('/api/admin/jobs', auth ? { auth } : {})
+      expect(refused.status, auth ?? 'no token').toBe(401)
+      expect(refused.text).not.toContain(mainJobId)
+    }
+  }, 60_000)
+
+  it('runs the scheduled reaper through `netlify functions:invoke`', async () => {
+    const t0 = Date.now()
+    const { cli, report } = await invokeReaper(dev)
+    timings.functionsInvokeMs = Date.now() - t0
+    expect(cli.stdout.trim()).toBe('') // v2 scheduled function: netlify dev drops the body
+    expect(cli.stderr).not.toMatch(/error/i)
+    expectReportShape(report)
+    expect(report.failed).toBe(0) // every job so far finished on its own
+    expect(report.unfinished).toBe(false)
+    expect(dev.output()).toMatch(/POST \/\.netlify\/functions\/reaper/)
+  }, 90_000)
+
+  it('recovers from a crash: the reaper of a restarted netlify dev fails the orphaned job and frees its lock', async () => {
+    // A job that runs for a while; crash the whole server once it has made progress.
+    const text = proseOfSize('crash', 800_000)
+    const submitted = await submit({ text, windowChars: 500 })
+    expect(submitted.status, submitted.text).toBe(202)
+    const jobId = submitted.body.jobId as string
+    let seen = 0
+    while (seen < 20) {
+      const feed = await api(`/api/jobs/${jobId}/events?after=${seen}&wait=20`, { key: keyA })
+      expect(feed.status).toBe(200)
+      expect(feed.body.done, 'the job finished before the crash').toBe(false)
+      seen = feed.body.next
+    }
+    await dev.stop('SIGKILL')
+
+    // Same root (same Blobs sandbox), new port; a heartbeat timeout the reaper can reach.
+    const t0 = Date.now()
+    const restarted = await startNetlifyDev(root, { ...env, HEARTBEAT_TIMEOUT_SECONDS: '2' })
+    servers.push(restarted)
+    timings.restartMs = Date.now() - t0
+    dev = restarted
+
+    const orphan = await api(`/api/jobs/${jobId}`, { key: keyA })
+    expect(orphan.status).toBe(200)
+    expect(orphan.body.status).toBe('running') // nobody is left to finish it
+    const lastSeq = orphan.body.lastSeq as number
+    expect(lastSeq).toBeGreaterThanOrEqual(20)
+    const locked = await submit({ text, windowChars: 500 })
+    expect(locked.status).toBe(409)
+    expect(locked.body.holder.jobId).toBe(jobId)
+
+    const adminView = await api('/api/admin/jobs', { auth: `Bearer ${env.ADMIN_TOKEN}` })
+    const stale = adminView.body.jobs.find((job: any) => job.jobId === jobId)
+    const quietSince = Date.parse(stale.heartbeatAt ?? stale.updatedAt)
+    while (Date.now() <= quietSince + 2500) await new Promise((done) => setTimeout(done, 250))
+
+    const { report } = await invokeReaper(dev)
+    expectReportShape(report)
+    expect(report).toMatchObject({ failed: 1, unfinished: false })
+    expect(report.liveChecked).toBeGreaterThanOrEqual(1)
+
+    const failed = await api(`/api/jobs/${jobId}`, { key: keyA })
+    expect(failed.body).toMatchObject({ status: 'failed', error: { code: 'worker_lost' }, lastSeq: lastSeq + 1 })
+    const tail = await api(`/api/jobs/${jobId}/events?after=${lastSeq}`, { key: keyA })
+    expect(tail.body).toMatchObject({ done: true, status: 'failed', next: lastSeq + 1 })
+    expect(tail.body.events).toEqual([expect.objectContaining({ seq: lastSeq + 1, type: 'error', data: { error: expect.objectContaining({ code: 'worker_lost' }) } })])
+    const internal = (await api('/api/admin/jobs', { auth: `Bearer ${env.ADMIN_TOKEN}` })).body.jobs.find((job: any) => job.jobId === jobId)
+    expect(internal.error_internal).toMatch(/no heartbeat/)
+    expect(failed.text).not.toMatch(/no heartbeat/)
+
+    // The lock was freed with it.
+    const again = await submit({ text, windowChars: 500 })
+    expect(again.status, again.text).toBe(202)
+    const cancel = await api(`/api/jobs/${again.body.jobId}/cancel`, { key: keyA, method: 'POST' })
+    expect([200, 202]).toContain(cancel.status)
+    await waitForStatus(again.body.jobId, (job) => job.status === 'canceled')
+  }, 180_000)
+})
