@@ -292,6 +292,28 @@ describe('worker endpoint', () => {
   })
 })
 
+describe('GET /api/account and 402', () => {
+  it('each key sees only its own account; a job the balance cannot cover is 402 and writes nothing', async () => {
+    const a = await (await call('/api/account')).json()
+    const b = await (await call('/api/account', { key: keyB })).json()
+    expect(a.account).toBe('acct-a')
+    expect(b.account).toBe('acct-b')
+    expect(a.balance).toBeLessThan(1000) // acct-a's jobs were charged
+    expect(a.ledger[0].type).toMatch(/charge|refund/)
+    expect((await call('/api/account', { key: null })).status).toBe(401)
+    expect((await call('/api/account', { method: 'POST', json: {} })).status).toBe(405)
+
+    await createAccount(store, systemClock, 'acct-poor', 0)
+    const poor = await createApiKey(store, systemClock, 'acct-poor')
+    await api.idle()
+    const before = await everything()
+    const res = await submit({ kind: 'summarize', input: { text: text('poor') } }, { key: poor })
+    expect(res.status).toBe(402)
+    expect(await res.json()).toMatchObject({ error: { code: 'insufficient_credits' }, balance: 0, cost: 1 })
+    expect(await everything()).toEqual(before)
+  })
+})
+
 describe('reaper function', () => {
   it('runs and reports', async () => {
     const res = await call('/.netlify/functions/reaper', { key: null })
@@ -304,15 +326,17 @@ describe('no response leaks', () => {
   it('no response body contained an internal error, a stack, a secret or another account', async () => {
     await api.idle()
     expect(api.responses.length).toBeGreaterThan(30)
-    for (const body of api.responses) {
+    const accounts = new Map([[`Bearer ${keyA}`, 'acct-a'], [`Bearer ${keyB}`, 'acct-b']])
+    for (const { authorization, path, body } of api.responses) {
       expect(body).not.toContain(SECRET)
       expect(body).not.toContain(ADMIN)
       expect(body).not.toContain(keyA)
       expect(body).not.toContain(keyB)
-      if (body.includes('"error_internal"')) continue // the operator view, behind ADMIN_TOKEN
-      expect(body).not.toMatch(/10\.0\.3\.7|internal\.example\.com|sk_live|ECONNREFUSED/)
-      expect(body).not.toMatch(/\\n\s+at |\n\s+at /)
-      expect(body).not.toContain('acct-') // account names never appear in client responses
+      if (path.startsWith('/api/admin/')) continue // the operator view, behind ADMIN_TOKEN
+      expect(body, path).not.toMatch(/10\.0\.3\.7|internal\.example\.com|sk_live|ECONNREFUSED/)
+      expect(body, path).not.toMatch(/\\n\s+at |\n\s+at /)
+      const caller = accounts.get(authorization ?? '')
+      for (const other of ['acct-a', 'acct-b', 'acct-poor']) if (other !== caller) expect(body, path).not.toContain(other)
     }
   })
 })

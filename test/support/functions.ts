@@ -15,6 +15,7 @@ import jobCancel from '../../netlify/functions/job-cancel.ts'
 import adminJobs from '../../netlify/functions/admin-jobs.ts'
 import worker from '../../netlify/functions/worker-background.ts'
 import reaper from '../../netlify/functions/reaper.ts'
+import account from '../../netlify/functions/account.ts'
 
 type Handler = (req: Request, context: Context) => Promise<Response>
 
@@ -24,6 +25,7 @@ const routes: [RegExp, Handler][] = [
   [/^\/api\/jobs\/(?<id>[^/]+)\/events$/, jobEvents],
   [/^\/api\/jobs\/(?<id>[^/]+)\/cancel$/, jobCancel],
   [/^\/api\/admin\/jobs$/, adminJobs],
+  [/^\/api\/account$/, account],
   [/^\/\.netlify\/functions\/reaper$/, reaper as Handler],
 ]
 
@@ -33,8 +35,8 @@ export interface FunctionServer {
   backgroundRuns: Set<Promise<unknown>>
   /** Waits until every background run has finished. */
   idle(): Promise<void>
-  /** Every response body the server sent, for leak scanning. */
-  responses: string[]
+  /** Every response the server sent, with who asked, for leak scanning. */
+  responses: { authorization: string | null; path: string; body: string }[]
   /** When false, worker calls are accepted (202) but not run: a worker that never started. */
   runWorkers: boolean
   stop(): Promise<void>
@@ -44,7 +46,7 @@ export const contextFor = (params: Record<string, string> = {}) => ({ params }) 
 
 export async function startFunctions(): Promise<FunctionServer> {
   const backgroundRuns = new Set<Promise<unknown>>()
-  const responses: string[] = []
+  const responses: FunctionServer['responses'] = []
   const state = { runWorkers: true }
   const server: Server = createServer(async (incoming, outgoing) => {
     const chunks: Buffer[] = []
@@ -72,7 +74,7 @@ export async function startFunctions(): Promise<FunctionServer> {
       if (!match) continue
       const res = await handler(req, contextFor({ ...match.groups }))
       const text = await res.text()
-      responses.push(text)
+      responses.push({ authorization: req.headers.get('authorization'), path, body: text })
       outgoing.writeHead(res.status, Object.fromEntries(res.headers)).end(text)
       return
     }

@@ -1,0 +1,334 @@
+/**
+ * The demo page at `/`: submit a job and watch it with the client
+ * (`lib/client`). Built into `public/app.js` by `scripts/build-client.ts`.
+ *
+ * Kinds are described in `KINDS`: each names its `<fieldset data-kind>`, how
+ * to read its input, how to describe its own events and render its result.
+ * Adding `render` later means one entry here and one fieldset in index.html.
+ */
+import { ApiError, type Client, type JobEvent, type WatchItem, createClient } from '../lib/client/index.ts'
+import { sampleText } from './sample-text.ts'
+
+interface KindUi {
+  label: string
+  /** The kind's input, read from its fieldset; throws a `FormError` for a bad field. */
+  input(fieldset: HTMLFieldSetElement): Record<string, unknown>
+  /** A log line for one of the kind's own events, or null to leave it out of the log. */
+  describe(event: JobEvent): string | null
+  renderResult(result: unknown, into: HTMLElement): void
+}
+
+class FormError extends Error {
+  readonly field: HTMLElement
+  constructor(message: string, field: HTMLElement) {
+    super(message)
+    this.field = field
+  }
+}
+
+const KINDS: Record<string, KindUi> = {
+  summarize: {
+    label: 'Summarize a text',
+    input(fieldset) {
+      const text = field<HTMLTextAreaElement>(fieldset, 'text')
+      const title = field<HTMLInputElement>(fieldset, 'title')
+      const windowChars = field<HTMLInputElement>(fieldset, 'windowChars')
+      if (!text.value.trim()) throw new FormError('Paste a text or load the sample first.', text)
+      const size = Number(windowChars.value)
+      if (!Number.isInteger(size) || size < 500 || size > 100_000) {
+        throw new FormError('The window size must be a whole number from 500 to 100000.', windowChars)
+      }
+      return { text: text.value, windowChars: size, ...(title.value.trim() ? { title: title.value.trim() } : {}) }
+    },
+    describe(event) {
+      if (event.type !== 'window_complete') return null
+      const data = event.data as { index: number; total: number; summary: string }
+      return `Window ${data.index + 1} of ${data.total} done: ${clip(data.summary, 180)}`
+    },
+    renderResult(result, into) {
+      const { title, summary, keyPoints, windows } = result as { title: string; summary: string; keyPoints: string[]; windows?: unknown[] }
+      into.append(
+        el('h4', { className: 'result-title' }, title),
+        el('p', {}, summary),
+        el('h5', {}, 'Key points'),
+        el('ul', { className: 'key-points' }, ...keyPoints.map((point) => el('li', {}, point))),
+        el('p', { className: 'hint' }, `From ${windows?.length ?? 0} window${windows?.length === 1 ? '' : 's'}.`),
+      )
+    },
+  },
+}
+
+const GENERIC_EVENTS: Record<string, (event: JobEvent) => string | null> = {
+  started: () => 'Started: a worker picked the job up.',
+  progress: () => null, // drives the progress bar instead
+  cancel_requested: () => 'Cancel requested: waiting for the worker to stop.',
+  done: () => 'Done.',
+  error: (event) => `Failed: ${(event.data as { error?: { message?: string } })?.error?.message ?? 'unknown error'}`,
+  canceled: () => 'Canceled.',
+}
+
+const TERMINAL = new Set(['done', 'error', 'canceled'])
+
+// ---- elements ---------------------------------------------------------------
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T
+const form = $<HTMLFormElement>('submit-form')
+const keyInput = $<HTMLInputElement>('api-key')
+const kindSelect = $<HTMLSelectElement>('kind')
+const textArea = $<HTMLTextAreaElement>('text')
+const textCount = $('text-count')
+const errorBox = $('error')
+const jobSection = $('job')
+const notice = $('notice')
+const jobIdEl = $('job-id')
+const statusEl = $('job-status')
+const progressEl = $<HTMLProgressElement>('progress')
+const progressText = $('progress-text')
+const cancelButton = $<HTMLButtonElement>('cancel')
+const resultSection = $('result')
+const resultBody = $('result-body')
+const eventsList = $('events')
+
+// ---- state -------------------------------------------------------------------
+
+let current: { jobId: string; kind: string; watch: AbortController; finished: boolean } | null = null
+const client = (): Client => createClient({ apiKey: keyInput.value.trim() })
+
+// ---- setup -------------------------------------------------------------------
+
+for (const [name, kind] of Object.entries(KINDS)) kindSelect.append(new Option(kind.label, name))
+kindSelect.addEventListener('change', showKindFieldset)
+showKindFieldset()
+
+textArea.addEventListener('input', countText)
+$('load-sample').addEventListener('click', () => {
+  const size = $<HTMLSelectElement>('sample-size').value
+  textArea.value = sampleText(size === 'long' ? 60_000 : 3_000)
+  countText()
+  textArea.focus()
+})
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault()
+  void submit()
+})
+cancelButton.addEventListener('click', () => void cancel())
+keyInput.addEventListener('change', resumeFromUrl)
+
+void prefillDevKey().then(resumeFromUrl)
+
+// ---- actions -----------------------------------------------------------------
+
+async function submit() {
+  clearError()
+  const kindName = kindSelect.value
+  const kind = KINDS[kindName]!
+  let input: Record<string, unknown>
+  try {
+    if (!keyInput.value.trim()) throw new FormError('Enter your API key first.', keyInput)
+    input = kind.input(form.querySelector<HTMLFieldSetElement>(`fieldset[data-kind="${kindName}"]`)!)
+  } catch (error) {
+    if (error instanceof FormError) {
+      showError(error.message)
+      error.field.focus()
+      return
+    }
+    throw error
+  }
+  try {
+    const { joined, job } = await client().submitJob(kindName, input)
+    if (current?.jobId === job.jobId && !current.finished) {
+      // The other click of a double click: it is the job we already watch.
+      if (joined) say(`Joined the running job ${job.jobId}: this text is already being worked on.`)
+      return
+    }
+    watch(job.jobId, kindName)
+    say(joined ? `Joined the running job ${job.jobId}: this text is already being worked on.` : `Submitted job ${job.jobId}.`)
+  } catch (error) {
+    showError(describeError(error))
+  }
+}
+
+async function cancel() {
+  if (!current) return
+  clearError()
+  const { jobId } = current
+  cancelButton.disabled = true
+  try {
+    const job = await client().cancelJob(jobId)
+    if (current?.jobId === jobId && !current.finished) {
+      say(job.status === 'canceled' ? 'Canceled.' : 'Cancel requested: the worker stops at its next step.')
+    }
+  } catch (error) {
+    if (error instanceof ApiError && error.code === 'job_finished') say('The job had already finished.')
+    else {
+      showError(describeError(error))
+      cancelButton.disabled = false
+    }
+  }
+}
+
+/** Shows a job and follows its feed from the start until its terminal event. */
+function watch(jobId: string, kindName: string) {
+  current?.watch.abort()
+  const me = { jobId, kind: kindName, watch: new AbortController(), finished: false }
+  current = me
+  history.replaceState(null, '', `#job=${encodeURIComponent(jobId)}&kind=${encodeURIComponent(kindName)}`)
+  resetJobView(jobId)
+  void (async () => {
+    try {
+      for await (const item of client().watchJob(jobId, { signal: me.watch.signal })) render(me, item)
+    } catch (error) {
+      if (me.watch.signal.aborted) return
+      showError(describeError(error))
+      setStatus('unknown')
+    } finally {
+      if (current === me) cancelButton.disabled = true
+    }
+  })()
+}
+
+function render(job: NonNullable<typeof current>, item: WatchItem) {
+  if (item.truncated) {
+    log(`Events before #${item.truncated.droppedBefore} were dropped by the log cap; continuing from #${item.truncated.firstSeq}.`, 'truncated')
+    return
+  }
+  const event = item
+  if (event.type === 'started') setStatus('running')
+  if (event.type === 'progress') {
+    const { message, percent } = event.data as { message: string; percent: number | null }
+    if (percent !== null) {
+      progressEl.value = percent
+      progressEl.textContent = `${Math.round(percent)}%`
+    }
+    progressText.textContent = percent === null ? message : `${Math.round(percent)}% — ${message}`
+  }
+  const describe = GENERIC_EVENTS[event.type] ?? KINDS[job.kind]?.describe
+  const line = describe ? describe(event) : null
+  if (line) log(`#${event.seq} ${line}`, event.type)
+
+  if (!TERMINAL.has(event.type)) return
+  job.finished = true
+  cancelButton.disabled = true
+  if (event.type === 'done') {
+    setStatus('complete')
+    progressEl.value = 100
+    progressEl.textContent = '100%'
+    progressText.textContent = '100% — Complete'
+    resultBody.replaceChildren()
+    KINDS[job.kind]?.renderResult((event.data as { result: unknown }).result, resultBody)
+    resultSection.hidden = false
+    say('The job is complete.')
+  } else if (event.type === 'error') {
+    setStatus('failed')
+    const error = (event.data as { error?: { code: string; message: string } }).error
+    showError(`The job failed: ${error?.message ?? 'unknown error'}${error?.code ? ` (${error.code})` : ''}`)
+    say('The job failed.')
+  } else {
+    setStatus('canceled')
+    progressText.textContent = `${progressText.textContent?.replace(/ \(canceled\)$/, '') ?? ''} (canceled)`
+    say('The job was canceled.')
+  }
+}
+
+// ---- view helpers ------------------------------------------------------------
+
+function resetJobView(jobId: string) {
+  jobSection.hidden = false
+  jobIdEl.textContent = jobId
+  setStatus('queued')
+  progressEl.value = 0
+  progressEl.textContent = '0%'
+  progressText.textContent = 'Waiting for a worker…'
+  cancelButton.disabled = false
+  resultSection.hidden = true
+  resultBody.replaceChildren()
+  eventsList.replaceChildren()
+  notice.textContent = ''
+}
+
+function setStatus(status: string) {
+  statusEl.textContent = status
+  statusEl.dataset.status = status
+}
+
+function log(text: string, type: string) {
+  eventsList.append(el('li', { className: `event event-${type}` }, text))
+}
+
+function say(text: string) {
+  notice.textContent = text
+}
+
+function showError(text: string) {
+  errorBox.textContent = text
+  errorBox.hidden = false
+}
+
+function clearError() {
+  errorBox.textContent = ''
+  errorBox.hidden = true
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof ApiError) {
+    if (error.status === 401) return `${error.message} Check the API key.`
+    return error.message
+  }
+  if (error instanceof TypeError) return 'Could not reach the API. Check your connection and try again.'
+  return error instanceof Error ? error.message : String(error)
+}
+
+function showKindFieldset() {
+  for (const fieldset of form.querySelectorAll<HTMLFieldSetElement>('fieldset[data-kind]')) {
+    const active = fieldset.dataset.kind === kindSelect.value
+    fieldset.hidden = !active
+    fieldset.disabled = !active
+  }
+}
+
+function countText() {
+  const chars = textArea.value.length
+  const words = textArea.value.trim() ? textArea.value.trim().split(/\s+/).length : 0
+  textCount.textContent = `${chars.toLocaleString('en')} characters, ${words.toLocaleString('en')} words`
+}
+
+function field<T extends HTMLElement>(fieldset: HTMLFieldSetElement, name: string): T {
+  return fieldset.querySelector<T>(`[name="${name}"]`)!
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]>, ...children: (string | Node)[]) {
+  const node = Object.assign(document.createElement(tag), props)
+  node.append(...children)
+  return node
+}
+
+const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text)
+
+// ---- local development key and resuming ------------------------------------------
+
+/** `npm run dev` writes `public/dev-api-key.json`; it never exists in a deploy. */
+async function prefillDevKey() {
+  if (keyInput.value) return
+  try {
+    const res = await fetch('/dev-api-key.json', { cache: 'no-store' })
+    if (!res.ok) return
+    const { apiKey } = (await res.json()) as { apiKey?: unknown }
+    if (typeof apiKey === 'string' && !keyInput.value) {
+      keyInput.value = apiKey
+      $('key-hint').prepend('Prefilled with the local development key. ')
+    }
+  } catch {
+    // not in local development
+  }
+}
+
+/** A reload keeps watching the job named in the URL (`#job=…&kind=…`). */
+function resumeFromUrl() {
+  const params = new URLSearchParams(location.hash.slice(1))
+  const jobId = params.get('job')
+  const kind = params.get('kind') ?? 'summarize'
+  if (!jobId || current || !keyInput.value.trim() || !KINDS[kind]) return
+  watch(jobId, kind)
+  say(`Resumed job ${jobId}.`)
+}
