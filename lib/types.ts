@@ -91,6 +91,8 @@ export const JobStateSchema = z.object({
   idempotencyRecord: z.string().nullable(),
   creditCharged: z.number().int().nonnegative(),
   reservation: z.string().nullable(),
+  /** Token of the last worker write, to recognise one that landed despite an error. */
+  writeToken: z.string().optional(),
   log: LogPositionSchema,
 })
 export type JobState = z.infer<typeof JobStateSchema>

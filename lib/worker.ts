@@ -14,9 +14,12 @@ import { type Change, type StoredState, commitState, initialState, readSpec, rea
 import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from './events.ts'
 import { randomToken } from './ids.ts'
 import { splitError } from './sanitize.ts'
+import { StorageUnavailableError } from './storage/port.ts'
 import type { JobKind } from './kinds/define.ts'
 
 export const MAX_PROGRESS_MESSAGE = 200
+/** A worker rides out a storage outage this many times (with backoff) before failing the job. */
+const MAX_STORAGE_RETRIES = 5
 
 export type WorkerOutcome =
   | 'complete'
@@ -136,6 +139,7 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
   let current = claimed
   let lastWrite = deps.clock.now()
   let queue: Promise<void> = Promise.resolve()
+  let storageFailures = 0
   const controller = new AbortController()
   // Chunks this worker flushed, so a page can be written without reading them back.
   const flushed = new Map<number, JobEvent[]>()
@@ -158,20 +162,30 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
       }
       if (state.cancelRequested && !terminal) controller.abort(new Error('canceled'))
       const now = deps.clock.now()
-      const next = await commitState(
-        deps,
-        state,
-        current.version,
-        (base) => {
-          const changed = change(base)
-          return {
-            ...changed,
-            state: { ...changed.state, heartbeatAt: now, ...(terminal ? { finishedAt: now } : {}) },
-          }
-        },
-        chunkSource,
-      )
+      // A token per attempt tells, after a storage error, whether the write landed anyway.
+      const writeToken = randomToken(9)
+      let next: StoredState | null
+      try {
+        next = await commitState(
+          deps,
+          state,
+          current.version,
+          (base) => {
+            const changed = change(base)
+            return {
+              ...changed,
+              state: { ...changed.state, heartbeatAt: now, writeToken, ...(terminal ? { finishedAt: now } : {}) },
+            }
+          },
+          chunkSource,
+        )
+      } catch (error) {
+        if (!(error instanceof StorageUnavailableError) || ++storageFailures > MAX_STORAGE_RETRIES) throw error
+        await deps.clock.sleep(Math.min(3000, 100 * 2 ** storageFailures))
+        next = null
+      }
       if (next) {
+        storageFailures = 0
         current = next
         lastWrite = now
         remember(next.state)
@@ -180,6 +194,12 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
       const reread = await readState(deps.store, state.jobId)
       if (!reread) throw new LeaseLostError(`state of ${state.jobId} is gone`)
       current = { state: JobStateSchema.parse(reread.state), version: reread.version }
+      if (current.state.writeToken === writeToken) {
+        storageFailures = 0
+        lastWrite = now
+        remember(current.state)
+        return
+      }
     }
   }
 
@@ -196,7 +216,15 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
     update: (change) => enqueue(change, false),
     async finish(change) {
       await enqueue(change, true)
-      await settleFinishedJob(deps, current.state)
+      try {
+        await settleFinishedJob(deps, current.state)
+      } catch (error) {
+        // The job is finished; its live entry stays, so the reaper completes the clean-up.
+        deps.log.error('clean-up after finishing failed; the reaper will redo it', {
+          jobId: current.state.jobId,
+          error: error instanceof Error ? error.message : String(error),
+        })
+      }
     },
     close: () => {},
   }

@@ -24,7 +24,8 @@ export const OUTPUTS = {
   'admin.js': 'public/admin.ts',
 } as const
 
-export const DEV_KEY_FILE = join(ROOT, 'public', 'dev-api-key.json')
+/** Written by `npm run dev` next to the page (`public/dev-api-key.json`). */
+export const DEV_KEY_NAME = 'dev-api-key.json'
 
 /** Is this a Netlify build (CI or `netlify build`/`deploy`), where nothing local may be published? */
 export const isNetlifyBuild = (env: NodeJS.ProcessEnv = process.env) => env.NETLIFY === 'true' || Boolean(env.CONTEXT)
@@ -46,7 +47,7 @@ export async function buildClient({ outdir = join(ROOT, 'public'), env = process
       }),
     ),
   )
-  if (isNetlifyBuild(env)) await rm(DEV_KEY_FILE, { force: true })
+  if (isNetlifyBuild(env)) await rm(join(outdir, DEV_KEY_NAME), { force: true })
   return Object.keys(OUTPUTS).map((out) => join(outdir, out))
 }
 

@@ -33,6 +33,9 @@ const adminToken = /^ADMIN_TOKEN=(.*)$/m.exec(readFileSync(envFile, 'utf8'))?.[1
 mkdirSync(join(root, '.netlify'), { recursive: true })
 const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : `djk_${randomBytes(32).toString('base64url')}`
 writeFileSync(keyFile, apiKey, { mode: 0o600 })
+// For the demo page only: it prefills its key field from /dev-api-key.json. The file is
+// gitignored, and scripts/build-client.ts deletes it in Netlify builds, so it is never deployed.
+writeFileSync(join(root, 'public', 'dev-api-key.json'), `${JSON.stringify({ apiKey })}\n`)
 const { store, close } = await openStore()
 await registerApiKey(store, systemClock, apiKey, 'dev', 'local development')
 if (!(await readAccount(store, 'dev'))) await createAccount(store, systemClock, 'dev', DEV_CREDITS)

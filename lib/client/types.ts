@@ -52,6 +52,8 @@ export interface Job {
   eventsUrl: string
   sourceTaskId: string | null
   clientJobId: string | null
+  /** Credits this job was charged (0 when an earlier job with the same clientJobId paid). */
+  creditCharged?: number
 }
 
 /** The 202/200 answer of `POST /api/jobs`. */

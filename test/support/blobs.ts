@@ -18,8 +18,8 @@ export interface TestBlobs {
   ops: Record<string, number>
   resetOps(): void
   port(storeName: string): BlobPort
-  /** Makes `getStore()` in function code talk to this server. */
-  useAsEnvironment(): void
+  /** Makes `getStore()` in function code talk to this server (or to a proxy in front of it). */
+  useAsEnvironment(via?: string): void
   stop(): Promise<void>
 }
 
@@ -50,9 +50,9 @@ export async function startBlobs(): Promise<TestBlobs> {
         getStore({ name: storeName, siteID, token, edgeURL: url, uncachedEdgeURL: url, consistency: 'strong' }),
       )
     },
-    useAsEnvironment() {
+    useAsEnvironment(via = url) {
       process.env.NETLIFY_BLOBS_CONTEXT = Buffer.from(
-        JSON.stringify({ edgeURL: url, uncachedEdgeURL: url, token, siteID, deployID: '0' }),
+        JSON.stringify({ edgeURL: via, uncachedEdgeURL: via, token, siteID, deployID: '0' }),
       ).toString('base64')
     },
     async stop() {

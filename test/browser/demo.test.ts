@@ -1,0 +1,204 @@
+/**
+ * The demo page and the operator view in a real Chromium, against a real
+ * `netlify dev` (temporary project root, local Blobs sandbox). Screenshots go
+ * to test-results/. Needs /usr/bin/chromium: without it the suite fails and
+ * says how to install it.
+ */
+import { rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildClient } from '../../scripts/build-client.ts'
+import { type NetlifyDev, makeProjectRoot, newApiKey, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
+import { SCREENSHOTS, launchChromium, seedSandbox } from './support.ts'
+
+const ADMIN_TOKEN = `admin-${secret()}`
+const API_KEY = newApiKey()
+let root: string
+let dev: NetlifyDev | undefined
+let browser: Browser | undefined
+let context: BrowserContext
+let page: Page
+let completedJobId = ''
+const errors: string[] = []
+
+beforeAll(async () => {
+  browser = await launchChromium() // first: a missing Chromium fails at once, with how to install it
+  root = await makeProjectRoot()
+  await rm(join(root, 'public', 'dev-api-key.json'), { force: true }) // a developer's own key must not leak in
+  await buildClient({ outdir: join(root, 'public'), env: {} })
+  await seedSandbox(root, { apiKey: API_KEY, account: 'browser', credits: 100 })
+  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN })
+  context = await browser.newContext({ viewport: { width: 1100, height: 900 } })
+  page = await context.newPage()
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/dev-api-key\.json|404/.test(message.text())) errors.push(`console: ${message.text()}`)
+  })
+}, 180_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await dev?.stop()
+  if (root) await removeRoot(root)
+})
+
+const shot = (name: string, target: Page = page) => target.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+const text = async (selector: string, target: Page = page) => ((await target.textContent(selector)) ?? '').trim()
+const status = () => text('#job-status')
+const waitForStatus = (value: string, timeout = 30_000) =>
+  page.waitForFunction((v) => document.getElementById('job-status')?.textContent === v, value, { timeout })
+
+/** Records every value the progress bar takes, from now on. */
+const recordProgress = () =>
+  page.evaluate(() => {
+    const bar = document.getElementById('progress') as HTMLProgressElement
+    const values: number[] = ((window as unknown as { progressValues: number[] }).progressValues = [])
+    new MutationObserver(() => values.push(bar.value)).observe(bar, { attributes: true, attributeFilter: ['value'] })
+  })
+const progressValues = () => page.evaluate(() => (window as unknown as { progressValues: number[] }).progressValues)
+
+describe('demo page', () => {
+  it('submits a summarize job from the keyboard, shows progress, each window as it lands, and the result', async () => {
+    await page.goto(`${dev!.url}/`)
+    expect(await page.title()).toContain('Durable jobs')
+    expect(await page.inputValue('#api-key')).toBe('') // no dev key file in this project root
+    await page.fill('#api-key', API_KEY)
+    await page.selectOption('#sample-size', 'short')
+    await page.click('#load-sample')
+    const sample = await page.inputValue('#text')
+    expect(sample.split(/\s+/).length).toBeGreaterThan(2500)
+    expect(await text('#text-count')).toMatch(/characters/)
+    await recordProgress()
+
+    await page.focus('#submit')
+    await page.keyboard.press('Enter')
+    await page.waitForSelector('#result:not([hidden])', { timeout: 30_000 })
+
+    expect(await status()).toBe('complete')
+    expect(await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)).toBe(100)
+    const values = await progressValues()
+    expect(values.some((value) => value > 0 && value < 100)).toBe(true) // it moved through the windows
+    expect(values.at(-1)).toBe(100)
+    const windows = await page.$$eval('#events li.event-window_complete', (items) => items.map((item) => item.textContent ?? ''))
+    expect(windows.length).toBeGreaterThan(3)
+    expect(windows[0]).toMatch(/^#\d+ Window 1 of (\d+) done: /)
+    expect(windows.length).toBe(Number(/of (\d+)/.exec(windows[0]!)![1]))
+    expect(await page.getAttribute('#events', 'aria-live')).toBe('polite')
+    expect(await text('#result .result-title')).not.toBe('')
+    expect(await page.$$eval('#result .key-points li', (items) => items.length)).toBeGreaterThan(0)
+    expect(await text('#notice')).toBe('The job is complete.')
+    expect(await page.isDisabled('#cancel')).toBe(true)
+    completedJobId = await text('#job-id')
+    expect(completedJobId).toMatch(/^job_/)
+    expect(page.url()).toContain(`#job=${completedJobId}`)
+    await shot('demo-complete')
+  })
+
+  it('cancels a long job while it runs', async () => {
+    await page.selectOption('#sample-size', 'long')
+    await page.click('#load-sample')
+    await page.fill('#window-chars', '500')
+    await recordProgress()
+    await page.click('#submit')
+    await page.waitForSelector('#events li.event-window_complete', { timeout: 30_000 })
+    await waitForStatus('running')
+    await page.waitForFunction(() => (document.getElementById('progress') as HTMLProgressElement).value > 0, null, { timeout: 30_000 })
+    await shot('demo-running')
+    const jobId = await text('#job-id')
+    expect(jobId).not.toBe(completedJobId)
+
+    await page.click('#cancel')
+    await waitForStatus('canceled')
+    expect(await text('#notice')).toBe('The job was canceled.')
+    const log = await page.$$eval('#events li', (items) => items.map((item) => item.className))
+    expect(log).toContain('event event-cancel_requested')
+    expect(log.at(-1)).toBe('event event-canceled')
+    expect(await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)).toBeLessThan(95)
+    expect(await page.isHidden('#result')).toBe(true)
+    await shot('demo-canceled')
+  })
+
+  it('a double click on Submit joins the running job instead of failing', async () => {
+    await page.dblclick('#submit') // the long text again: its last job was canceled, so the first click starts one
+    await page.waitForFunction(() => /Joined the running job/.test(document.getElementById('notice')?.textContent ?? ''), null, { timeout: 15_000 })
+    const jobId = await text('#job-id')
+    expect(await text('#notice')).toContain(jobId)
+    expect(await page.isHidden('#error')).toBe(true)
+    await page.waitForSelector('#events li.event-window_complete', { timeout: 30_000 })
+    await shot('demo-joined')
+    await page.click('#cancel')
+    await waitForStatus('canceled')
+  })
+
+  it('shows the public message of an error answer', async () => {
+    await page.fill('#api-key', newApiKey()) // well-formed, never registered
+    await page.click('#submit')
+    await page.waitForSelector('#error:not([hidden])')
+    expect(await text('#error')).toMatch(/Send a valid API key.*Check the API key\./)
+    await page.fill('#api-key', API_KEY)
+    await page.fill('#text', '')
+    await page.click('#submit')
+    expect(await text('#error')).toBe('Paste a text or load the sample first.')
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('text')
+    await shot('demo-error')
+  })
+
+  it('prefills the local development key from /dev-api-key.json and resumes the job named in the URL', async () => {
+    await writeFile(join(root, 'public', 'dev-api-key.json'), JSON.stringify({ apiKey: API_KEY }))
+    try {
+      const mobile = await browser!.newPage({ viewport: { width: 375, height: 800 } })
+      await mobile.goto(`${dev!.url}/#job=${completedJobId}&kind=summarize`)
+      await mobile.waitForSelector('#result:not([hidden])', { timeout: 30_000 })
+      expect(await mobile.inputValue('#api-key')).toBe(API_KEY)
+      expect(await text('#key-hint', mobile)).toMatch(/^Prefilled with the local development key/)
+      expect(await text('#job-id', mobile)).toBe(completedJobId)
+      expect(await text('#job-status', mobile)).toBe('complete')
+      // readable at 375 px: nothing wider than the screen
+      expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
+      await shot('demo-mobile', mobile)
+      await mobile.close()
+    } finally {
+      await rm(join(root, 'public', 'dev-api-key.json'), { force: true })
+    }
+  })
+})
+
+describe('operator view', () => {
+  it('asks for the admin token, keeps it in sessionStorage only, and lists jobs, locks and accounts', async () => {
+    const admin = await context.newPage()
+    await admin.goto(`${dev!.url}/admin`)
+    expect(await admin.title()).toContain('Operator view')
+    await admin.fill('#admin-token', 'not-the-token-0123456789')
+    await admin.click('#load')
+    await admin.waitForSelector('#error:not([hidden])')
+    expect(await text('#error', admin)).toMatch(/admin token was not accepted/)
+
+    await admin.fill('#admin-token', ADMIN_TOKEN)
+    await admin.click('#load')
+    await admin.waitForSelector('#snapshot table')
+    const rows = await admin.$$eval('#section-jobs ~ .table-wrap tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''))
+    expect(rows.length).toBeGreaterThanOrEqual(4)
+    expect(rows.some((row) => row.includes(completedJobId) && row.includes('complete') && row.includes('browser'))).toBe(true)
+    expect(rows.filter((row) => row.includes('canceled')).length).toBeGreaterThanOrEqual(2)
+    expect(await text('#meta', admin)).toMatch(/Snapshot of .*jobs?/)
+    const headings = await admin.$$eval('#snapshot h2', (hs) => hs.map((h) => h.textContent))
+    expect(headings.slice(0, 2)).toEqual(['Jobs', 'Held locks'])
+    expect(headings).toContain('Accounts') // an extra section, rendered generically
+    expect(await admin.evaluate(() => sessionStorage.getItem('durable-jobs.adminToken'))).toBe(ADMIN_TOKEN)
+    expect(await admin.evaluate(() => JSON.stringify(localStorage))).not.toContain(ADMIN_TOKEN)
+    expect(await admin.content()).not.toContain(ADMIN_TOKEN.slice(6)) // not in the page, only in the field's value
+    await shot('admin', admin)
+
+    // a reload in the same tab loads again without asking
+    await admin.reload()
+    await admin.waitForSelector('#snapshot table')
+    await admin.click('#forget')
+    expect(await admin.evaluate(() => sessionStorage.getItem('durable-jobs.adminToken'))).toBeNull()
+    await admin.close()
+  })
+
+  it('no script errors on any page', () => {
+    expect(errors).toEqual([])
+  })
+})
