@@ -89,21 +89,28 @@ export async function planAppend(
   const appended: JobEvent[] = []
   const written = new Map<number, JobEvent[]>()
 
-  for (const event of events) {
-    if (tail.length >= CHUNK_SIZE) {
-      const chunkIndex = flushedSeq / CHUNK_SIZE
-      writes.push({ key: where.chunk(chunkIndex), data: JSON.stringify(tail) })
-      written.set(chunkIndex, tail)
-      flushedSeq += tail.length
-      tail = []
-      if (flushedSeq % PAGE_SIZE === 0) {
-        const pageIndex = flushedSeq / PAGE_SIZE - 1
-        const pageEvents: JobEvent[] = []
-        for (let c = pageIndex * CHUNKS_PER_PAGE; c < (pageIndex + 1) * CHUNKS_PER_PAGE; c++) {
-          pageEvents.push(...(written.get(c) ?? (await chunkSource(c))))
-        }
-        writes.push({ key: where.page(pageIndex), data: JSON.stringify(pageEvents) })
+  /** Writes the tail as a chunk (and its page when the page is full). */
+  const flush = async () => {
+    const chunkIndex = flushedSeq / CHUNK_SIZE
+    writes.push({ key: where.chunk(chunkIndex), data: JSON.stringify(tail) })
+    written.set(chunkIndex, tail)
+    flushedSeq += tail.length
+    if (flushedSeq % PAGE_SIZE === 0) {
+      const pageIndex = flushedSeq / PAGE_SIZE - 1
+      const pageEvents: JobEvent[] = []
+      for (let c = pageIndex * CHUNKS_PER_PAGE; c < (pageIndex + 1) * CHUNKS_PER_PAGE; c++) {
+        pageEvents.push(...(written.get(c) ?? (await chunkSource(c))))
       }
+      writes.push({ key: where.page(pageIndex), data: JSON.stringify(pageEvents) })
+    }
+  }
+
+  for (const event of events) {
+    // Only committed events are flushed (the stored tail, before this append),
+    // so a chunk's content is fixed by its position whoever writes it.
+    if (tail.length >= CHUNK_SIZE) {
+      await flush()
+      tail = []
     }
     lastSeq += 1
     const stored: JobEvent = { seq: lastSeq, type: event.type, data: event.data ?? null, ts: now }
@@ -120,6 +127,20 @@ export async function planAppend(
     }
   }
   return { log: { firstSeq, flushedSeq, lastSeq, tail }, appended, writes, deletes }
+}
+
+/**
+ * Seals a finished log: writes its last page (full or partial) from
+ * committed events, so a late reader replays the whole log from pages. Only
+ * for logs that can no longer grow; null when there is nothing to gain.
+ */
+export async function planSeal(where: LogKeys, log: LogPosition, chunkSource: ChunkSource) {
+  if (log.sealed || log.lastSeq <= CHUNK_SIZE) return null
+  const pageIndex = Math.floor((log.lastSeq - 1) / PAGE_SIZE)
+  const events: JobEvent[] = []
+  for (let c = pageIndex * CHUNKS_PER_PAGE; c < log.flushedSeq / CHUNK_SIZE; c++) events.push(...(await chunkSource(c)))
+  events.push(...log.tail)
+  return { log: { ...log, sealed: true }, write: { key: where.page(pageIndex), data: JSON.stringify(events) } }
 }
 
 export interface EventSlice {
@@ -150,20 +171,24 @@ export async function readEvents(
   if (to < from) return { events: [], truncatedBefore }
 
   const reads: { key: string; first: number; last: number }[] = []
+  // The newest events are in the state's tail (possibly already flushed too): blobs only before it.
+  const tailStart = log.tail[0]?.seq ?? log.lastSeq + 1
+  const blobEnd = Math.min(to, tailStart - 1)
   let seq = from
-  while (seq <= Math.min(to, log.flushedSeq)) {
+  while (seq <= blobEnd) {
     const pageIndex = Math.floor((seq - 1) / PAGE_SIZE)
     const pageEnd = (pageIndex + 1) * PAGE_SIZE
-    const wanted = Math.min(to, pageEnd) - seq + 1
-    if (pageEnd <= log.flushedSeq && wanted > CHUNK_SIZE) {
-      reads.push({ key: where.page(pageIndex), first: seq, last: Math.min(to, pageEnd) })
-      seq = Math.min(to, pageEnd) + 1
+    const last = Math.min(blobEnd, pageEnd)
+    const pageWritten = pageEnd <= log.flushedSeq || (log.sealed === true && pageIndex === Math.floor((log.lastSeq - 1) / PAGE_SIZE))
+    if (pageWritten && last - seq + 1 > CHUNK_SIZE) {
+      reads.push({ key: where.page(pageIndex), first: seq, last })
+      seq = last + 1
       continue
     }
     const chunkIndex = Math.floor((seq - 1) / CHUNK_SIZE)
-    const chunkEnd = (chunkIndex + 1) * CHUNK_SIZE
-    reads.push({ key: where.chunk(chunkIndex), first: seq, last: Math.min(to, chunkEnd) })
-    seq = Math.min(to, chunkEnd) + 1
+    const chunkLast = Math.min(blobEnd, (chunkIndex + 1) * CHUNK_SIZE)
+    reads.push({ key: where.chunk(chunkIndex), first: seq, last: chunkLast })
+    seq = chunkLast + 1
   }
 
   const blobs = await Promise.all(reads.map((read) => store.read(read.key)))

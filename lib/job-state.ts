@@ -3,7 +3,7 @@
  * (`commitState`), and the clean-up every finished job goes through.
  */
 import type { Deps } from './deps.ts'
-import { type NewEvent, chunksFromStorage, jobLog, planAppend } from './events.ts'
+import { type ChunkSource, type NewEvent, chunksFromStorage, jobLog, planAppend, planSeal } from './events.ts'
 import { refundCredits } from './credits.ts'
 import { releaseLock } from './lock.ts'
 import { expiryBucket, keys } from './storage/keys.ts'
@@ -49,6 +49,7 @@ export function initialState(spec: JobSpec, now: number): JobState {
     idempotencyRecord: spec.idempotencyRecord,
     creditCharged: spec.creditCharged,
     reservation: spec.reservation,
+    assets: [],
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }
 }
@@ -87,10 +88,21 @@ export async function commitState(
  * it from the live index (the reaper finishes the job for anyone who died
  * before that last step).
  */
-export async function settleFinishedJob(deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log'>, state: JobState) {
+export async function settleFinishedJob(
+  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log'>,
+  stored: StoredState,
+  chunkSource = chunksFromStorage(deps.store, jobLog(stored.state.jobId)),
+) {
+  const { state } = stored
   if (!isTerminal(state.status) || state.finishedAt === null) return
+  await sealFinishedLog(deps.store, stored, chunkSource)
   const bucket = expiryBucket(state.finishedAt + deps.settings.retentionMs)
   await deps.store.put(keys.expiry(bucket, 'job', state.jobId), '')
+  // Files of a job that did not complete are orphans: due for deletion at the reaper's next run.
+  if (state.status !== 'complete') {
+    const { finishedAt } = state
+    await Promise.all(state.assets.map((asset) => scheduleAssetCheck(deps.store, finishedAt, asset.assetId)))
+  }
   // A job that did no work for its money gets it back; refunding twice is a no-op.
   const unearned = state.status === 'failed' || (state.status === 'canceled' && state.startedAt === null)
   if (unearned && state.creditCharged > 0 && state.reservation) {
@@ -106,6 +118,28 @@ export async function settleFinishedJob(deps: Pick<Deps, 'store' | 'clock' | 'se
     }
   }
   await deps.store.delete(keys.spec(state.jobId))
+}
+
+/**
+ * Writes a finished log's last page so late readers replay it from pages.
+ * The log can no longer grow, so the page's content is final; a conflict
+ * means another settle sealed it first.
+ */
+async function sealFinishedLog(store: BlobPort, stored: StoredState, chunkSource: ChunkSource) {
+  const plan = await planSeal(jobLog(stored.state.jobId), stored.state.log, chunkSource)
+  if (!plan) return
+  await store.put(plan.write.key, plan.write.data)
+  await store.replace(keys.state(stored.state.jobId), JSON.stringify({ ...stored.state, log: plan.log }), stored.version)
+}
+
+/**
+ * Asks the reaper to judge an asset at its first run from `at`: it deletes
+ * the asset unless its job completed listing it, and asks again later while
+ * the job is live. Due up to one bucket early, which is harmless: the
+ * judgment reads the job, not the clock. (Retention uses its own marker.)
+ */
+export async function scheduleAssetCheck(store: BlobPort, at: number, assetId: string) {
+  await store.put(keys.expiry(expiryBucket(at) - 1, 'asset', assetId), '')
 }
 
 /** Deletes a job and everything it wrote (retention). */

@@ -20,7 +20,13 @@ export async function loadOwnedJob(deps: Pick<Deps, 'store'>, account: string, j
     return { stored }
   }
   const spec = await readSpec(deps.store, jobId)
-  if (!spec || spec.account !== account) throw notFound()
+  if (!spec) {
+    // Claimed (and maybe finished and cleaned up) between our two reads: its state exists now.
+    const claimed = await readState(deps.store, jobId)
+    if (claimed && claimed.state.account === account) return { stored: claimed }
+    throw notFound()
+  }
+  if (spec.account !== account) throw notFound()
   return { spec }
 }
 
@@ -139,7 +145,7 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
         events: [{ type: 'canceled', data: { reason: 'canceled before it started' } }],
       }))
       if (!done) continue // a worker claimed it meanwhile: cancel the running job instead
-      await settleFinishedJob(deps, done.state)
+      await settleFinishedJob(deps, done)
       return { status: 200 as const, job: publicJob({ state: done.state }) }
     }
     const { state, version } = job.stored
@@ -160,7 +166,7 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
     )
     if (!next) continue
     if (direct) {
-      await settleFinishedJob(deps, next.state)
+      await settleFinishedJob(deps, next)
       return { status: 200 as const, job: publicJob({ state: next.state }) }
     }
     return { status: 202 as const, job: publicJob({ state: next.state }) }

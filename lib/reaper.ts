@@ -6,13 +6,15 @@
  *   `error` event so pollers stop; a finished job whose worker died before
  *   cleaning up is settled (lock freed, deletion scheduled);
  * - deletions are found through time buckets under `expiry/`: only buckets
- *   that are due are listed.
+ *   that are due are listed. Generated files are found the same way: each
+ *   has a retention marker and orphan checks (see `assets.ts`).
  * It stops at its time budget and picks up the rest on the next run.
  */
 import type { Deps } from './deps.ts'
 import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { removeReleasedLock } from './lock.ts'
 import { pruneReservations } from './credits.ts'
+import { reapAsset } from './assets.ts'
 import { EXPIRY_BUCKET_MS, bucketOf, keys } from './storage/keys.ts'
 import { systemError } from './sanitize.ts'
 import { IdempotencyRecordSchema, isTerminal } from './types.ts'
@@ -24,6 +26,8 @@ export interface ReapReport {
   expiredDeleted: number
   locksRemoved: number
   reservationsPruned: number
+  /** Generated files deleted: past their retention, or orphans of jobs that did not complete. */
+  assetsDeleted: number
   unfinished: boolean
 }
 
@@ -32,7 +36,7 @@ const PARALLEL = 8
 export async function reap(deps: Deps): Promise<ReapReport> {
   const startedAt = deps.clock.now()
   const outOfTime = () => deps.clock.now() - startedAt > deps.settings.reaperBudgetMs
-  const report: ReapReport = { liveChecked: 0, failed: 0, settled: 0, expiredDeleted: 0, locksRemoved: 0, reservationsPruned: 0, unfinished: false }
+  const report: ReapReport = { liveChecked: 0, failed: 0, settled: 0, expiredDeleted: 0, locksRemoved: 0, reservationsPruned: 0, assetsDeleted: 0, unfinished: false }
 
   const live = await deps.store.list(keys.specPrefix)
   const liveIds = live.keys.map((key) => key.slice(keys.specPrefix.length))
@@ -65,6 +69,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
         report.locksRemoved += locksRemoved
       }
       if (type === 'account') report.reservationsPruned += await pruneReservations(deps.store, deps.clock, id, bucket)
+      if (type === 'asset' && (await reapAsset(deps, id)) === 'deleted') report.assetsDeleted++
       await deps.store.delete(entry)
     })
   }
@@ -77,7 +82,7 @@ async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcome> {
   const now = deps.clock.now()
   const stored = await readState(deps.store, jobId)
   if (stored && isTerminal(stored.state.status)) {
-    await settleFinishedJob(deps, stored.state)
+    await settleFinishedJob(deps, stored)
     return 'settled'
   }
   let base = stored?.state
@@ -108,7 +113,7 @@ async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcome> {
   }))
   if (!done) return 'alive'
   deps.log.info('reaped a job whose worker was gone', { jobId, reason: failure.error.code })
-  await settleFinishedJob(deps, done.state)
+  await settleFinishedJob(deps, done)
   return 'failed'
 }
 

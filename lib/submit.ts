@@ -73,7 +73,8 @@ export async function submitJob(
   const jobId = deps.ids('job')
   let lockKey: string | null = null
   try {
-    if (kind.lockKey) lockKey = resourceKey(kind.lockKey(input.data, account))
+    const parts = kind.lockKey?.(input.data, account, { sourceTaskId }) ?? null
+    if (parts) lockKey = resourceKey(parts)
   } catch (error) {
     if (error instanceof UnsafeKeyError) throw invalidRequest(error.message, [{ path: 'input', message: error.message }])
     throw error
@@ -263,7 +264,7 @@ async function recordTakeover(deps: Deps, oldJobId: string, newJobId: string) {
       events: [{ type: 'error', data: { error: failure.error } }],
     }))
     if (done) {
-      await settleFinishedJob(deps, done.state)
+      await settleFinishedJob(deps, done)
       return
     }
   }
@@ -281,7 +282,7 @@ async function failUndispatched(deps: Deps, spec: JobSpec, cause: unknown) {
     state: { ...state, status: 'failed', finishedAt: now, ...failure },
     events: [{ type: 'error', data: { error: failure.error } }],
   })).catch(() => null)
-  if (done) await settleFinishedJob(deps, done.state).catch(() => {})
+  if (done) await settleFinishedJob(deps, done).catch(() => {})
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')

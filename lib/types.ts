@@ -64,8 +64,21 @@ export const LogPositionSchema = z.object({
   lastSeq: z.number().int().nonnegative(),
   /** Events after `flushedSeq`, at most one chunk. */
   tail: z.array(JobEventSchema),
+  /** A finished log whose last page is written too (see planSeal). */
+  sealed: z.boolean().optional(),
 })
 export type LogPosition = z.infer<typeof LogPositionSchema>
+
+/** A file a job saved (see `assets.ts`), as the job lists it. */
+export const JobAssetSchema = z.object({
+  assetId: z.string(),
+  filename: z.string(),
+  contentType: z.string(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string(),
+  url: z.string(),
+})
+export type JobAsset = z.infer<typeof JobAssetSchema>
 
 export const JobStateSchema = z.object({
   jobId: z.string(),
@@ -93,6 +106,8 @@ export const JobStateSchema = z.object({
   reservation: z.string().nullable(),
   /** Token of the last worker write, to recognise one that landed despite an error. */
   writeToken: z.string().optional(),
+  /** Files the job saved, in order. Defaulted so records written before assets existed still parse. */
+  assets: z.array(JobAssetSchema).default([]),
   log: LogPositionSchema,
 })
 export type JobState = z.infer<typeof JobStateSchema>

@@ -8,7 +8,7 @@
  * finished the job, this worker's writes are refused and it stops.
  */
 import type { Deps } from './deps.ts'
-import type { JobEvent } from './types.ts'
+import type { JobEvent, JobSpec } from './types.ts'
 import { JobStateSchema, type JobState } from './types.ts'
 import { type Change, type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from './events.ts'
@@ -16,6 +16,7 @@ import { randomToken } from './ids.ts'
 import { splitError } from './sanitize.ts'
 import { StorageUnavailableError } from './storage/port.ts'
 import type { JobKind } from './kinds/define.ts'
+import { saveJobAsset } from './assets.ts'
 
 export const MAX_PROGRESS_MESSAGE = 200
 /** A worker rides out a storage outage this many times (with backoff) before failing the job. */
@@ -58,10 +59,10 @@ export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> 
 
   try {
     if (!kind) throw new Error(`job kind "${spec.kind}" is not registered in this deploy`)
-    const result = await runHandler(kind, spec.input, writer, jobId, spec.account)
+    const result = await runHandler(deps, kind, spec, writer)
     await writer.finish((state) => ({
       state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },
-      events: [{ type: 'done', data: { result, creditCharged: state.creditCharged } }],
+      events: [{ type: 'done', data: { result, creditCharged: state.creditCharged, assets: state.assets } }],
     }))
     return 'complete'
   } catch (thrown) {
@@ -94,8 +95,9 @@ async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, chan
   }
 }
 
-async function runHandler(kind: JobKind, rawInput: unknown, writer: FencedWriter, jobId: string, account: string) {
-  const input = kind.input.parse(rawInput)
+async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, writer: FencedWriter) {
+  const { jobId, account } = spec
+  const input = kind.input.parse(spec.input)
   const result = await kind.run({
     jobId,
     account,
@@ -111,10 +113,20 @@ async function runHandler(kind: JobKind, rawInput: unknown, writer: FencedWriter
         }
       }),
     emit: (type, data) => {
-      if (!/^[a-z][a-z0-9_]{0,39}$/.test(type) || ['done', 'error', 'canceled', 'started'].includes(type)) {
+      if (!/^[a-z][a-z0-9_]{0,39}$/.test(type) || ['done', 'error', 'canceled', 'started', 'asset_created'].includes(type)) {
         throw new TypeError(`event type "${type}" is reserved or not snake_case`)
       }
       return writer.update((state) => ({ state, events: [{ type, data: data ?? null }] }))
+    },
+    // The size cap is checked in here, by the worker, never at submit: only the handler knows the size.
+    saveAsset: async (file) => {
+      writer.signal.throwIfAborted()
+      return saveJobAsset(deps, spec, file, (asset) =>
+        writer.update((state) => ({
+          state: { ...state, assets: [...state.assets, asset] },
+          events: [{ type: 'asset_created', data: { asset } }],
+        })),
+      )
     },
   })
   writer.signal.throwIfAborted()
@@ -217,7 +229,7 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
     async finish(change) {
       await enqueue(change, true)
       try {
-        await settleFinishedJob(deps, current.state)
+        await settleFinishedJob(deps, current, chunkSource)
       } catch (error) {
         // The job is finished; its live entry stays, so the reaper completes the clean-up.
         deps.log.error('clean-up after finishing failed; the reaper will redo it', {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CHUNK_SIZE, PAGE_SIZE, jobLog, readEvents } from '../lib/events.ts'
-import { type StoredState, commitState, initialState } from '../lib/job-state.ts'
+import { type StoredState, commitState, initialState, readState, settleFinishedJob } from '../lib/job-state.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import type { JobSpec } from '../lib/types.ts'
@@ -102,6 +102,27 @@ describe('event log', () => {
     const keys = [...store.snapshot().keys()].filter((k) => k.startsWith('events/'))
     expect(keys.some((k) => k.endsWith('/p/0000000000') || k.endsWith('/c/0000000000'))).toBe(false)
     expect(keys.length).toBeLessThanOrEqual(3 * (PAGE_SIZE / CHUNK_SIZE + 1))
+  })
+
+  it('a finished log is sealed: a late reader replays exactly 1000 events from 10 pages, and 1005 within 11', async () => {
+    for (const total of [1000, 1005]) {
+      const store = memoryPort()
+      const deps = testDeps(store, { clock: manualClock(), settings: { maxEvents: 2000 } })
+      const running = await appendMany(store, total - 1, 2000)
+      const finished = (await commitState(deps, running.state, running.version, (s) => ({
+        state: { ...s, status: 'complete', finishedAt: 1 },
+        events: [{ type: 'done', data: null }],
+      })))!
+      await settleFinishedJob(deps, finished)
+      const sealed = (await readState(store, spec.jobId))!
+      expect(sealed.state.log.sealed).toBe(true)
+      let reads = 0
+      const counting = { ...store, read: (key: string) => (reads++, store.read(key)) }
+      const { events } = await readEvents(counting, jobLog(spec.jobId), sealed.state.log, 0, 2000)
+      expect(events.map((e) => e.seq)).toEqual(Array.from({ length: total }, (_, i) => i + 1))
+      expect(reads).toBeLessThanOrEqual(Math.ceil(total / 100)) // plus the one state read = 1 + n/100
+      if (total === 1000) expect(reads).toBe(10)
+    }
   })
 
   it('works the same over the real local Blobs server', async () => {
