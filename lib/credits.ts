@@ -269,19 +269,30 @@ export async function refundCredits(
 }
 
 /** Drops reservations past their hour (the reaper, per scheduled bucket). */
-export async function pruneReservations(store: BlobPort, clock: Clock, account: string, bucket: number) {
+export async function pruneReservations(
+  store: BlobPort,
+  clock: Clock,
+  account: string,
+  bucket: number,
+  /** Given, a charge whose job never came to exist (its submit died, or could not refund) is refunded as it is pruned. */
+  jobExists?: (jobId: string) => Promise<boolean>,
+) {
   return retrying(store, clock, account, undefined, async (current) => {
     if (!current) return 0
     const now = clock.now()
     const kept = Object.entries(current.record.reservations).filter(([, r]) => r.expiresAt > now)
     const pruned = Object.keys(current.record.reservations).length - kept.length
+    const lost: Reservation[] = []
+    for (const r of Object.values(current.record.reservations)) {
+      if (jobExists && r.expiresAt <= now && r.refundedAt === null && !(await jobExists(r.jobId))) lost.push(r)
+    }
     const done = await commitAccount(store, clock, current, account, (record) => ({
       record: {
         ...record,
         reservations: Object.fromEntries(kept),
         pruneBuckets: record.pruneBuckets.filter((b) => b > bucket),
       },
-      entries: [],
+      entries: lost.map((r) => ({ type: 'refund' as const, amount: r.amount, reason: 'job was never created', jobId: r.jobId, clientJobId: r.clientJobId, kind: r.kind })),
     }))
     return done ? pruned : null
   })

@@ -2,6 +2,7 @@ import type { Clock } from './clock.ts'
 import type { IdSource } from './ids.ts'
 import type { KindRegistry } from './kinds/define.ts'
 import type { BlobPort } from './storage/port.ts'
+import type { AssetPort } from './storage/asset-port.ts'
 
 /** Tunable behaviour, with the defaults the README documents. */
 export interface Settings {
@@ -21,6 +22,10 @@ export interface Settings {
   maxBodyBytes: number
   /** Time the reaper may spend per run (scheduled functions stop at 30 s). */
   reaperBudgetMs: number
+  /** Largest file a job may save; checked by the worker before anything is written. */
+  maxAssetBytes: number
+  /** How long a generated file stays downloadable; it outlives its job's record. */
+  assetRetentionMs: number
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -32,6 +37,8 @@ export const DEFAULT_SETTINGS: Settings = {
   queuedTimeoutMs: 5 * 60_000,
   maxBodyBytes: 4 * 1024 * 1024,
   reaperBudgetMs: 20_000,
+  maxAssetBytes: 500 * 1024 * 1024,
+  assetRetentionMs: 168 * 3600_000,
 }
 
 /** Where a worker request goes; the HTTP version lives in the function adapter. */
@@ -47,6 +54,8 @@ export const silentLogger: Logger = { info() {}, error() {} }
 /** Everything the domain needs from outside, passed in by the adapters. */
 export interface Deps {
   store: BlobPort
+  /** Generated files (the `generated` store), apart from job state. */
+  assets: AssetPort
   clock: Clock
   ids: IdSource
   kinds: KindRegistry

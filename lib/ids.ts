@@ -13,3 +13,5 @@ export const randomToken = (bytes = 16) => randomBytes(bytes).toString('base64ur
 
 /** Shape of job ids: checked before any storage read, so junk never reaches a key. */
 export const JOB_ID_PATTERN = /^job_[0-9a-z]{8,11}[0-9a-f]{32}$/
+/** Shape of asset ids (made the same way, with the prefix `asset`). */
+export const ASSET_ID_PATTERN = /^asset_[0-9a-z]{8,11}[0-9a-f]{32}$/

@@ -104,6 +104,22 @@ export async function releaseLock(store: BlobPort, clock: Clock, resource: strin
 }
 
 /**
+ * Restarts the TTL of a lock `jobId` holds, counting from now; false if it
+ * no longer holds it. The worker calls it just before claiming the job:
+ * Netlify may start it minutes after the submit took the lock (retries at +1
+ * and +3 min), and the lock must outlive the worker's whole 15 minutes.
+ */
+export async function renewLock(store: BlobPort, clock: Clock, resource: string, jobId: string, ttlMs = DEFAULT_LOCK_TTL_MS) {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const current = await peekLock(store, resource)
+    if (!current || current.record.state !== 'held' || current.record.jobId !== jobId) return false
+    const renewed = encode({ ...current.record, expiresAt: clock.now() + ttlMs })
+    if ((await store.replace(keys.lock(resource), renewed, current.version)).ok) return true
+  }
+  throw new StorageUnavailableError(`lock ${resource} kept changing; gave up renewing it`)
+}
+
+/**
  * Deletes a lock released more than `minAgeMs` ago (the reaper's clean-up).
  * Returns whether it was deleted.
  */

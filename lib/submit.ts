@@ -91,6 +91,8 @@ export async function submitJob(
   const cost = kind.cost ?? 0
   const reservation = reservationId(clientJobId, jobId)
   let creditCharged = 0
+  // Set before charging: a charge whose answer was lost may have landed, and must be undone too.
+  let chargeTried = false
   let lockTaken = false
   try {
     // Decided before the lock, so a job the balance cannot cover takes nothing.
@@ -119,6 +121,7 @@ export async function submitJob(
       if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
     }
     if (quote.amount > 0) {
+      chargeTried = true
       creditCharged = await chargeCredits(
         deps.store,
         deps.clock,
@@ -144,7 +147,8 @@ export async function submitJob(
     submitted = spec
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
-    if (creditCharged > 0) await refundCredits(deps.store, deps.clock, account, reservation, jobId, 'submit failed').catch(() => {})
+    // Refunds only a reservation this job itself paid, so this is safe when the charge never landed.
+    if (chargeTried) await refundCredits(deps.store, deps.clock, account, reservation, jobId, 'submit failed').catch(() => {})
     if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
     if (idempotencyRecord) await deps.store.delete(idempotencyRecord).catch(() => {})
     throw error

@@ -1,6 +1,7 @@
 /** How jobs look from outside: to their clients, and to operators. */
 import { iso } from './clock.ts'
-import type { JobSpec, JobState, PublicError } from './types.ts'
+import type { JobAsset, JobSpec, JobState, PublicError } from './types.ts'
+import type { AssetRecord } from './assets.ts'
 
 export const jobUrls = (jobId: string) => ({
   statusUrl: `/api/jobs/${jobId}`,
@@ -27,6 +28,8 @@ export interface PublicJob {
   clientJobId: string | null
   /** Credits this job was charged: 0 when an earlier job with the same clientJobId paid. */
   creditCharged: number
+  /** Files the job saved so far, with their download URLs. */
+  assets: JobAsset[]
 }
 
 /** The job as any client may see it: never the internal error, never the lease. */
@@ -49,6 +52,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
       sourceTaskId: spec.sourceTaskId,
       clientJobId: spec.clientJobId,
       creditCharged: spec.creditCharged,
+      assets: [],
     }
   }
   const { state } = job
@@ -69,6 +73,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     sourceTaskId: state.sourceTaskId,
     clientJobId: state.clientJobId,
     creditCharged: state.creditCharged,
+    assets: state.assets,
   }
 }
 
@@ -99,5 +104,23 @@ export function operatorJob(state: JobState) {
     clientJobId: state.clientJobId,
     creditCharged: state.creditCharged,
     reservation: state.reservation,
+  }
+}
+
+export const assetUrl = (assetId: string) => `/api/assets/${assetId}`
+
+/** A generated file as its account sees it in listings; never the account itself. */
+export function publicAsset(record: AssetRecord) {
+  return {
+    assetId: record.assetId,
+    jobId: record.jobId,
+    sourceTaskId: record.sourceTaskId,
+    filename: record.filename,
+    contentType: record.contentType,
+    bytes: record.bytes,
+    sha256: record.sha256,
+    url: assetUrl(record.assetId),
+    createdAt: iso(record.createdAt)!,
+    expiresAt: iso(record.expiresAt)!,
   }
 }

@@ -17,6 +17,8 @@ import { splitError } from './sanitize.ts'
 import { StorageUnavailableError } from './storage/port.ts'
 import type { JobKind } from './kinds/define.ts'
 import { saveJobAsset } from './assets.ts'
+import { JobFailure } from './errors.ts'
+import { renewLock } from './lock.ts'
 
 export const MAX_PROGRESS_MESSAGE = 200
 /** A worker rides out a storage outage this many times (with backoff) before failing the job. */
@@ -39,6 +41,8 @@ export class LeaseLostError extends Error {
 export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> {
   const spec = await readSpec(deps.store, jobId)
   if (!spec) return (await readState(deps.store, jobId)) ? 'already_claimed' : 'not_found'
+  // The lock's TTL restarts now, so it outlives this invocation even when Netlify started it late.
+  const holdsLock = spec.lockKey ? await renewLock(deps.store, deps.clock, spec.lockKey, jobId, deps.settings.lockTtlMs) : true
 
   const lease = randomToken()
   const now = deps.clock.now()
@@ -59,6 +63,7 @@ export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> 
 
   try {
     if (!kind) throw new Error(`job kind "${spec.kind}" is not registered in this deploy`)
+    if (!holdsLock) throw new JobFailure('lock_lost', 'The job lost its resource to a newer job before it could start.')
     const result = await runHandler(deps, kind, spec, writer)
     await writer.finish((state) => ({
       state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },

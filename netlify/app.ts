@@ -10,10 +10,13 @@ import { type JobKind, type KindRegistry, kindRegistry } from '../lib/kinds/defi
 import { productionKinds } from '../lib/kinds/index.ts'
 import { MIN_SECRET_LENGTH, signWorkerRequest } from '../lib/signing.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
+import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { MIN_MAX_EVENTS } from '../lib/events.ts'
 
 /** The Blobs store holding all job state. */
 export const STORE_NAME = 'durable-jobs'
+/** The Blobs store holding generated files (assets), apart from job state. */
+export const ASSET_STORE_NAME = 'generated'
 export const WORKER_PATH = '/.netlify/functions/worker-background'
 
 let registry: KindRegistry = kindRegistry(productionKinds)
@@ -53,6 +56,10 @@ export function settingsFrom(env = process.env): Settings {
   if (!Number.isInteger(maxEvents) || maxEvents < MIN_MAX_EVENTS) {
     throw new MisconfiguredError(`EVENT_LOG_MAX_EVENTS must be an integer ≥ ${MIN_MAX_EVENTS}`)
   }
+  const maxAssetBytes = Number(env.MAX_GENERATED_ASSET_BYTES || DEFAULT_SETTINGS.maxAssetBytes)
+  if (!Number.isSafeInteger(maxAssetBytes) || maxAssetBytes < 1) {
+    throw new MisconfiguredError('MAX_GENERATED_ASSET_BYTES must be a whole number of bytes ≥ 1')
+  }
   return {
     ...DEFAULT_SETTINGS,
     retentionMs: seconds('JOB_RETENTION_HOURS', DEFAULT_SETTINGS.retentionMs / 3600, 0) * 3600,
@@ -61,6 +68,8 @@ export function settingsFrom(env = process.env): Settings {
     heartbeatIntervalMs: seconds('HEARTBEAT_INTERVAL_SECONDS', DEFAULT_SETTINGS.heartbeatIntervalMs, 1),
     queuedTimeoutMs: seconds('QUEUED_TIMEOUT_SECONDS', DEFAULT_SETTINGS.queuedTimeoutMs, 1),
     maxEvents,
+    maxAssetBytes,
+    assetRetentionMs: seconds('ASSET_RETENTION_HOURS', DEFAULT_SETTINGS.assetRetentionMs / 3600, 0) * 3600,
   }
 }
 
@@ -69,6 +78,7 @@ export function appFor(req: Request, env = process.env): Deps {
   const origin = new URL(req.url).origin
   return {
     store: netlifyBlobsPort(getStore({ name: STORE_NAME, consistency: 'strong' })),
+    assets: netlifyBlobsAssetPort(getStore({ name: ASSET_STORE_NAME, consistency: 'strong' })),
     clock: systemClock,
     ids: randomIds,
     kinds: registry,

@@ -85,8 +85,8 @@ function jobsTable(rows: Row[]) {
       const error = row.error as { code?: string; message?: string } | null | undefined
       return [
         el('code', {}, String(row.jobId ?? '')),
-        el('span', { dataset: { status: String(row.status ?? '') } } as Partial<HTMLSpanElement>, String(row.status ?? '—')),
-        text(row.kind),
+        el('span', { className: 'nowrap', dataset: { status: String(row.status ?? '') } } as Partial<HTMLSpanElement>, String(row.status ?? '—')),
+        el('span', { className: 'nowrap' }, text(row.kind)),
         text(row.account),
         time(row.createdAt),
         time(row.finishedAt),
@@ -136,7 +136,7 @@ function table(headers: string[], rows: (string | Node)[][]) {
 
 function cell(value: unknown): string | Node {
   if (value === null || value === undefined || value === '') return '—'
-  if (typeof value === 'object') return el('pre', {}, JSON.stringify(value, null, 2))
+  if (typeof value === 'object') return generic(value)
   if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT[\d:.]+Z$/.test(value)) return time(value)
   return String(value)
 }

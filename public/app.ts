@@ -135,14 +135,17 @@ async function submit() {
     }
     throw error
   }
+  const submitStatus = $('submit-status')
+  submitStatus.textContent = 'Submitting…'
   try {
-    const { joined, job } = await client().submitJob(kindName, input)
+    const { joined, job } = await client().submitJob(kindName, input).finally(() => (submitStatus.textContent = ''))
     if (current?.jobId === job.jobId && !current.finished) {
       // The other click of a double click: it is the job we already watch.
       if (joined) say(`Joined the running job ${job.jobId}: this text is already being worked on.`)
       return
     }
     watch(job.jobId, kindName)
+    jobSection.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' })
     say(joined ? `Joined the running job ${job.jobId}: this text is already being worked on.` : `Submitted job ${job.jobId}.`)
   } catch (error) {
     showError(describeError(error))
@@ -150,20 +153,31 @@ async function submit() {
 }
 
 async function cancel() {
-  if (!current) return
+  const job = current
+  if (!job || job.finished) return
   clearError()
-  const { jobId } = current
   cancelButton.disabled = true
-  try {
-    const job = await client().cancelJob(jobId)
-    if (current?.jobId === jobId && !current.finished) {
-      say(job.status === 'canceled' ? 'Canceled.' : 'Cancel requested: the worker stops at its next step.')
-    }
-  } catch (error) {
-    if (error instanceof ApiError && error.code === 'job_finished') say('The job had already finished.')
-    else {
+  say('Asking the worker to stop…')
+  // 409 job_busy means a busy worker kept winning the write; the client already asked again
+  // a few times. Keep asking while the job runs (for up to two minutes).
+  const giveUpAt = Date.now() + 120_000
+  for (;;) {
+    try {
+      const answer = await client().cancelJob(job.jobId, { signal: job.watch.signal })
+      if (current === job && !job.finished) {
+        say(answer.status === 'canceled' ? 'Canceled.' : 'Cancel requested: the worker stops at its next step.')
+      }
+      return
+    } catch (error) {
+      if (job.finished || job.watch.signal.aborted) return
+      if (error instanceof ApiError && error.code === 'job_finished') return say('The job had already finished.')
+      if (error instanceof ApiError && error.code === 'job_busy' && Date.now() < giveUpAt) {
+        say('The worker is busy; still asking it to stop…')
+        continue
+      }
       showError(describeError(error))
       cancelButton.disabled = false
+      return
     }
   }
 }
@@ -253,7 +267,10 @@ function setStatus(status: string) {
 }
 
 function log(text: string, type: string) {
+  // Follow the newest event unless the reader scrolled up to read older ones.
+  const atBottom = eventsList.scrollHeight - eventsList.scrollTop - eventsList.clientHeight < 24
   eventsList.append(el('li', { className: `event event-${type}` }, text))
+  if (atBottom) eventsList.scrollTop = eventsList.scrollHeight
 }
 
 function say(text: string) {

@@ -338,6 +338,21 @@ describe('submitJob, getJob, cancelJob and ApiError', () => {
     await expect(collect(client.watchJob(job.jobId, { after: 999 }))).rejects.toMatchObject({ status: 400, code: 'invalid_cursor' })
   })
 
+  it('cancelJob asks again after 409 job_busy, waiting its Retry-After, then gives up', async () => {
+    const busy = () => envelope('job_busy', 409, { 'retry-after': '1' })
+    const { fetch: fake, urls } = scripted([busy(), busy(), json({ jobId: 'job_x', status: 'running', cancelRequested: true }, 202)])
+    const clock = recordingClock()
+    const client = createClient({ baseUrl: 'http://api.test', apiKey: 'k', fetch: fake, clock, random: () => 0.5 })
+    expect(await client.cancelJob('job_x')).toMatchObject({ cancelRequested: true })
+    expect(urls).toEqual(Array(3).fill('http://api.test/api/jobs/job_x/cancel'))
+    expect(clock.sleeps).toEqual([1000, 1000])
+
+    const { fetch: alwaysBusy, urls: tries } = scripted(Array.from({ length: 10 }, busy))
+    const stubborn = createClient({ baseUrl: 'http://api.test', apiKey: 'k', fetch: alwaysBusy, clock: recordingClock() })
+    await expect(stubborn.cancelJob('job_x')).rejects.toMatchObject({ status: 409, code: 'job_busy' })
+    expect(tries).toHaveLength(6)
+  })
+
   it('a non-JSON error answer still becomes an ApiError', async () => {
     const { fetch: fake } = scripted([new Response('<html>gateway timeout</html>', { status: 504, statusText: 'Gateway Timeout', headers: { 'retry-after': '7' } })])
     const error = await createClient({ apiKey: 'k', fetch: fake }).getJob('job_x').catch((e: unknown) => e)

@@ -71,6 +71,8 @@ export interface Client {
    * Cancels a job: a queued one at once (status `canceled`), a running one is
    * asked to stop (`cancelRequested: true`; its terminal `canceled` event
    * follows in the feed). A finished job rejects with 409 `job_finished`.
+   * 409 `job_busy` (a busy worker kept winning the write) is retried up to 5
+   * times, waiting at least its `Retry-After`, before it rejects.
    */
   cancelJob(jobId: string, options?: { signal?: AbortSignal }): Promise<Job>
   /**
@@ -165,7 +167,17 @@ export function createClient(options: ClientOptions): Client {
 
     getJob: (jobId, { signal } = {}) => request<Job>('GET', jobPath(jobId), { signal }),
 
-    cancelJob: (jobId, { signal } = {}) => request<Job>('POST', jobPath(jobId, '/cancel'), { signal }),
+    async cancelJob(jobId, { signal } = {}) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await request<Job>('POST', jobPath(jobId, '/cancel'), { signal })
+        } catch (error) {
+          // 409 job_busy: the worker wrote in between every try; ask again as the server suggests.
+          if (!(error instanceof ApiError && error.code === 'job_busy') || attempt >= CANCEL_RETRIES) throw error
+          await clock.sleep(retryDelay(attempt, error.retryAfter === null ? null : error.retryAfter * 1000), signal)
+        }
+      }
+    },
 
     async *watchJob(jobId, { after = 0, signal, waitSeconds = 20 } = {}) {
       let cursor = after
@@ -206,5 +218,8 @@ export function createClient(options: ClientOptions): Client {
     },
   }
 }
+
+/** How many times `cancelJob` asks again after 409 `job_busy`. */
+const CANCEL_RETRIES = 5
 
 const retryable = (status: number) => status === 408 || status === 429 || status >= 500

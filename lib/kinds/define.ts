@@ -1,4 +1,6 @@
 import type { z } from 'zod'
+import type { AssetFile } from '../assets.ts'
+import type { JobAsset } from '../types.ts'
 
 /** What a job handler gets: its input, ways to report, and a stop signal. */
 export interface JobContext<Input> {
@@ -11,6 +13,12 @@ export interface JobContext<Input> {
   progress(message: string, percent?: number): Promise<void>
   /** Appends a kind-specific event, e.g. `window_complete`. */
   emit(type: string, data?: unknown): Promise<void>
+  /**
+   * Stores a generated file linked to this job and its source task, lists it
+   * on the job and appends `asset_created`. A file over MAX_GENERATED_ASSET_BYTES
+   * throws `JobFailure('asset_too_large')` before anything is written.
+   */
+  saveAsset(file: AssetFile): Promise<JobAsset>
 }
 
 export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown> {
@@ -20,9 +28,10 @@ export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown>
   cost?: number
   /**
    * The resource this job works on, as key parts (checked and joined in
-   * `storage/keys.ts`). One live job per resource; omit for no lock.
+   * `storage/keys.ts`). One live job per resource; omit, or return null,
+   * for no lock. `meta` has what the submit says besides the input.
    */
-  lockKey?(input: z.infer<Schema>, account: string): string[]
+  lockKey?(input: z.infer<Schema>, account: string, meta: { sourceTaskId: string | null }): string[] | null
   /** The long work. Its return value is the job's result. */
   run(ctx: JobContext<z.infer<Schema>>): Promise<Result>
 }

@@ -1,5 +1,6 @@
 /** The job kinds this deploy runs. Add a kind: write its file, list it here. */
 import type { JobKind } from './define.ts'
+import { render } from './render.ts'
 import { summarize } from './summarize.ts'
 
-export const productionKinds: readonly JobKind<any, any>[] = [summarize]
+export const productionKinds: readonly JobKind<any, any>[] = [summarize, render]

@@ -44,8 +44,24 @@ export const keys = {
   idempotency: (account: string, keyHash: string) => `idem/${account}/${keyHash}`,
   /** Retention is found through time buckets, so the reaper lists only what is due. */
   expiryFolder: (bucket: number) => `expiry/${pad(bucket, 12)}`,
-  expiry: (bucket: number, kind: 'job' | 'account', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
+  expiry: (bucket: number, kind: 'job' | 'account' | 'asset', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
   expiryPrefix: 'expiry/',
+}
+
+/**
+ * Keys of the `generated` store (assets). Listing by job or by source task
+ * goes through empty index blobs, one per asset and listing, written once
+ * and never rewritten: unlike a per-job or per-task manifest there is no
+ * read-modify-write to race on (two jobs of one task save files at once),
+ * and a listing is one `list` of a narrow prefix, never a scan of all assets.
+ * The source task id is hashed: it may hold ':' and be up to 128 characters.
+ */
+export const assetKeys = {
+  asset: (assetId: string) => `asset/${assetId}`,
+  byJob: (account: string, jobId: string, assetId: string) => `byjob/${account}/${jobId}/${assetId}`,
+  byJobPrefix: (account: string, jobId: string) => `byjob/${account}/${jobId}/`,
+  byTask: (account: string, taskHash: string, assetId: string) => `bytask/${account}/${taskHash}/${assetId}`,
+  byTaskPrefix: (account: string, taskHash: string) => `bytask/${account}/${taskHash}/`,
 }
 
 /** Retention is bucketed by time so the reaper lists only what is due. */

@@ -21,6 +21,7 @@ import { getStore } from '@netlify/blobs'
 import { BlobsServer } from '@netlify/blobs/server'
 import { registerApiKey } from '../../lib/api-keys.ts'
 import { systemClock } from '../../lib/clock.ts'
+import { createAccount, readAccount } from '../../lib/credits.ts'
 import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
 import { STORE_NAME } from '../../netlify/app.ts'
 
@@ -31,6 +32,11 @@ const NETLIFY = join(BIN, 'netlify')
 const LOCAL_SITE_ID = 'unlinked'
 
 const COPIED = ['netlify', 'lib', 'public', 'package.json', 'netlify.toml', 'tsconfig.json']
+/** Where an account's record lands in a project's local Blobs sandbox. */
+export const sandboxAccountPath = (root: string, account: string) =>
+  join(root, '.netlify', 'blobs-serve', 'entries', LOCAL_SITE_ID, `site:${STORE_NAME}`, 'account', account)
+/** The developer's own key for the demo page (scripts/dev.ts) stays where it is. */
+const NOT_COPIED = new Set([join(REPO, 'public', 'dev-api-key.json')])
 
 export const secret = () => randomBytes(32).toString('base64url')
 export const newApiKey = () => `djk_${randomBytes(32).toString('base64url')}`
@@ -38,14 +44,19 @@ export const newApiKey = () => `djk_${randomBytes(32).toString('base64url')}`
 /** A temporary project root: copies of the sources, a symlink to node_modules, no `.netlify/`, no `.env`. */
 export async function makeProjectRoot(): Promise<string> {
   const root = await mkdtemp(join(tmpdir(), 'durable-jobs-e2e-'))
-  for (const name of COPIED) await cp(join(REPO, name), join(root, name), { recursive: true })
+  for (const name of COPIED) {
+    await cp(join(REPO, name), join(root, name), { recursive: true, filter: (source) => !NOT_COPIED.has(source) })
+  }
   await symlink(join(REPO, 'node_modules'), join(root, 'node_modules'), 'dir')
   await mkdir(join(root, '.config'))
   return root
 }
 
-/** Registers keys in `<root>/.netlify/blobs-serve` the way scripts/dev.ts does, then stops the server. */
-export async function registerKeys(root: string, keys: { apiKey: string; account: string }[]) {
+/**
+ * Registers keys in `<root>/.netlify/blobs-serve` the way scripts/dev.ts does
+ * (key, then an account with credits: jobs are charged), then stops the server.
+ */
+export async function registerKeys(root: string, keys: { apiKey: string; account: string; credits?: number }[]) {
   const token = `e2e-${secret()}`
   const server = new BlobsServer({ directory: join(root, '.netlify', 'blobs-serve'), token })
   const { port } = await server.start()
@@ -54,7 +65,10 @@ export async function registerKeys(root: string, keys: { apiKey: string; account
     const store = netlifyBlobsPort(
       getStore({ name: STORE_NAME, siteID: LOCAL_SITE_ID, token, edgeURL: url, uncachedEdgeURL: url, consistency: 'strong' }),
     )
-    for (const { apiKey, account } of keys) await registerApiKey(store, systemClock, apiKey, account, 'e2e')
+    for (const { apiKey, account, credits } of keys) {
+      await registerApiKey(store, systemClock, apiKey, account, 'e2e')
+      if (!(await readAccount(store, account))) await createAccount(store, systemClock, account, credits ?? 1000)
+    }
   } finally {
     await server.stop()
   }
@@ -76,15 +90,18 @@ export async function freePort(): Promise<number> {
  * The environment of every netlify-cli child: the caller's, minus anything
  * that could link a real site or leak test-runner state, plus:
  * - node_modules/.bin first on PATH, so `#!/usr/bin/env node` is Node 22;
- * - CI=1: netlify-cli 27 ignores NETLIFY_TELEMETRY_DISABLED (it reads only
- *   its global config), but skips telemetry, which would otherwise spawn a
- *   detached network request after each command, and every prompt under CI;
+ * - CI=1: netlify-cli 27.10 never reads NETLIFY_TELEMETRY_DISABLED (only its
+ *   global config's `telemetryDisabled`, or CI). `dev` and `functions:invoke`
+ *   sent no telemetry in our runs anyway (no `telemetry/request.js` child under
+ *   strace); CI=1 keeps it that way and rules out every interactive prompt;
  * - XDG_CONFIG_HOME inside the temp root: no developer login or global config.
  */
 export function cliEnv(root: string, extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env }
   for (const name of Object.keys(env)) {
-    if (/^(NETLIFY_|VITEST|JOBS_|ADMIN_TOKEN$|.*_TIMEOUT_SECONDS$|.*_INTERVAL_SECONDS$|LOCK_TTL_SECONDS$|NODE_ENV$|DEBUG$)/.test(name)) {
+    // Site links and sandbox contexts, test-runner state, and every setting netlify/app.ts reads.
+    const setting = /^(JOBS_|ADMIN_TOKEN$|EVENT_LOG_|MAX_GENERATED_|.*_(SECONDS|HOURS)$)/
+    if (/^(NETLIFY_|VITEST|NODE_ENV$|DEBUG$)/.test(name) || setting.test(name)) {
       delete env[name]
     }
   }
@@ -98,6 +115,12 @@ export function cliEnv(root: string, extra: Record<string, string>): NodeJS.Proc
     ...extra,
   }
 }
+
+/**
+ * Startup took 9-10 s on an idle 2-CPU machine and up to 50 s with other
+ * suites running beside it, so the limit is generous; it still fails, never hangs.
+ */
+export const STARTUP_TIMEOUT_MS = 120_000
 
 export interface NetlifyDev {
   url: string
@@ -131,7 +154,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals) {
  * the functions are: until then /api/* is answered by the static server).
  * Rejects, after stopping it, if it exits or is not ready within `timeoutMs`.
  */
-export async function startNetlifyDev(root: string, env: Record<string, string>, timeoutMs = 90_000): Promise<NetlifyDev> {
+export async function startNetlifyDev(root: string, env: Record<string, string>, timeoutMs = STARTUP_TIMEOUT_MS): Promise<NetlifyDev> {
   const port = await freePort()
   const args = ['dev', '--offline', '--internal-disable-edge-functions', '--skip-gitignore', '--no-open', '--port', String(port)]
   const startedAt = Date.now()

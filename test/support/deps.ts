@@ -5,6 +5,8 @@ import { randomIds } from '../../lib/ids.ts'
 import { type JobKind, kindRegistry } from '../../lib/kinds/define.ts'
 import { productionKinds } from '../../lib/kinds/index.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
+import type { AssetPort } from '../../lib/storage/asset-port.ts'
+import { memoryAssetPort } from '../../lib/storage/memory-assets.ts'
 
 export interface ManualClock extends Clock {
   advance(ms: number): void
@@ -31,10 +33,18 @@ export function manualClock(start = Date.UTC(2026, 10, 22, 12, 0, 0)): ManualClo
 
 export function testDeps(
   store: BlobPort,
-  options: { clock?: Clock; kinds?: readonly JobKind<any, any>[]; settings?: Partial<Settings>; invokeWorker?: Deps['invokeWorker'] } = {},
+  options: {
+    clock?: Clock
+    kinds?: readonly JobKind<any, any>[]
+    settings?: Partial<Settings>
+    invokeWorker?: Deps['invokeWorker']
+    /** Where generated files go; in memory unless the test cares. */
+    assets?: AssetPort
+  } = {},
 ): Deps {
   return {
     store,
+    assets: options.assets ?? memoryAssetPort(),
     clock: options.clock ?? manualClock(),
     ids: randomIds,
     kinds: kindRegistry([...productionKinds, ...(options.kinds ?? [])]),

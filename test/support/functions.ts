@@ -16,6 +16,9 @@ import adminJobs from '../../netlify/functions/admin-jobs.ts'
 import worker from '../../netlify/functions/worker-background.ts'
 import reaper from '../../netlify/functions/reaper.ts'
 import account from '../../netlify/functions/account.ts'
+import asset from '../../netlify/functions/asset.ts'
+import assets from '../../netlify/functions/assets.ts'
+import jobAssets from '../../netlify/functions/job-assets.ts'
 
 type Handler = (req: Request, context: Context) => Promise<Response>
 
@@ -24,6 +27,9 @@ const routes: [RegExp, Handler][] = [
   [/^\/api\/jobs\/(?<id>[^/]+)$/, job],
   [/^\/api\/jobs\/(?<id>[^/]+)\/events$/, jobEvents],
   [/^\/api\/jobs\/(?<id>[^/]+)\/cancel$/, jobCancel],
+  [/^\/api\/jobs\/(?<id>[^/]+)\/assets$/, jobAssets],
+  [/^\/api\/assets$/, assets],
+  [/^\/api\/assets\/(?<id>[^/]+)$/, asset],
   [/^\/api\/admin\/jobs$/, adminJobs],
   [/^\/api\/account$/, account],
   [/^\/\.netlify\/functions\/reaper$/, reaper as Handler],
@@ -73,9 +79,10 @@ export async function startFunctions(): Promise<FunctionServer> {
       const match = pattern.exec(path)
       if (!match) continue
       const res = await handler(req, contextFor({ ...match.groups }))
-      const text = await res.text()
-      responses.push({ authorization: req.headers.get('authorization'), path, body: text })
-      outgoing.writeHead(res.status, Object.fromEntries(res.headers)).end(text)
+      // As bytes: downloads are binary. The leak scan reads them as text.
+      const bytes = Buffer.from(await res.arrayBuffer())
+      responses.push({ authorization: req.headers.get('authorization'), path, body: bytes.toString('utf8') })
+      outgoing.writeHead(res.status, Object.fromEntries(res.headers)).end(bytes)
       return
     }
     outgoing.writeHead(404).end()

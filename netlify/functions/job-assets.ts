@@ -1,0 +1,16 @@
+import type { Config, Context } from '@netlify/functions'
+import { authenticate } from '../../lib/api-keys.ts'
+import { listJobAssets } from '../../lib/assets.ts'
+import { allowMethods, json, respond } from '../../lib/http.ts'
+import { appFor, log } from '../app.ts'
+
+/** GET /api/jobs/:id/assets: the files a job generated (404 for another account's job). */
+export default async (req: Request, context: Context) =>
+  respond(log, async () => {
+    allowMethods(req, ['GET'])
+    const deps = appFor(req)
+    const account = await authenticate(deps.store, req.headers.get('authorization'))
+    return json(await listJobAssets(deps, account, context.params.id ?? ''))
+  })
+
+export const config: Config = { path: '/api/jobs/:id/assets' }

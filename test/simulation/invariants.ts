@@ -1,0 +1,373 @@
+/**
+ * The invariants, checked after a run from the store's history of landed
+ * writes (see sim-store.ts), the final store and what the actors observed.
+ * protocol.test.ts explains each one; the numbers match the design brief.
+ */
+import { readAccount, readLedger } from '../../lib/credits.ts'
+import { jobLog, readEvents } from '../../lib/events.ts'
+import { readState } from '../../lib/job-state.ts'
+import { cancelJob, getJob, readFeed } from '../../lib/jobs.ts'
+import { REAPING_GRACE_MS } from '../../lib/lock.ts'
+import { ApiError } from '../../lib/errors.ts'
+import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/types.ts'
+import { expectCreditInvariants } from '../support/credit-invariants.ts'
+import type { Actor } from './scheduler.ts'
+import { type Commit, aliasIds as A } from './sim-store.ts'
+import { ACCOUNTS, type World } from './scenario.ts'
+
+export interface CheckReport {
+  violations: string[]
+  checks: number
+  /** Per account and charged job: how many refunds its ledger must show (checked again after retention). */
+  refundsDue?: Map<string, Map<string, number>>
+}
+
+/** The submit lets a lock whose job was never written be taken over after this (lib/submit.ts). */
+const ORPHAN_LOCK_GRACE_MS = 30_000
+const TERMINAL_EVENT_OF = { complete: 'done', failed: 'error', canceled: 'canceled' } as Record<string, string>
+
+interface JobHistory {
+  jobId: string
+  spec: JobSpec | null
+  commits: { commit: Commit; state: JobState }[]
+  claimer: Actor | null
+}
+
+export async function checkInvariants(world: World, phases: { quietFrom: number; horizon: number }): Promise<CheckReport> {
+  const violations: string[] = []
+  let checks = 0
+  const expect = (condition: boolean, message: () => string) => {
+    checks++
+    if (!condition) violations.push(message())
+  }
+  const store = world.directDeps().store
+  const history = world.store.history
+
+  // ---- what happened to each job ------------------------------------------
+  const jobs = new Map<string, JobHistory>()
+  const jobOf = (jobId: string) => {
+    let job = jobs.get(jobId)
+    if (!job) jobs.set(jobId, (job = { jobId, spec: null, commits: [], claimer: null }))
+    return job
+  }
+  for (const commit of history) {
+    if (commit.key.startsWith('queue/') && commit.op === 'create') jobOf(commit.key.slice(6)).spec = JSON.parse(commit.after!) as JobSpec
+    if (commit.key.startsWith('job/')) {
+      const job = jobOf(commit.key.slice(4))
+      expect(commit.op === (job.commits.length === 0 ? 'create' : 'replace'), () => `I2 ${A(job.jobId)}: state written by ${commit.op} at #${commit.step} (${commit.actor?.name})`)
+      if (commit.after === null) continue
+      const state = JSON.parse(commit.after) as JobState
+      if (commit.op === 'create' && commit.actor?.kind === 'worker' && state.status === 'running') job.claimer = commit.actor
+      job.commits.push({ commit, state })
+    }
+  }
+
+  // ---- 1. one job per resource ------------------------------------------------
+  // 1a. The lock blob only moves along its state machine: absent → held by
+  //     create; held(J) → held(J) with a later expiry (renewed when J's worker
+  //     claims it); held(J) → released(J) by J's clean-up; held(J) → held(K) only
+  //     once J's lock expired, or J was never written (orphan of a dead
+  //     submit) and its grace passed; released → held; released → reaping
+  //     after half the retention; reaping → held/reaping after the grace;
+  //     reaping → deleted. Never an unconditional put, never a delete of a
+  //     held lock.
+  for (const commit of history) {
+    if (!commit.key.startsWith('lock/')) continue
+    const before = commit.before ? (JSON.parse(commit.before) as LockRecord) : null
+    const after = commit.after ? (JSON.parse(commit.after) as LockRecord) : null
+    const t = commit.time
+    let legal = false
+    if (commit.op === 'create') legal = before === null && after?.state === 'held'
+    else if (commit.op === 'delete') legal = before?.state === 'reaping'
+    else if (commit.op === 'replace' && before && after) {
+      if (before.state === 'held' && after.state === 'released') legal = after.jobId === before.jobId
+      else if (before.state === 'held' && after.state === 'held' && after.jobId === before.jobId) {
+        legal = after.acquiredAt === before.acquiredAt && after.expiresAt >= before.expiresAt // renewed at the claim
+      } else if (before.state === 'held' && after.state === 'held') {
+        legal = before.expiresAt <= t || (before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false)
+      } else if (before.state === 'released' && after.state === 'held') legal = true
+      else if (before.state === 'released' && after.state === 'reaping') legal = before.releasedAt + world.settings.retentionMs / 2 <= t
+      else if (before.state === 'reaping') legal = before.since + REAPING_GRACE_MS <= t
+    }
+    if (before?.state === 'held' && after?.state === 'held') world.count(after.jobId === before.jobId ? 'lock renewed at claim' : 'lock taken over')
+    expect(legal, () => `I1 ${A(commit.key)}: illegal ${commit.op} at #${commit.step} by ${commit.actor?.name}: ${A(commit.before ?? 'absent')} → ${A(commit.after ?? 'deleted')}`)
+  }
+  // 1d. A lock is taken over only from a job whose worker is no longer running
+  //     (the README's "stale": its worker died or ended; Netlify's 15 minutes
+  //     count from the invocation, which may start minutes after the submit).
+  for (const commit of history) {
+    if (!commit.key.startsWith('lock/') || commit.op !== 'replace' || !commit.before || !commit.after) continue
+    const before = JSON.parse(commit.before) as LockRecord
+    const after = JSON.parse(commit.after) as LockRecord
+    if (before.state !== 'held' || after.state !== 'held' || before.jobId === after.jobId) continue
+    const claimer = jobs.get(before.jobId)?.claimer
+    const running = claimer && (claimer.endedStep === null || claimer.endedStep >= commit.step)
+    expect(!running, () => `I1 ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while ${claimer?.name} (started t+${((claimer!.startedAt - before.acquiredAt) / 60_000).toFixed(1)} min after the lock) was running`)
+  }
+  // 1b. A worker writes its job only while the job holds the resource's lock
+  //     (the lock blob names it, at the instant the write lands), and
+  // 1c. the working intervals of two jobs on one resource — from the claim
+  //     to the last write their worker landed — never overlap.
+  const intervals = new Map<string, { jobId: string; from: number; to: number }[]>()
+  for (const job of jobs.values()) {
+    const lockKey = job.spec?.lockKey ?? job.commits[0]?.state.lockKey
+    if (!lockKey || !job.claimer) continue
+    const own = job.commits.filter((c) => c.commit.actor === job.claimer)
+    for (const { commit } of own) {
+      const lock = commit.lockAt ? (JSON.parse(commit.lockAt) as LockRecord) : null
+      expect(
+        lock?.state === 'held' && lock.jobId === job.jobId,
+        () => `I1 ${A(job.jobId)}: its worker wrote at #${commit.step} while lock ${lockKey} was ${A(commit.lockAt ?? 'absent')}`,
+      )
+    }
+    const list = intervals.get(lockKey) ?? []
+    list.push({ jobId: job.jobId, from: own[0]!.commit.n, to: own.at(-1)!.commit.n })
+    intervals.set(lockKey, list)
+  }
+  for (const [lockKey, list] of intervals) {
+    list.sort((a, b) => a.from - b.from)
+    for (let i = 1; i < list.length; i++) {
+      const previous = list[i - 1]!
+      const next = list[i]!
+      expect(next.from > previous.to, () => `I1 ${lockKey}: ${A(previous.jobId)} and ${A(next.jobId)} worked at the same time (writes ${previous.from}–${previous.to} and ${next.from}–${next.to})`)
+    }
+  }
+
+  // ---- 2. exactly one terminal state; nothing after the terminal event --------
+  // ---- 3. fencing: a worker writes only under its own, still valid lease ------
+  const finals = new Map<string, JobState>()
+  for (const job of jobs.values()) {
+    const name = A(job.jobId)
+    if (job.commits.length === 0) {
+      violations.push(`I5 ${name}: never got a state (still queued after the quiet phase)`)
+      continue
+    }
+    const leases = new Map<Actor, string>()
+    let terminalAt = -1
+    let previous: JobState | null = null
+    for (const [i, { commit, state }] of job.commits.entries()) {
+      const actor = commit.actor
+      // Sealing a finished log (writing its last page, marking the log sealed) changes nothing else.
+      const seal = previous !== null && isTerminal(previous.status) && withoutLogLayout(previous) === withoutLogLayout(state)
+      if (seal) {
+        previous = state
+        continue
+      }
+      expect(terminalAt === -1, () => `I2 ${name}: written at #${commit.step} by ${actor?.name} after it was ${previous?.status}`)
+      if (isTerminal(state.status) && terminalAt === -1) terminalAt = i
+      if (previous) {
+        expect(state.log.lastSeq >= previous.log.lastSeq && state.log.firstSeq >= previous.log.firstSeq, () => `I2 ${name}: log went backwards at #${commit.step}`)
+        const before = new Map(previous.log.tail.map((e) => [e.seq, JSON.stringify(e)]))
+        for (const event of state.log.tail) {
+          const old = before.get(event.seq)
+          expect(old === undefined || old === JSON.stringify(event), () => `I2 ${name}: event ${event.seq} rewritten at #${commit.step} by ${actor?.name}`)
+        }
+      }
+      if (actor?.kind === 'worker') {
+        if (commit.op === 'create') leases.set(actor, state.lease ?? '')
+        else {
+          const lease = leases.get(actor)
+          expect(
+            lease !== undefined && previous?.lease === lease && previous.status === 'running' && state.lease === lease,
+            () =>
+              `I3 ${name}: ${actor.name} wrote at #${commit.step} (${state.status}, events ${previous?.log.lastSeq}→${state.log.lastSeq}) ` +
+              `although the job was ${previous?.status} under ${previous?.lease === lease ? 'its' : 'another'} lease`,
+          )
+        }
+      }
+      previous = state
+    }
+    const final = job.commits.at(-1)!.state
+    finals.set(job.jobId, final)
+    const ender = job.commits[terminalAt]?.commit.actor
+    if (ender) world.count(`${final.status} by ${ender.kind}${final.error ? ` (${final.error.code})` : ''}`)
+    expect(isTerminal(final.status), () => `I5 ${name}: still ${final.status} after the quiet phase (live jobs must end within one lock TTL plus a reaper period)`)
+
+    // The whole log, as a late reader replays it.
+    const stored = await readState(store, job.jobId)
+    expect(stored?.state.log.lastSeq === final.log.lastSeq, () => `I2 ${name}: stored state differs from the last landed write`)
+    const { events } = await readEvents(store, jobLog(job.jobId), final.log, 0, 1000)
+    const first = final.log.firstSeq
+    expect(events.every((e, i) => e.seq === first + i) && (events.at(-1)?.seq ?? 0) === final.log.lastSeq, () => `I2 ${name}: log has gaps: ${events.map((e) => e.seq).join(',')}`)
+    const terminal = events.filter((e) => TERMINAL_EVENT_TYPES.has(e.type))
+    if (isTerminal(final.status)) {
+      expect(terminal.length === 1 && events.at(-1) === terminal[0], () => `I2 ${name}: ${terminal.length} terminal events (${events.map((e) => e.type).join(',')})`)
+      expect(terminal[0]?.type === TERMINAL_EVENT_OF[final.status], () => `I2 ${name}: status ${final.status} but terminal event ${terminal[0]?.type}`)
+    }
+    // Exactly-once work, as the log tells it: started once, steps in order, none repeated.
+    expect(events.filter((e) => e.type === 'started').length === (final.startedAt === null ? 0 : 1) || first > 1, () => `I2 ${name}: ${events.filter((e) => e.type === 'started').length} started events`)
+    for (const type of ['step', 'line']) {
+      const numbers = events.filter((e) => e.type === type).map((e) => (e.data as { i: number }).i)
+      const from = numbers[0] ?? 1
+      expect(numbers.every((n, i) => n === from + i) && (first > 1 || from === 1), () => `I2 ${name}: ${type} events out of order or repeated: ${numbers.join(',')}`)
+    }
+    // What pollers saw is what the log holds.
+    for (const [seq, text] of world.seen.get(job.jobId) ?? []) {
+      const event = events.find((e) => e.seq === seq)
+      if (event) expect(JSON.stringify(event) === text, () => `I2 ${name}: a poller saw event ${seq} as ${text}, the log has ${JSON.stringify(event)}`)
+    }
+  }
+
+  // ---- 4. credits --------------------------------------------------------------
+  const refundsDue = new Map<string, Map<string, number>>()
+  for (const account of ACCOUNTS) {
+    const due = new Map<string, number>()
+    refundsDue.set(account, due)
+    try {
+      await expectCreditInvariants(store, account)
+      checks++
+    } catch (error) {
+      violations.push(`I4 ${account}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`)
+    }
+    const ledger = await readLedger(store, account)
+    const tally = (type: string) => {
+      const counts = new Map<string, number>()
+      for (const entry of ledger) if (entry.type === type && entry.data.jobId) counts.set(entry.data.jobId, (counts.get(entry.data.jobId) ?? 0) + 1)
+      return counts
+    }
+    const charges = tally('charge')
+    const refunds = tally('refund')
+    for (const job of jobs.values()) {
+      if (!job.spec || job.spec.account !== account) continue
+      const name = A(job.jobId)
+      const charged = job.spec.creditCharged
+      expect((charges.get(job.jobId) ?? 0) === (charged > 0 ? 1 : 0), () => `I4 ${name}: charged ${charged} but ${charges.get(job.jobId) ?? 0} charge entries`)
+      const final = finals.get(job.jobId)
+      if (charged > 0 && final && isTerminal(final.status)) {
+        const unearned = final.status === 'failed' || (final.status === 'canceled' && final.startedAt === null)
+        due.set(job.jobId, unearned ? 1 : 0)
+        expect((refunds.get(job.jobId) ?? 0) === (unearned ? 1 : 0), () => `I4 ${name}: ${final.status}${final.startedAt === null ? ' before it started' : ''} with ${refunds.get(job.jobId) ?? 0} refunds`)
+      }
+    }
+    // A charge whose job never came to exist (its submit failed after charging) is refunded:
+    // by the submit itself, or — if it died or its refund failed — when the reaper prunes the
+    // reservation an hour later. Checked after the retention phase (checkRetention).
+    for (const [jobId] of charges) if (!jobs.get(jobId)?.spec) due.set(jobId, 1)
+    for (const [jobId] of refunds) expect(due.has(jobId), () => `I4 ${A(jobId)}: refunded but never charged, or charged and completed`)
+    const stored = await readAccount(store, account)
+    expect((stored?.record.balance ?? 0) >= 0, () => `I4 ${account}: negative balance`)
+  }
+
+  // ---- 5. a dead worker's job ends failed, its lock freed, pollers see the end --
+  expect(world.store.keysUnder('queue/').length === 0, () => `I5 live jobs remain after the quiet phase: ${A(world.store.keysUnder('queue/').join(' '))}`)
+  for (const job of jobs.values()) {
+    const final = finals.get(job.jobId)
+    if (!final) continue
+    const name = A(job.jobId)
+    const claimer = job.claimer
+    const terminalCommit = job.commits.find((c) => isTerminal(c.state.status))?.commit
+    if (claimer && !claimer.finished && terminalCommit && terminalCommit.actor !== claimer) {
+      expect(
+        final.status === 'failed' || (final.status === 'canceled' && world.cancelers.has(job.jobId)),
+        () => `I5 ${name}: its worker died (${claimer.death}) and it ended ${final.status}`,
+      )
+    }
+    if (final.lockKey) {
+      const lock = world.store.read(`lock/${final.lockKey}`)
+      const record = lock ? (JSON.parse(lock.data) as LockRecord) : null
+      expect(!(record?.state === 'held' && record.jobId === job.jobId), () => `I5 ${name}: finished ${final.status} but still holds ${final.lockKey}`)
+    }
+    // A late reader replaying the feed from the start sees the terminal event last.
+    if (isTerminal(final.status)) {
+      const feed = await readFeed(world.directDeps(), final.account, job.jobId, { after: 0, limit: 1000, waitSeconds: 0 }).catch((error: unknown) =>
+        error instanceof Error ? error : new Error(String(error)),
+      )
+      expect(!(feed instanceof Error) && feed.done && TERMINAL_EVENT_TYPES.has(feed.events.at(-1)?.type ?? ''), () =>
+        `I5 ${name}: a replay of the feed does not end with a terminal event${feed instanceof Error ? ` (${feed.message})` : ''}`,
+      )
+    }
+  }
+  for (const poller of world.pollers) {
+    expect(poller.done && poller.terminalSeen === 1 && TERMINAL_EVENT_TYPES.has(poller.lastSeen?.type ?? ''), () =>
+      `I5 ${poller.actor.name}: ${poller.done ? 'done' : 'not done'} after the quiet phase, ${poller.terminalSeen} terminal events seen`,
+    )
+  }
+  for (const fresh of world.freshJobs) {
+    const final = fresh.jobId ? finals.get(fresh.jobId) : undefined
+    expect(final?.status === 'complete', () => `I5 a new job on ${fresh.account}:res:${fresh.resource} after everything settled ended ${final?.status ?? 'missing'}`)
+  }
+
+  // ---- 7. one account never reads or touches another's job ----------------------
+  for (const job of jobs.values()) {
+    const owner = job.spec?.account ?? job.commits[0]?.state.account
+    const other = ACCOUNTS.find((a) => a !== owner)!
+    const before = world.store.read(`job/${job.jobId}`)?.version
+    for (const ask of [
+      () => getJob(world.directDeps(), other, job.jobId),
+      () => readFeed(world.directDeps(), other, job.jobId, { after: 0, limit: 10, waitSeconds: 0 }),
+      () => cancelJob(world.directDeps(), other, job.jobId),
+    ]) {
+      const answer = await ask().then(
+        () => 'an answer',
+        (error: unknown) => (error instanceof ApiError ? error.status : String(error)),
+      )
+      expect(answer === 404, () => `I7 ${other} asking for ${A(job.jobId)} got ${answer}`)
+    }
+    expect(world.store.read(`job/${job.jobId}`)?.version === before, () => `I7 ${other}'s cancel changed ${A(job.jobId)}`)
+  }
+  checks += world.probes.answered404
+
+  // ---- and: one Idempotency-Key, one job ----------------------------------------
+  for (const [key, ids] of world.idempotent) {
+    expect(ids.size === 1, () => `idempotency ${key} answered with ${ids.size} different jobs: ${[...ids].map(A).join(' ')}`)
+  }
+  void phases
+  return { violations, checks, refundsDue }
+}
+
+/** A state without where its log's blobs are: equal for two versions that differ only by a seal. */
+function withoutLogLayout(state: JobState) {
+  const { firstSeq, lastSeq } = state.log
+  return canonical({ ...state, log: { firstSeq, lastSeq } })
+}
+
+/** JSON with sorted keys: a record read back through its schema comes out in another key order. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
+    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`
+  }
+  return JSON.stringify(value)
+}
+
+/** After the retention horizon: every finished job and its events are gone, and so are released locks. */
+export async function checkRetention(world: World, refundsDue: Map<string, Map<string, number>>): Promise<CheckReport> {
+  const violations: string[] = []
+  let checks = 0
+  const expect = (condition: boolean, message: () => string) => {
+    checks++
+    if (!condition) violations.push(message())
+  }
+  // 4, once every reservation has been pruned: no charge lost, none refunded twice or wrongly.
+  const store = world.directDeps().store
+  for (const account of ACCOUNTS) {
+    try {
+      await expectCreditInvariants(store, account)
+      checks++
+    } catch (error) {
+      violations.push(`I4 ${account} after retention: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`)
+    }
+    const refunds = new Map<string, number>()
+    for (const entry of await readLedger(store, account)) {
+      if (entry.type === 'refund' && entry.data.jobId) refunds.set(entry.data.jobId, (refunds.get(entry.data.jobId) ?? 0) + 1)
+    }
+    const due = refundsDue.get(account) ?? new Map<string, number>()
+    for (const [jobId, count] of due) {
+      expect((refunds.get(jobId) ?? 0) === count, () => `I4 ${A(jobId)} after retention: ${refunds.get(jobId) ?? 0} refunds, expected ${count}${count === 1 ? ' (credit lost)' : ''}`)
+    }
+    for (const [jobId] of refunds) expect(due.has(jobId), () => `I4 ${A(jobId)} after retention: refunded but not due`)
+  }
+  for (const prefix of ['job/', 'events/', 'queue/']) {
+    const left = world.store.keysUnder(prefix)
+    expect(left.length === 0, () => `retention: ${left.length} keys left under ${prefix}: ${A(left.slice(0, 5).join(' '))}`)
+  }
+  const expiry = world.store.keysUnder('expiry/')
+  expect(expiry.length === 0, () => `retention: expiry entries left: ${A(expiry.slice(0, 5).join(' '))}`)
+  for (const key of world.store.keysUnder('lock/')) {
+    const record = JSON.parse(world.store.read(key)!.data) as LockRecord
+    expect(record.state === 'held', () => `retention: ${key} left ${record.state}`)
+  }
+  return { violations, checks }
+}
+

@@ -1,0 +1,86 @@
+/**
+ * Job kinds of the simulation. Small, with a few steps each, all paying
+ * credits; they sleep on the simulated clock of the worker that runs them.
+ */
+import { z } from 'zod'
+import { JobFailure } from '../../lib/errors.ts'
+import { type JobKind, defineJob, kindRegistry, type KindRegistry } from '../../lib/kinds/define.ts'
+
+const Resource = z.string().regex(/^r[0-9]$/)
+const TaskInput = z.strictObject({
+  resource: Resource,
+  steps: z.number().int().min(1).max(8),
+  stepMs: z.number().int().min(0).max(60_000),
+  /** Fail at this step: with a public JobFailure or an internal error. */
+  fail: z.enum(['none', 'public', 'internal']),
+  failAt: z.number().int().min(1),
+})
+const HangInput = z.strictObject({ resource: Resource, tickMs: z.number().int().min(1000).max(30_000) })
+const ChattyInput = z.strictObject({ resource: Resource, events: z.number().int().min(1).max(400) })
+
+export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty'
+
+async function steps(input: z.infer<typeof TaskInput>, ctx: { emit: (t: string, d?: unknown) => Promise<void>; progress: (m: string, p?: number) => Promise<void>; signal: AbortSignal }, sleep: (ms: number) => Promise<void>) {
+  for (let i = 1; i <= input.steps; i++) {
+    if (input.stepMs) await sleep(input.stepMs)
+    ctx.signal.throwIfAborted()
+    await ctx.emit('step', { i })
+    await ctx.progress(`step ${i} of ${input.steps}`, (i / input.steps) * 100)
+    if (input.fail !== 'none' && i === input.failAt) {
+      if (input.fail === 'public') throw new JobFailure('sim_failed', `Step ${i} failed.`)
+      throw new Error(`step ${i} blew up at db.internal:5432`)
+    }
+  }
+  return { steps: input.steps }
+}
+
+/** The kinds, bound to the sleep of the worker (actor) that runs them. */
+export function simKinds(sleep: (ms: number) => Promise<void>): KindRegistry {
+  const kinds: JobKind<any, any>[] = [
+    /** A few steps on a resource (locked per account and resource); may fail. */
+    defineJob({
+      kind: 'sim_task',
+      cost: 1,
+      input: TaskInput,
+      lockKey: (input, account) => [account, 'res', input.resource],
+      run: (ctx) => steps(ctx.input, ctx, sleep),
+    }),
+    /** The same without a lock: only credits and client job ids tie these together. */
+    defineJob({
+      kind: 'sim_free',
+      cost: 1,
+      input: TaskInput,
+      run: (ctx) => steps(ctx.input, ctx, sleep),
+    }),
+    /** Works (silently: only the worker's heartbeat shows it is alive) until canceled or killed. */
+    defineJob({
+      kind: 'sim_hang',
+      cost: 2,
+      input: HangInput,
+      lockKey: (input, account) => [account, 'res', input.resource],
+      async run({ input, signal, emit }) {
+        for (let tick = 1; tick <= 5_000; tick++) {
+          await sleep(input.tickMs)
+          signal.throwIfAborted()
+          if (tick % 8 === 0) await emit('tick', { tick })
+        }
+        return { ticks: 5_000 }
+      },
+    }),
+    /** Many events fast: chunks, pages and the log cap. */
+    defineJob({
+      kind: 'sim_chatty',
+      cost: 1,
+      input: ChattyInput,
+      lockKey: (input, account) => [account, 'res', input.resource],
+      async run({ input, signal, emit }) {
+        for (let i = 1; i <= input.events; i++) {
+          signal.throwIfAborted()
+          await emit('line', { i })
+        }
+        return { lines: input.events }
+      },
+    }),
+  ]
+  return kindRegistry(kinds)
+}

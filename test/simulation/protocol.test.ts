@@ -1,0 +1,395 @@
+/**
+ * Deterministic simulation of the whole protocol.
+ *
+ * THE MODEL
+ * - One atomic in-memory store (test/simulation/sim-store.ts). Every call an
+ *   actor makes on it, every `clock.sleep`, every function start, heartbeat
+ *   tick and reaper cron tick is a step of a seeded scheduler
+ *   (scheduler.ts): a step's effect happens and its promise settles only when
+ *   the scheduler picks it, at random among the steps that are due. Between
+ *   two picks every actor runs until it parks on its next step, so one seed
+ *   is one interleaving, replayable.
+ * - Faults per storage call, chosen by the seed: fail before it lands, fail
+ *   after it landed (lost answer), or answer slowly. (The Blobs adapter turns
+ *   #741's `modified: true` with no ETag and `modified: false` after a retried
+ *   write that landed into one of these; test/storage-contract.test.ts covers
+ *   that conversion.)
+ * - Simulated time: a few ms per step; when nothing is due the clock jumps to
+ *   the next thing that is (Netlify's retries at +1 and +3 min, the next
+ *   reaper run, a client coming back after the lock TTL, retention); and now
+ *   and then the whole system stalls mid-flight for a heartbeat timeout or a
+ *   retry delay.
+ * - Actors, all calling the real lib code: clients (submit, retry with their
+ *   Idempotency-Key after errors, come back later after a 409, share client
+ *   job ids and resources); Netlify's background delivery (at least once: lost
+ *   rarely, duplicated, retried at +1 and +3 min after a throw or a death);
+ *   workers that die between any two storage calls (never resumed; a write in
+ *   flight may still land within a second); invocations that fail before
+ *   running (so the job starts late, on a retry); cancelers; pollers following
+ *   the feed with cursors and probing the other account; the reaper every
+ *   5 min. Every function is killed at Netlify's limit (26 s sync, 30 s
+ *   scheduled, 15 min background), counted from its start. The worker's
+ *   heartbeat `setInterval` runs on simulated time (installDeterminism), as
+ *   does every `clock.sleep` in lib (lock waits, credit backoff, long-polls);
+ *   `Math.random` (credit backoff) draws from the seed.
+ * - Phases: (1) everything at once, with faults; (2) quiet: no faults or
+ *   crashes, the reaper keeps its schedule for one lock TTL plus two periods;
+ *   (3) a fresh job on every resource used; checks; (4) past retention.
+ *
+ * THE INVARIANTS (numbered as in the design brief; invariants.ts)
+ * 1. One job per resource. (a) The lock blob moves only along its state
+ *    machine (see invariants.ts: takeover only of an expired lock or of an
+ *    orphan past its grace; release only by its job; delete only of a reaping
+ *    marker). (b) Every write a worker lands on its job happens while the
+ *    lock blob names that job. (c) The working intervals of two jobs on one
+ *    resource — claim to the last write their worker landed — never overlap.
+ *    (d) A lock is taken over only once its holder's worker stopped running
+ *    (the README's "stale"), even if Netlify started that worker late.
+ * 2. A job reaches exactly one terminal state: no write lands on its state
+ *    after it is terminal; its full log is gap-free, holds exactly one terminal
+ *    event, last, matching the status; events are never rewritten (between
+ *    state versions, and between what pollers saw and the final log); work is
+ *    done once (one `started`, steps in order, none repeated).
+ * 3. Fencing: each worker write is attributed to the lease of the worker that
+ *    made it; a worker's write lands only if the state it replaces is still
+ *    running under its own lease — once a takeover, the reaper or a cancel
+ *    changed the lease or finished the job, nothing from the old lease lands.
+ * 4. Credits: balance = sum of the ledger, never negative, at most one refund
+ *    per charge (test/support/credit-invariants.ts); every job with
+ *    creditCharged > 0 has exactly one charge entry (0 otherwise); charged
+ *    jobs that failed or were canceled before starting have exactly one
+ *    refund, the others none; a charge whose job never came to exist is
+ *    refunded.
+ * 5. After the quiet phase nothing is live; a job whose worker died ends
+ *    failed (or canceled if a client canceled it) and does not hold its lock;
+ *    every poller reached `done` having seen exactly one terminal event; a
+ *    late replay of the feed ends with it; a new job on every used resource
+ *    runs to completion; past retention, everything of finished jobs is gone.
+ * 6. Bad input is refused before anything is written: covered by
+ *    test/http-api.test.ts and test/credits.test.ts, not here.
+ * 7. One account never reads or touches another's job: pollers probe the
+ *    other account during the run (status, feed, cancel → 404), and every job
+ *    is probed again at the end (404, state unchanged).
+ *
+ * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
+ * 2000) scenarios; SIM_SEED / SIM_PATH replay a failure fast-check reported.
+ */
+import fc from 'fast-check'
+import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import type { BlobPort } from '../../lib/storage/port.ts'
+import type { JobState } from '../../lib/types.ts'
+import { type RunResult, type ScenarioParams, type World, runScenario } from './scenario.ts'
+import { Scheduler, emptyStats, type SimStats } from './scheduler.ts'
+import { AtomicStore, simPort } from './sim-store.ts'
+
+// ---- the simulated store passes the storage contract (auto mode) -------------
+// A copy of the cases of test/storage-contract.test.ts (they are not exported there).
+
+function autoStore(): BlobPort {
+  const sim = new Scheduler({ seed: 1 })
+  sim.auto = true
+  return simPort(sim, new AtomicStore(sim), sim.actors[0]!)
+}
+
+describe('storage port contract: simulated store (auto mode)', () => {
+  const make = autoStore
+  it('reads what create wrote, with a version; absent keys read as null', async () => {
+    const store = make()
+    expect(await store.read('a/b')).toBeNull()
+    const created = await store.create('a/b', 'one')
+    expect(created.ok).toBe(true)
+    const read = await store.read('a/b')
+    expect(read?.data).toBe('one')
+    expect(read?.version).toBeTruthy()
+    if (created.ok) expect(read?.version).toBe(created.version)
+  })
+
+  it('create refuses an existing key and leaves it unchanged', async () => {
+    const store = make()
+    await store.create('k', 'first')
+    expect(await store.create('k', 'second')).toEqual({ ok: false })
+    expect((await store.read('k'))?.data).toBe('first')
+  })
+
+  it('replace succeeds only on the version read, and gives a new version', async () => {
+    const store = make()
+    await store.create('k', 'v1')
+    const v1 = (await store.read('k'))!.version
+    const replaced = await store.replace('k', 'v2', v1)
+    expect(replaced.ok).toBe(true)
+    if (replaced.ok) expect(replaced.version).not.toBe(v1)
+    expect(await store.replace('k', 'v3', v1)).toEqual({ ok: false })
+    expect((await store.read('k'))?.data).toBe('v2')
+  })
+
+  it('replace of a missing key is a conflict, and an empty version is refused', async () => {
+    const store = make()
+    expect(await store.replace('missing', 'x', '"nope"')).toEqual({ ok: false })
+    expect(await store.read('missing')).toBeNull()
+    await store.create('k', 'v1')
+    await expect(store.replace('k', 'x', '')).rejects.toThrow(/unconditional/)
+    expect((await store.read('k'))?.data).toBe('v1')
+  })
+
+  it('put overwrites; delete removes and is idempotent', async () => {
+    const store = make()
+    await store.put('k', 'a')
+    await store.put('k', 'b')
+    expect((await store.read('k'))?.data).toBe('b')
+    await store.delete('k')
+    await store.delete('k')
+    expect(await store.read('k')).toBeNull()
+  })
+
+  it('lists keys by prefix, and folders one level down with directories', async () => {
+    const store = make()
+    await store.put('x/1/a', '')
+    await store.put('x/1/b', '')
+    await store.put('x/2/a', '')
+    await store.put('x/top', '')
+    await store.put('y/1', '')
+    const all = await store.list('x/')
+    expect(all.keys.sort()).toEqual(['x/1/a', 'x/1/b', 'x/2/a', 'x/top'])
+    const dirs = await store.list('x/', { directories: true })
+    expect(dirs.keys).toEqual(['x/top'])
+    expect(dirs.directories.sort()).toEqual(['x/1', 'x/2'])
+  })
+})
+
+// ---- the scenarios ---------------------------------------------------------
+
+const scenarioArbitrary = fc.record({
+  clients: fc.integer({ min: 1, max: 6 }),
+  resources: fc.integer({ min: 1, max: 3 }),
+  jobsPerClient: fc.integer({ min: 1, max: 3 }),
+  credits: fc.integer({ min: 1, max: 8 }),
+  faultBeforePct: fc.integer({ min: 0, max: 10 }),
+  faultAfterPct: fc.integer({ min: 0, max: 10 }),
+  delayPct: fc.integer({ min: 0, max: 10 }),
+  workerCrashPct: fc.integer({ min: 0, max: 60 }),
+  functionCrashPct: fc.integer({ min: 0, max: 15 }),
+  duplicatePct: fc.integer({ min: 0, max: 50 }),
+  lateStartPct: fc.integer({ min: 0, max: 80 }),
+  cancelPct: fc.integer({ min: 0, max: 60 }),
+  idempotencyPct: fc.integer({ min: 0, max: 100 }),
+  stallPermille: fc.integer({ min: 0, max: 4 }),
+})
+
+const RUNS = Number(process.env.SIM_RUNS ?? 2000)
+const FC_SEED = process.env.SIM_SEED === undefined ? 20261122 : Number(process.env.SIM_SEED)
+const FC_PATH = process.env.SIM_PATH
+
+interface Totals {
+  coverage: Map<string, number>
+  runs: number
+  jobs: number
+  checks: number
+  stats: SimStats
+}
+
+function add(totals: Totals, result: RunResult) {
+  totals.runs++
+  for (const [what, count] of result.coverage) totals.coverage.set(what, (totals.coverage.get(what) ?? 0) + count)
+  totals.jobs += result.jobs
+  totals.checks += result.checks
+  const { stats } = totals
+  stats.steps += result.stats.steps
+  stats.ops += result.stats.ops
+  for (const key of Object.keys(stats.faults) as (keyof SimStats['faults'])[]) stats.faults[key] += result.stats.faults[key]
+  for (const key of Object.keys(stats.crashes) as (keyof SimStats['crashes'])[]) stats.crashes[key] += result.stats.crashes[key]
+  stats.timeLimitKills += result.stats.timeLimitKills
+  stats.orphansLanded += result.stats.orphansLanded
+  stats.stalls += result.stats.stalls
+  stats.heartbeats += result.stats.heartbeats
+}
+
+const n = (value: number) => value.toLocaleString('en-US')
+
+function summary(totals: Totals, seconds: number, failed: boolean) {
+  const { stats } = totals
+  const otherCrashes = stats.crashes.submit + stats.crashes.cancel + stats.crashes.feed + stats.crashes.reaper
+  return (
+    `simulation: ${n(totals.runs)} seeds, ${n(totals.jobs)} jobs, ${n(stats.ops)} storage ops in ${n(stats.steps)} steps; ` +
+    `faults: ${n(stats.faults['fail-before'])} fail-before, ${n(stats.faults['fail-after'])} fail-after (lost answer), ${n(stats.faults.delay)} slow; ` +
+    `${n(stats.crashes.worker)} worker crashes, ${n(otherCrashes)} other function crashes, ${n(stats.timeLimitKills)} killed at time limits, ` +
+    `${n(stats.orphansLanded)} orphan writes landed, ${n(stats.stalls)} stalls, ${n(stats.heartbeats)} heartbeat ticks; ` +
+    `${n(totals.checks)} invariant checks passed${failed ? ' (then a violation)' : ''}; ${seconds.toFixed(1)} s\n` +
+    `coverage: ${[...totals.coverage].sort(([a], [b]) => (a < b ? -1 : 1)).map(([what, count]) => `${what}: ${n(count)}`).join(', ')}`
+  )
+}
+
+function failureReport(params: ScenarioParams, result: RunResult): string {
+  const id = createHash('sha256').update(JSON.stringify(params)).digest('hex').slice(0, 12)
+  const file = join(tmpdir(), `durable-jobs-sim-${id}.trace.txt`)
+  const text = [`scenario ${JSON.stringify(params)}`, '', 'violations:', ...result.violations, '', 'trace:', ...result.trace].join('\n')
+  writeFileSync(file, text)
+  return [
+    `${result.violations.length} invariant violation(s) in scenario ${JSON.stringify(params)}:`,
+    ...result.violations.slice(0, 12).map((v) => `  - ${v}`),
+    `last steps of the trace (full trace: ${file}):`,
+    ...result.trace.slice(-60).map((line) => `    ${line}`),
+  ].join('\n')
+}
+
+// ---- the checks are not vacuous: damage a finished run, see the right check fail --
+
+const calm: ScenarioParams = {
+  seed: 3,
+  clients: 4,
+  resources: 1,
+  jobsPerClient: 2,
+  credits: 8,
+  faultBeforePct: 0,
+  faultAfterPct: 0,
+  delayPct: 0,
+  workerCrashPct: 0,
+  functionCrashPct: 0,
+  duplicatePct: 0,
+  lateStartPct: 0,
+  cancelPct: 0,
+  idempotencyPct: 0,
+  stallPermille: 0,
+}
+
+/** The last landed write of a job's state, and the job's claiming worker. */
+function finishedJob(world: World) {
+  const { history } = world.store
+  const claim = history.find((c) => c.key.startsWith('job/') && c.op === 'create' && c.actor?.kind === 'worker')!
+  const last = history.filter((c) => c.key === claim.key).at(-1)!
+  return { claim, last, state: JSON.parse(last.after!) as JobState }
+}
+
+const tampers: [string, (world: World) => void, RegExp][] = [
+  [
+    'a worker write landing after its job finished (fencing, one terminal state)',
+    (world) => {
+      const { claim, last, state } = finishedJob(world)
+      const seq = state.log.lastSeq + 1
+      const after = { ...state, status: 'running', log: { ...state.log, lastSeq: seq, tail: [...state.log.tail, { seq, type: 'step', data: { i: 9 }, ts: 0 }] } }
+      world.store.history.push({ ...last, n: world.store.history.length, actor: claim.actor, op: 'replace', before: last.after, after: JSON.stringify(after) })
+    },
+    /^I3 .*although the job was (complete|failed|canceled)/,
+  ],
+  [
+    'a job written after it was terminal',
+    (world) => {
+      const { last, state } = finishedJob(world)
+      const status = state.status === 'failed' ? 'complete' : 'failed'
+      world.store.history.push({ ...last, n: world.store.history.length, actor: null, op: 'replace', before: last.after, after: JSON.stringify({ ...state, status }) })
+    },
+    /^I2 .*written .* after it was (complete|failed|canceled)/,
+  ],
+  [
+    'a worker writing while another job holds the lock',
+    (world) => {
+      const { claim } = finishedJob(world)
+      claim.lockAt = JSON.stringify({ state: 'held', jobId: 'job_someoneelse', acquiredAt: 0, expiresAt: 1 })
+    },
+    /^I1 .*its worker wrote at .* while lock/,
+  ],
+  [
+    'a lock overwritten without a condition',
+    (world) => {
+      const lock = world.store.history.find((c) => c.key.startsWith('lock/'))!
+      world.store.history.push({ ...lock, n: world.store.history.length, op: 'put' })
+    },
+    /^I1 lock\/.*illegal put/,
+  ],
+  [
+    'a balance that its ledger does not explain',
+    (world) => {
+      const entry = world.store.entries.get('account/acct-a')!
+      const record = JSON.parse(entry.data) as { balance: number }
+      entry.data = JSON.stringify({ ...record, balance: record.balance + 1 })
+    },
+    /^I4 acct-a: balance of acct-a = sum of its ledger/,
+  ],
+  [
+    'a job still live after the quiet phase',
+    (world) => {
+      const { state } = finishedJob(world)
+      world.store.entries.set(`queue/${state.jobId}`, { data: '{}', version: '"x"' })
+    },
+    /^I5 live jobs remain/,
+  ],
+  [
+    "a job readable by another account",
+    (world) => {
+      const { state } = finishedJob(world)
+      const entry = world.store.entries.get(`job/${state.jobId}`)!
+      entry.data = JSON.stringify({ ...JSON.parse(entry.data), account: 'acct-b' })
+    },
+    /^I7 acct-b asking for J\d+ got an answer/,
+  ],
+]
+
+describe('the invariant checks catch what they are meant to', () => {
+  it('an undamaged calm run passes', async () => {
+    const result = await runScenario(calm, { trace: false })
+    expect(result.jobs).toBeGreaterThan(2)
+    expect(result.violations).toEqual([])
+  })
+  it.each(tampers)('%s', async (_name, tamper, pattern) => {
+    const result = await runScenario(calm, { trace: false, tamper })
+    expect(result.violations.some((v) => pattern.test(v)), result.violations.join('\n')).toBe(true)
+  })
+})
+
+describe('deterministic simulation of the protocol', () => {
+  it('the same seed gives the same trace', async () => {
+    const params: ScenarioParams = {
+      seed: 7,
+      clients: 5,
+      resources: 2,
+      jobsPerClient: 3,
+      credits: 5,
+      faultBeforePct: 8,
+      faultAfterPct: 8,
+      delayPct: 8,
+      workerCrashPct: 40,
+      functionCrashPct: 10,
+      duplicatePct: 30,
+      lateStartPct: 30,
+      cancelPct: 40,
+      idempotencyPct: 50,
+      stallPermille: 3,
+    }
+    for (const seed of [7, 8, 9]) {
+      const first = await runScenario({ ...params, seed })
+      const second = await runScenario({ ...params, seed })
+      expect(second.trace.length).toBeGreaterThan(50)
+      expect(second.trace).toEqual(first.trace)
+      expect(second.stats).toEqual(first.stats)
+    }
+  }, 120_000)
+
+  it(`${RUNS} scenarios keep all seven invariants`, async () => {
+    const totals: Totals = { coverage: new Map(), runs: 0, jobs: 0, checks: 0, stats: emptyStats() }
+    const started = performance.now()
+    let failed = false
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.integer(), scenarioArbitrary, async (seed, rest) => {
+          const params: ScenarioParams = { seed, ...rest }
+          const result = await runScenario(params, { trace: false })
+          add(totals, result)
+          // A run is a function of its parameters: run it again, tracing, to tell what happened.
+          if (result.violations.length > 0) throw new Error(failureReport(params, await runScenario(params, { trace: true })))
+        }),
+        { numRuns: RUNS, seed: FC_SEED, ...(FC_PATH ? { path: FC_PATH, endOnFailure: true } : {}) },
+      )
+    } catch (error) {
+      failed = true
+      const message = error instanceof Error ? error.message : String(error)
+      const replay = /seed: (-?\d+), path: "([^"]+)"/.exec(message)
+      const command = replay ? `SIM_SEED=${replay[1]} SIM_PATH=${replay[2]} npx vitest run test/simulation/protocol.test.ts` : '(see above)'
+      throw new Error(`${message}\n\nreplay: ${command}`, { cause: error })
+    } finally {
+      console.log(summary(totals, (performance.now() - started) / 1000, failed))
+    }
+  }, 30 * 60_000)
+})

@@ -1,0 +1,570 @@
+/**
+ * The seeded scheduler of the protocol simulation (see protocol.test.ts for the model).
+ *
+ * Every storage operation, every `clock.sleep`, every function start, every
+ * heartbeat tick and every reaper cron tick is a *step*. A step's effect
+ * happens, and its promise settles, only when the scheduler picks it; between
+ * two picks the scheduler lets all microtasks run (one `setImmediate`), so
+ * every actor has either finished or is parked on its next step. The pick is
+ * made by a seeded PRNG among the steps that are due, so one seed gives one
+ * interleaving, always the same.
+ *
+ * Time is simulated: each step moves the clock a few milliseconds; when
+ * nothing is due the clock jumps to the next due step (a retry at +1 or +3
+ * minutes, the next reaper run, a client coming back after the lock TTL, the
+ * retention horizon); and with a small probability the whole system stalls
+ * (the clock jumps by a heartbeat timeout or a Netlify retry delay) while
+ * everyone is mid-flight.
+ */
+import { StorageUnavailableError } from '../../lib/storage/port.ts'
+import type { Clock } from '../../lib/clock.ts'
+
+/** mulberry32: small, fast, good enough to drive a schedule. */
+export class Rng {
+  private state: number
+  constructor(seed: number) {
+    this.state = (seed ^ 0x9e3779b9) >>> 0
+  }
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0)
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  /** An integer in [min, max]. */
+  int(min: number, max: number): number {
+    return min + Math.floor(this.next() * (max - min + 1))
+  }
+  chance(p: number): boolean {
+    return p > 0 && this.next() < p
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)]!
+  }
+  /** A fresh generator derived from this one (independent streams per purpose). */
+  fork(): Rng {
+    return new Rng(Math.floor(this.next() * 2 ** 32))
+  }
+}
+
+export type ActorKind = 'client' | 'submit' | 'worker' | 'cancel' | 'feed' | 'probe' | 'reaper'
+
+export interface Actor {
+  readonly id: number
+  readonly name: string
+  readonly kind: ActorKind
+  alive: boolean
+  finished: boolean
+  /** Sim time at which the platform kills the invocation (Netlify's function time limits). */
+  deadline: number | null
+  /** The actor dies instead of running its storage op number `crashAfterOps + 1`. */
+  crashAfterOps: number | null
+  opsRun: number
+  death: string | null
+  startedAt: number
+  diedAt: number | null
+  /** The step at which it ended (returned, threw or died), for ordering against the store's history. */
+  endedStep: number | null
+  /** Set by the scenario: what this actor is about (a job id). */
+  jobId?: string
+  /** Called once when the actor dies (crash, time limit). */
+  onDeath(reason: string): void
+}
+
+export type Fault = 'none' | 'fail-before' | 'fail-after' | 'delay'
+
+export interface FaultRates {
+  /** The op fails before it lands: a 5xx/429 burst outlasting the SDK's retries. */
+  before: number
+  /** The op lands, then its answer is lost: the adapter could not settle it. */
+  after: number
+  /** A slow answer: the op becomes due seconds later. */
+  delay: number
+}
+
+type StepType = 'op' | 'sleep' | 'start' | 'interval' | 'cron' | 'deadline' | 'orphan'
+
+interface Step {
+  id: number
+  actor: Actor
+  type: StepType
+  /** What the step is, for the trace (a function when it costs something to say). */
+  label: string | (() => string)
+  readyAt: number
+  fault: Fault
+  /** Orphans (writes in flight when their actor died) land only until then. */
+  expiresAt: number
+  /** Performs the step; returns a short outcome for the trace. */
+  fire(): string
+  /** For a storage write: its effect alone, without answering anyone (an orphan landing). */
+  land?: () => string
+}
+
+export interface SimStats {
+  steps: number
+  ops: number
+  faults: { 'fail-before': number; 'fail-after': number; delay: number }
+  crashes: Record<ActorKind, number>
+  timeLimitKills: number
+  orphansLanded: number
+  stalls: number
+  heartbeats: number
+}
+
+export const emptyStats = (): SimStats => ({
+  steps: 0,
+  ops: 0,
+  faults: { 'fail-before': 0, 'fail-after': 0, delay: 0 },
+  crashes: { client: 0, submit: 0, worker: 0, cancel: 0, feed: 0, probe: 0, reaper: 0 },
+  timeLimitKills: 0,
+  orphansLanded: 0,
+  stalls: 0,
+  heartbeats: 0,
+})
+
+export interface SchedulerOptions {
+  seed: number
+  start?: number
+  faults?: FaultRates
+  /** Probability per step that the whole system stalls (a clock jump mid-flight). */
+  stallRate?: number
+  stallJumps?: readonly number[]
+  /** Chance that a write in flight when its actor died still lands (shortly after). */
+  orphanLandRate?: number
+  /** Record a human-readable trace of every step. */
+  trace?: boolean
+}
+
+const IDLE = Symbol('idle')
+
+export class Scheduler {
+  now: number
+  readonly rng: Rng
+  /** A separate stream for Math.random inside lib (credit retry backoff). */
+  readonly libRandom: Rng
+  faults: FaultRates
+  stallRate: number
+  stallJumps: readonly number[]
+  orphanLandRate: number
+  readonly stats = emptyStats()
+  readonly trace: string[] = []
+  readonly actors: Actor[] = []
+  /** The actor whose step was fired last: its continuation is what runs now. */
+  current: Actor | null = null
+  /** Auto mode: every op runs at once, without faults (contract tests, checks). */
+  auto = false
+  stepNo = 0
+  readonly tracing: boolean
+  private steps: Step[] = []
+  private nextStepId = 0
+  private readonly system: Actor
+
+  constructor(options: SchedulerOptions) {
+    this.rng = new Rng(options.seed)
+    this.libRandom = this.rng.fork()
+    this.now = options.start ?? Date.UTC(2026, 10, 22, 12, 0, 0)
+    this.faults = options.faults ?? { before: 0, after: 0, delay: 0 }
+    this.stallRate = options.stallRate ?? 0
+    this.stallJumps = options.stallJumps ?? []
+    this.orphanLandRate = options.orphanLandRate ?? 0
+    this.tracing = options.trace ?? true
+    this.system = this.newActor('system', 'client', null, null)
+  }
+
+  private newActor(name: string, kind: ActorKind, deadline: number | null, crashAfterOps: number | null): Actor {
+    const actor: Actor = {
+      id: this.actors.length,
+      name,
+      kind,
+      alive: true,
+      finished: false,
+      deadline,
+      crashAfterOps,
+      opsRun: 0,
+      death: null,
+      startedAt: this.now,
+      diedAt: null,
+      endedStep: null,
+      onDeath: () => {},
+    }
+    this.actors.push(actor)
+    return actor
+  }
+
+  log(line: string) {
+    if (this.tracing) this.trace.push(`#${this.stepNo} t+${this.elapsed()} ${line}`)
+  }
+
+  private readonly origin = Date.UTC(2026, 10, 22, 12, 0, 0)
+  elapsed(at = this.now) {
+    return `${((at - this.origin) / 1000).toFixed(3)}s`
+  }
+
+  // ---- what actors call ----------------------------------------------------
+
+  /**
+   * A storage operation (or a worker invocation) of `actor`. `effect` runs when
+   * the step is picked; `write` says whether a lost answer can follow a landed op.
+   */
+  op<T>(actor: Actor, label: string | (() => string), write: boolean, effect: () => T, describe: (result: T) => string = () => 'ok'): Promise<T> {
+    if (this.auto) return Promise.resolve().then(effect)
+    if (!actor.alive) return new Promise<T>(() => {})
+    const fault = this.chooseFault(write)
+    let readyAt = this.now
+    if (fault === 'delay') readyAt += this.rng.chance(0.1) ? this.rng.int(20_000, 40_000) : this.rng.int(500, 8_000)
+    return new Promise<T>((resolve, reject) => {
+      this.push({
+        actor,
+        type: 'op',
+        label,
+        readyAt,
+        fault,
+        expiresAt: Infinity,
+        ...(write ? { land: () => (this.tracing ? describe(effect()) : (effect(), '')) } : {}),
+        fire: () => {
+          actor.opsRun++
+          this.stats.ops++
+          if (fault === 'fail-before') {
+            this.stats.faults['fail-before']++
+            reject(new StorageUnavailableError(`simulated: ${text(label)} failed before it landed`))
+            return 'FAULT fail-before'
+          }
+          const result = effect()
+          if (fault === 'fail-after' && write) {
+            this.stats.faults['fail-after']++
+            reject(new StorageUnavailableError(`simulated: ${text(label)} landed but its answer was lost`))
+            return this.tracing ? `${describe(result)} FAULT fail-after` : ''
+          }
+          if (fault === 'delay') this.stats.faults.delay++
+          resolve(result)
+          return this.tracing ? `${describe(result)}${fault === 'delay' ? ' (slow)' : ''}` : ''
+        },
+      })
+    })
+  }
+
+  private chooseFault(write: boolean): Fault {
+    const r = this.rng.next()
+    const { before, after, delay } = this.faults
+    if (r < before) return 'fail-before'
+    if (r < before + after) return write ? 'fail-after' : 'fail-before'
+    if (r < before + after + delay) return 'delay'
+    return 'none'
+  }
+
+  sleep(actor: Actor, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.auto) {
+      this.now += Math.max(0, ms)
+      return Promise.resolve()
+    }
+    if (!actor.alive) return new Promise<void>(() => {})
+    return new Promise<void>((resolve) => {
+      if (signal?.aborted) return resolve()
+      const step = this.push({
+        actor,
+        type: 'sleep',
+        label: `sleep ${Math.round(ms)}ms`,
+        readyAt: this.now + Math.max(0, ms),
+        fault: 'none',
+        expiresAt: Infinity,
+        fire: () => {
+          resolve()
+          return 'woke'
+        },
+      })
+      signal?.addEventListener('abort', () => (step.readyAt = Math.min(step.readyAt, this.now)), { once: true })
+    })
+  }
+
+  clockFor(actor: Actor): Clock {
+    return { now: () => this.now, sleep: (ms, signal) => this.sleep(actor, ms, signal) }
+  }
+
+  /**
+   * Starts an actor at `startAt`. The returned promise settles when its body
+   * does, or with `{ died }` when it is killed (crash, time limit): whoever
+   * waits for it (a client waiting for its HTTP answer) sees a failed request.
+   */
+  spawn<T>(
+    spec: { name: string; kind: ActorKind; startAt?: number; timeLimitMs?: number | null; crashAfterOps?: number | null; jobId?: string },
+    body: (actor: Actor) => Promise<T>,
+  ): { actor: Actor; outcome: Promise<Outcome<T>> } {
+    const startAt = Math.max(this.now, spec.startAt ?? this.now)
+    const actor = this.newActor(spec.name, spec.kind, spec.timeLimitMs == null ? null : startAt + spec.timeLimitMs, spec.crashAfterOps ?? null)
+    actor.startedAt = startAt
+    if (spec.jobId) actor.jobId = spec.jobId
+    let settle!: (outcome: Outcome<T>) => void
+    const outcome = new Promise<Outcome<T>>((resolve) => (settle = resolve))
+    let deadlineStep: Step | null = null
+    const finish = (result: Outcome<T>) => {
+      if (!actor.alive || actor.finished) return
+      actor.finished = true
+      actor.endedStep = this.stepNo
+      if (deadlineStep) this.remove(deadlineStep)
+      this.removeStepsOf(actor)
+      settle(result)
+    }
+    actor.onDeath = (reason) => settle({ died: reason })
+    this.push({
+      actor,
+      type: 'start',
+      label: 'start',
+      readyAt: startAt,
+      fault: 'none',
+      expiresAt: Infinity,
+      fire: () => {
+        let promise: Promise<T>
+        try {
+          promise = body(actor)
+        } catch (error) {
+          promise = Promise.reject(error)
+        }
+        promise.then(
+          (value) => finish({ value }),
+          (error: unknown) => finish({ error }),
+        )
+        return 'started'
+      },
+    })
+    if (actor.deadline !== null) {
+      deadlineStep = this.push({
+        actor,
+        type: 'deadline',
+        label: 'time limit',
+        readyAt: actor.deadline,
+        fault: 'none',
+        expiresAt: Infinity,
+        fire: () => {
+          this.stats.timeLimitKills++
+          this.kill(actor, 'time limit')
+          return 'killed by the platform time limit'
+        },
+      })
+    }
+    return { actor, outcome }
+  }
+
+  /** A periodic background job (the reaper's cron). Background steps never keep a run going. */
+  cron(name: string, periodMs: number, firstAt: number, tick: () => void): { stop(): void } {
+    let stopped = false
+    const arm = (at: number) => {
+      if (stopped) return
+      this.push({
+        actor: this.system,
+        type: 'cron',
+        label: `cron ${name}`,
+        readyAt: at,
+        fault: 'none',
+        expiresAt: Infinity,
+        fire: () => {
+          tick()
+          // Netlify does not catch up missed ticks: the next one is the next boundary.
+          arm(at + Math.max(1, Math.ceil((this.now + 1 - at) / periodMs)) * periodMs)
+          return 'tick'
+        },
+      })
+    }
+    arm(firstAt)
+    return {
+      stop: () => {
+        stopped = true
+        this.steps = this.steps.filter((s) => !(s.type === 'cron' && s.label === `cron ${name}`))
+      },
+    }
+  }
+
+  /** A heartbeat `setInterval` of the worker, on simulated time; dies with its actor. */
+  interval(actor: Actor, callback: () => void, ms: number): SimInterval {
+    const handle = new SimInterval(() => {
+      if (step) this.remove(step)
+      step = null
+    })
+    let step: Step | null = null
+    const arm = () => {
+      step = this.push({
+        actor,
+        type: 'interval',
+        label: `heartbeat timer`,
+        readyAt: this.now + ms,
+        fault: 'none',
+        expiresAt: Infinity,
+        fire: () => {
+          this.stats.heartbeats++
+          arm()
+          callback()
+          return 'tick'
+        },
+      })
+    }
+    if (actor.alive) arm()
+    return handle
+  }
+
+  /** The actor stops here: its pending steps are dropped, its in-flight writes may still land. */
+  kill(actor: Actor, reason: string) {
+    if (!actor.alive) return
+    actor.alive = false
+    actor.death = reason
+    actor.diedAt = this.now
+    actor.endedStep = this.stepNo
+    if (reason !== 'time limit') this.stats.crashes[actor.kind]++
+    for (const step of this.steps.filter((s) => s.actor === actor)) {
+      this.remove(step)
+      if (step.type === 'op' && step.land && step.fault !== 'fail-before' && this.rng.chance(this.orphanLandRate)) {
+        const land = step.land
+        this.push({
+          ...step,
+          type: 'orphan',
+          label: () => `${text(step.label)} (in flight when ${actor.name} died)`,
+          readyAt: this.now + this.rng.int(0, 1_000),
+          expiresAt: this.now + 2_000,
+          // It lands, but nobody is there to read the answer.
+          fire: () => {
+            this.stats.orphansLanded++
+            return land()
+          },
+        })
+      }
+    }
+    this.log(`${actor.name} DIED (${reason})`)
+    actor.onDeath(reason)
+  }
+
+  // ---- the loop --------------------------------------------------------------
+
+  private push(step: Omit<Step, 'id'>): Step {
+    const full = { ...step, id: this.nextStepId++ }
+    this.steps.push(full)
+    return full
+  }
+
+  private remove(step: Step) {
+    const index = this.steps.indexOf(step)
+    if (index !== -1) this.steps.splice(index, 1)
+  }
+
+  private removeStepsOf(actor: Actor) {
+    this.steps = this.steps.filter((s) => s.actor !== actor || s.type === 'orphan')
+  }
+
+  /** Lets every resumed actor run until it parks on its next step. */
+  private drain() {
+    return new Promise<void>((resolve) => setImmediate(resolve))
+  }
+
+  /**
+   * Runs until nothing but background steps (cron) is left, or until the next
+   * due step is later than `stopAt`. Throws if a run does not settle.
+   */
+  async run(options: { stopAt?: number; maxSteps?: number } = {}): Promise<void> {
+    const maxSteps = options.maxSteps ?? 400_000
+    for (;;) {
+      await this.drain()
+      // Whatever runs from here on (vitest, timers) is no actor's doing.
+      this.current = null
+      const picked = this.pick(options.stopAt)
+      if (picked === IDLE) return
+      if (picked === null) continue
+      if (++this.stepNo > maxSteps) throw new SimulationStuckError(`no quiescence after ${maxSteps} steps`)
+      this.fire(picked)
+    }
+  }
+
+  private pick(stopAt = Infinity): Step | null | typeof IDLE {
+    // Orphans that did not land within their window never will.
+    this.steps = this.steps.filter((s) => s.expiresAt >= this.now)
+    if (!this.steps.some((s) => s.type !== 'cron')) return IDLE
+    const due = this.steps.filter((s) => s.readyAt <= this.now)
+    if (due.length === 0) {
+      const next = Math.min(...this.steps.map((s) => s.readyAt))
+      if (next > stopAt) return IDLE
+      this.now = next
+      return null
+    }
+    const step = due[Math.floor(this.rng.next() * due.length)]!
+    this.remove(step)
+    const { actor } = step
+    if (step.type !== 'orphan' && step.type !== 'cron') {
+      if (!actor.alive) return null
+      if (actor.deadline !== null && this.now > actor.deadline && step.type !== 'deadline') {
+        this.stats.timeLimitKills++
+        this.kill(actor, 'time limit')
+        return null
+      }
+      if (step.type === 'op' && actor.crashAfterOps !== null && actor.opsRun >= actor.crashAfterOps) {
+        this.log(`${actor.name} crashes before: ${text(step.label)}`)
+        this.kill(actor, `crash after ${actor.opsRun} storage calls`)
+        return null
+      }
+    }
+    return step
+  }
+
+  private fire(step: Step) {
+    this.stats.steps++
+    this.current = step.actor
+    const outcome = step.fire()
+    if (this.tracing && step.type !== 'sleep' && step.type !== 'interval') this.log(`${step.actor.name} ${text(step.label)} → ${outcome}`)
+    this.now += this.rng.int(0, 40)
+    if (this.stallJumps.length && this.rng.chance(this.stallRate)) {
+      const jump = this.rng.pick(this.stallJumps) + this.rng.int(0, 5_000)
+      this.stats.stalls++
+      this.now += jump
+      this.log(`STALL: the clock jumps ${Math.round(jump / 1000)}s while everyone is mid-flight`)
+    }
+  }
+}
+
+const text = (label: string | (() => string)) => (typeof label === 'function' ? label() : label)
+
+export type Outcome<T> = { value: T; error?: undefined; died?: undefined } | { error: unknown; value?: undefined; died?: undefined } | { died: string; value?: undefined; error?: undefined }
+
+export class SimulationStuckError extends Error {
+  override name = 'SimulationStuckError'
+}
+
+/** What the simulated `setInterval` returns: enough of a Timeout for lib's use. */
+export class SimInterval {
+  readonly clear: () => void
+  constructor(clear: () => void) {
+    this.clear = clear
+  }
+  unref() {
+    return this
+  }
+  ref() {
+    return this
+  }
+  hasRef() {
+    return false
+  }
+  [Symbol.toPrimitive]() {
+    return 0
+  }
+}
+
+/**
+ * While a simulation runs: `Math.random` draws from the seed (lib's credit
+ * retry backoff sleeps a random time), and a `setInterval` made by a worker
+ * during its step (the heartbeat) runs on simulated time.
+ */
+export function installDeterminism(sim: Scheduler): () => void {
+  const realRandom = Math.random
+  const realSetInterval = globalThis.setInterval
+  const realClearInterval = globalThis.clearInterval
+  Math.random = () => sim.libRandom.next()
+  globalThis.setInterval = ((callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const actor = sim.current
+    if (actor && actor.kind === 'worker' && !sim.auto) return sim.interval(actor, () => callback(...args), ms ?? 0)
+    return realSetInterval(callback, ms, ...args)
+  }) as typeof setInterval
+  globalThis.clearInterval = ((handle: unknown) => {
+    if (handle instanceof SimInterval) return handle.clear()
+    return realClearInterval(handle as Parameters<typeof clearInterval>[0])
+  }) as typeof clearInterval
+  return () => {
+    Math.random = realRandom
+    globalThis.setInterval = realSetInterval
+    globalThis.clearInterval = realClearInterval
+  }
+}
