@@ -147,5 +147,6 @@ export async function deleteJobData(store: BlobPort, jobId: string) {
   const { keys: eventKeys } = await store.list(keys.eventsPrefix(jobId))
   await Promise.all(eventKeys.map((key) => store.delete(key)))
   await store.delete(keys.spec(jobId))
+  await store.delete(keys.cancelRequest(jobId))
   await store.delete(keys.state(jobId))
 }

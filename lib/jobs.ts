@@ -8,6 +8,7 @@ import { LogMovedError, jobLog, readEvents } from './events.ts'
 import { JOB_ID_PATTERN } from './ids.ts'
 import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { type JobEvent, type JobSpec, isTerminal } from './types.ts'
+import { keys } from './storage/keys.ts'
 import { publicJob } from './views.ts'
 
 export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }
@@ -156,6 +157,10 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
       return { status: 202 as const, job: publicJob({ state }) }
     }
     const direct = state.status === 'queued' || workerGone(deps, state.heartbeatAt, now)
+    // A busy worker rewrites the state many times a second and can win every
+    // race against us; the marker reaches it regardless (it checks it on its
+    // heartbeat tick and every few writes).
+    if (!direct) await deps.store.put(keys.cancelRequest(jobId), '')
     const next = await commitState(deps, state, version, (base) =>
       direct
         ? {
@@ -164,7 +169,10 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
           }
         : { state: { ...base, cancelRequested: true }, events: [{ type: 'cancel_requested', data: null }] },
     )
-    if (!next) continue
+    if (!next) {
+      if (!direct && round >= 2) return { status: 202 as const, job: { ...publicJob({ state }), cancelRequested: true } }
+      continue
+    }
     if (direct) {
       await settleFinishedJob(deps, next)
       return { status: 200 as const, job: publicJob({ state: next.state }) }

@@ -70,6 +70,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
       }
       if (type === 'account') report.reservationsPruned += await pruneReservations(deps.store, deps.clock, id, bucket, chargedJobExists(deps))
       if (type === 'asset' && (await reapAsset(deps, id)) === 'deleted') report.assetsDeleted++
+      if (type === 'idem') await expireIdempotencyRecord(deps, id)
       await deps.store.delete(entry)
     })
   }
@@ -144,6 +145,14 @@ async function deleteExpiredJob(deps: Deps, jobId: string): Promise<number> {
 function chargedJobExists(deps: Deps) {
   if (deps.settings.retentionMs <= RESERVATION_TTL_MS + 2 * EXPIRY_BUCKET_MS) return undefined
   return async (jobId: string) => (await deps.store.read(keys.spec(jobId))) !== null || (await deps.store.read(keys.state(jobId))) !== null
+}
+
+/** An Idempotency-Key record past its 24 h (normally deleted with its job; this catches submits that died). */
+async function expireIdempotencyRecord(deps: Deps, id: string) {
+  const [account = '', hash = ''] = id.split('.')
+  const key = keys.idempotency(account, hash)
+  const blob = await deps.store.read(key)
+  if (blob && IdempotencyRecordSchema.parse(JSON.parse(blob.data)).expiresAt <= deps.clock.now()) await deps.store.delete(key)
 }
 
 async function inBatches<T>(items: T[], work: (item: T) => Promise<unknown>) {

@@ -7,9 +7,9 @@ import { z } from 'zod'
 import type { Deps } from './deps.ts'
 import { ApiError, type Issue, invalidRequest } from './errors.ts'
 import { acquireLock, releaseLock } from './lock.ts'
-import { chargeCredits, quoteCharge, refundCredits, reservationId } from './credits.ts'
+import { type ChargeQuote, chargeCredits, quoteCharge, refundCredits, reservationId } from './credits.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
-import { UnsafeKeyError, keys, resourceKey, safePart } from './storage/keys.ts'
+import { UnsafeKeyError, expiryBucket, keys, resourceKey, safePart } from './storage/keys.ts'
 import { IdempotencyRecordSchema, type JobSpec } from './types.ts'
 import { systemError } from './sanitize.ts'
 import { jobUrls, publicJob } from './views.ts'
@@ -30,7 +30,7 @@ export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
 /** A key whose job never got written (the submit died) is reusable after this. */
 const IDEMPOTENCY_ABANDONED_MS = 30_000
 /** A lock whose job was never written (the submit died right after locking). */
-const ORPHAN_LOCK_GRACE_MS = 30_000
+const ORPHAN_LOCK_GRACE_MS = 60_000 // well past the 26 s a synchronous function may run
 
 export interface Submitted {
   status: 202 | 200
@@ -80,23 +80,33 @@ export async function submitJob(
     throw error
   }
 
+  const idempotencyStorageKey = idempotencyKey === null ? null : idempotencyRecordKey(account, idempotencyKey)
+  const cost = kind.cost ?? 0
+  const reservation = reservationId(clientJobId, jobId)
+  // Decided before anything is written, so a job the balance cannot cover writes nothing.
+  let quote: ChargeQuote
+  try {
+    quote = await quoteCharge(deps.store, deps.clock, account, reservation, cost)
+  } catch (error) {
+    // A retry of a request that already made its job is answered with that job, whatever the balance is now.
+    const replay = idempotencyStorageKey && error instanceof ApiError ? await findReplay(deps, idempotencyStorageKey, parsed.data) : null
+    if (replay) return replay
+    throw error
+  }
+
   let submitted!: JobSpec
   let idempotencyRecord: string | null = null
-  if (idempotencyKey !== null) {
-    const claimed = await claimIdempotencyKey(deps, account, idempotencyKey, jobId, parsed.data)
+  if (idempotencyStorageKey !== null) {
+    const claimed = await claimIdempotencyKey(deps, idempotencyStorageKey, jobId, parsed.data)
     if ('replay' in claimed) return claimed.replay
     idempotencyRecord = claimed.key
   }
 
-  const cost = kind.cost ?? 0
-  const reservation = reservationId(clientJobId, jobId)
   let creditCharged = 0
   // Set before charging: a charge whose answer was lost may have landed, and must be undone too.
   let chargeTried = false
   let lockTaken = false
   try {
-    // Decided before the lock, so a job the balance cannot cover takes nothing.
-    const quote = await quoteCharge(deps.store, deps.clock, account, reservation, cost)
     if (lockKey) {
       const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, {
         canTakeOver: (holder) => isAbandoned(deps, holder),
@@ -179,24 +189,56 @@ export async function submitJob(
   }
 }
 
-async function claimIdempotencyKey(
-  deps: Deps,
-  account: string,
-  idempotencyKey: string,
-  jobId: string,
-  request: unknown,
-): Promise<{ key: string } | { replay: Submitted }> {
+/** The storage key of an Idempotency-Key (per account), or a 400 for a malformed one. */
+function idempotencyRecordKey(account: string, idempotencyKey: string) {
   if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
     throw invalidRequest('Idempotency-Key must be 1-255 visible ASCII characters.', [
       { path: 'headers.idempotency-key', message: 'invalid' },
     ])
   }
-  const key = keys.idempotency(safePart(account), sha256(idempotencyKey))
+  return keys.idempotency(safePart(account), sha256(idempotencyKey))
+}
+
+/** The earlier answer to this same request under this key, if its job exists. */
+async function findReplay(deps: Deps, key: string, request: unknown): Promise<Submitted | null> {
+  const blob = await deps.store.read(key)
+  if (!blob) return null
+  const existing = IdempotencyRecordSchema.parse(JSON.parse(blob.data))
+  if (existing.expiresAt <= deps.clock.now() || existing.requestHash !== sha256(JSON.stringify(request))) return null
+  const job = await findJob(deps, existing.jobId)
+  return job ? replayOf(job) : null
+}
+
+const replayOf = (job: NonNullable<Awaited<ReturnType<typeof findJob>>>): Submitted => ({
+  status: 200,
+  replayed: true,
+  body: {
+    jobId: job.jobId,
+    kind: job.kind,
+    status: job.status,
+    statusUrl: job.statusUrl,
+    eventsUrl: job.eventsUrl,
+    createdAt: job.createdAt,
+  },
+})
+
+async function claimIdempotencyKey(
+  deps: Deps,
+  key: string,
+  jobId: string,
+  request: unknown,
+): Promise<{ key: string } | { replay: Submitted }> {
   const requestHash = sha256(JSON.stringify(request))
+  // Found by the reaper even if this submit dies before its job exists.
+  const scheduleExpiry = (expiresAt: number) =>
+    deps.store.put(keys.expiry(expiryBucket(expiresAt), 'idem', key.slice('idem/'.length).replace('/', '.')), '')
   for (let round = 0; round < 4; round++) {
     const now = deps.clock.now()
     const record = JSON.stringify({ jobId, requestHash, createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS })
-    if ((await deps.store.create(key, record)).ok) return { key }
+    if ((await deps.store.create(key, record)).ok) {
+      await scheduleExpiry(now + IDEMPOTENCY_TTL_MS)
+      return { key }
+    }
 
     const blob = await deps.store.read(key)
     if (!blob) continue
@@ -205,7 +247,10 @@ async function claimIdempotencyKey(
     const reusable =
       existing.expiresAt <= now || (!job && existing.createdAt + IDEMPOTENCY_ABANDONED_MS <= now)
     if (reusable) {
-      if ((await deps.store.replace(key, record, blob.version)).ok) return { key }
+      if ((await deps.store.replace(key, record, blob.version)).ok) {
+        await scheduleExpiry(now + IDEMPOTENCY_TTL_MS)
+        return { key }
+      }
       continue
     }
     if (existing.requestHash !== requestHash) {
@@ -216,20 +261,7 @@ async function claimIdempotencyKey(
         headers: { 'Retry-After': '1' },
       })
     }
-    return {
-      replay: {
-        status: 200,
-        replayed: true,
-        body: {
-          jobId: job.jobId,
-          kind: job.kind,
-          status: job.status,
-          statusUrl: job.statusUrl,
-          eventsUrl: job.eventsUrl,
-          createdAt: job.createdAt,
-        },
-      },
-    }
+    return { replay: replayOf(job) }
   }
   throw new ApiError(409, 'idempotency_in_progress', 'A request with this Idempotency-Key is still being processed.', {
     headers: { 'Retry-After': '1' },

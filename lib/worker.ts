@@ -15,6 +15,7 @@ import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from './event
 import { randomToken } from './ids.ts'
 import { splitError } from './sanitize.ts'
 import { StorageUnavailableError } from './storage/port.ts'
+import { keys } from './storage/keys.ts'
 import type { JobKind } from './kinds/define.ts'
 import { saveJobAsset } from './assets.ts'
 import { JobFailure } from './errors.ts'
@@ -46,15 +47,24 @@ export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> 
 
   const lease = randomToken()
   const now = deps.clock.now()
-  const claimed = await commitState(deps, initialState(spec, now), null, (state) => ({
-    state: { ...state, status: 'running', lease, attempt: 1, startedAt: now, heartbeatAt: now },
-    events: [{ type: 'started', data: { attempt: 1 } }],
-  }))
+  let claimed: StoredState | null
+  try {
+    claimed = await commitState(deps, initialState(spec, now), null, (state) => ({
+      state: { ...state, status: 'running', lease, attempt: 1, startedAt: now, heartbeatAt: now },
+      events: [{ type: 'started', data: { attempt: 1 } }],
+    }))
+  } catch (error) {
+    // The claim's answer was lost: if it landed, the job is ours (our lease is in it).
+    const landed = await readState(deps.store, jobId)
+    if (landed?.state.lease !== lease) throw error
+    claimed = landed
+  }
   if (!claimed) return 'already_claimed'
 
   const kind = deps.kinds.get(spec.kind)
   const writer = fencedWriter(deps, claimed, lease)
   const heartbeat = setInterval(() => {
+    writer.checkCancel().catch(() => {})
     if (deps.clock.now() - writer.lastWriteAt() >= deps.settings.heartbeatIntervalMs) {
       writer.update((state) => ({ state: { ...state }, events: [] })).catch(() => {})
     }
@@ -141,6 +151,8 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, writer: Fenc
 interface FencedWriter {
   signal: AbortSignal
   cancelRequested(): boolean
+  /** Looks for cancel's marker; aborts the handler if it is there. */
+  checkCancel(): Promise<void>
   lastWriteAt(): number
   update(change: Change): Promise<void>
   finish(change: Change): Promise<void>
@@ -157,7 +169,17 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
   let lastWrite = deps.clock.now()
   let queue: Promise<void> = Promise.resolve()
   let storageFailures = 0
+  let writes = 0
+  // Set when cancel's marker is seen: a busy job may never let cancel's own state write through.
+  let cancelSeen = false
   const controller = new AbortController()
+  const checkCancel = async () => {
+    if (cancelSeen || controller.signal.aborted) return
+    if (await deps.store.read(keys.cancelRequest(claimed.state.jobId))) {
+      cancelSeen = true
+      controller.abort(new Error('canceled'))
+    }
+  }
   // Chunks this worker flushed, so a page can be written without reading them back.
   const flushed = new Map<number, JobEvent[]>()
   const fromStorage = chunksFromStorage(deps.store, jobLog(claimed.state.jobId))
@@ -177,7 +199,7 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
         controller.abort(new LeaseLostError('job was finished by another writer'))
         throw new LeaseLostError(`lease on ${state.jobId} lost (status ${state.status})`)
       }
-      if (state.cancelRequested && !terminal) controller.abort(new Error('canceled'))
+      if ((state.cancelRequested || cancelSeen) && !terminal) controller.abort(new Error('canceled'))
       const now = deps.clock.now()
       // A token per attempt tells, after a storage error, whether the write landed anyway.
       const writeToken = randomToken(9)
@@ -191,7 +213,13 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
             const changed = change(base)
             return {
               ...changed,
-              state: { ...changed.state, heartbeatAt: now, writeToken, ...(terminal ? { finishedAt: now } : {}) },
+              state: {
+                ...changed.state,
+                cancelRequested: changed.state.cancelRequested || cancelSeen,
+                heartbeatAt: now,
+                writeToken,
+                ...(terminal ? { finishedAt: now } : {}),
+              },
             }
           },
           chunkSource,
@@ -206,6 +234,7 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
         current = next
         lastWrite = now
         remember(next.state)
+        if (++writes % CHUNK_SIZE === 0 && !terminal) await checkCancel().catch(() => {})
         return
       }
       const reread = await readState(deps.store, state.jobId)
@@ -228,7 +257,8 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
 
   return {
     signal: controller.signal,
-    cancelRequested: () => current.state.cancelRequested,
+    cancelRequested: () => cancelSeen || current.state.cancelRequested,
+    checkCancel,
     lastWriteAt: () => lastWrite,
     update: (change) => enqueue(change, false),
     async finish(change) {

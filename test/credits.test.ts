@@ -100,6 +100,30 @@ describe('charging once per client job id', () => {
   })
 })
 
+describe('Idempotency-Key and credits', () => {
+  it('a retried submit is answered with its job even after the balance ran out', async () => {
+    const { deps } = await setup(1)
+    const request = { kind: 'transcribe', input: { recording: 'r' } }
+    const first = await submitJob(deps, 'acct', request, 'key-1')
+    expect(await balance(deps)).toBe(0)
+    const again = await submitJob(deps, 'acct', request, 'key-1')
+    expect(again).toMatchObject({ status: 200, replayed: true, body: { jobId: first.body.jobId } })
+    await expect(submitJob(deps, 'acct', { ...request, input: { recording: 'other' } }, 'key-2')).rejects.toMatchObject({ status: 402 })
+  })
+
+  it('an Idempotency-Key record left by a submit that died is removed by the reaper after 24 h', async () => {
+    const { deps, clock } = await setup(5)
+    await submitJob(deps, 'acct', { kind: 'transcribe', input: { recording: 'r' } }, 'left-behind')
+    const [record] = (await deps.store.list('idem/')).keys
+    expect(record).toBeDefined()
+    // the submit "died": its job never got written
+    for (const key of (await deps.store.list('queue/')).keys) await deps.store.delete(key)
+    clock.advance(24 * 3600_000 + 10 * 60_000)
+    await reap(deps)
+    expect((await deps.store.list('idem/')).keys).toEqual([])
+  })
+})
+
 describe('refunds', () => {
   it('a failed job refunds its charge; retrying the same client job id is charged again', async () => {
     const { deps } = await setup(3)

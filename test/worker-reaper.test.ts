@@ -139,6 +139,31 @@ describe('cancel', () => {
     expect(types.filter((t) => ['done', 'error', 'canceled'].includes(t))).toHaveLength(1)
   })
 
+  it('a busy job that rewrites its state back to back is still canceled promptly (no job_busy)', async () => {
+    const busy = defineJob({
+      kind: 'busy',
+      input: z.object({}),
+      async run({ emit, signal }) {
+        for (let i = 0; i < 100_000; i++) {
+          signal.throwIfAborted()
+          await emit('tick', { i })
+        }
+        return null
+      },
+    })
+    const { deps } = await setup([busy])
+    const { body } = await submitJob(deps, 'acct', { kind: 'busy', input: {} }, null)
+    const run = runJob(deps, body.jobId)
+    await waitFor(async () => ((await readState(deps.store, body.jobId))?.state.log.lastSeq ?? 0) > 20)
+    const asked = await cancelJob(deps, 'acct', body.jobId)
+    expect(asked.status).toBe(202)
+    expect(asked.job.cancelRequested).toBe(true)
+    expect(await run).toBe('canceled')
+    const { state } = (await readState(deps.store, body.jobId))!
+    expect(state.status).toBe('canceled')
+    expect(state.log.lastSeq).toBeLessThan(100_000)
+  })
+
   it("another account's job cannot be canceled or read: 404 as if it did not exist", async () => {
     const { deps } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text } }, null)

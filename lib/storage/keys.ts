@@ -35,6 +35,8 @@ export const keys = {
   spec: (jobId: string) => `queue/${jobId}`,
   specPrefix: 'queue/',
   state: (jobId: string) => `job/${jobId}`,
+  /** Written by cancel for a running job; read by its worker. */
+  cancelRequest: (jobId: string) => `cancel/${jobId}`,
   statePrefix: 'job/',
   chunk: (jobId: string, index: number) => `events/${jobId}/c/${pad(index)}`,
   page: (jobId: string, index: number) => `events/${jobId}/p/${pad(index)}`,
@@ -44,7 +46,7 @@ export const keys = {
   idempotency: (account: string, keyHash: string) => `idem/${account}/${keyHash}`,
   /** Retention is found through time buckets, so the reaper lists only what is due. */
   expiryFolder: (bucket: number) => `expiry/${pad(bucket, 12)}`,
-  expiry: (bucket: number, kind: 'job' | 'account' | 'asset', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
+  expiry: (bucket: number, kind: 'job' | 'account' | 'asset' | 'idem', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
   expiryPrefix: 'expiry/',
 }
 
