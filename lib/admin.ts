@@ -1,6 +1,6 @@
 /** The operator snapshot: recent jobs with both error forms, and held locks. */
 import type { Deps } from './deps.ts'
-import { readState } from './job-state.ts'
+import { initialState, readSpec, readState } from './job-state.ts'
 import { readAccount } from './credits.ts'
 import { peekLock } from './lock.ts'
 import { keys } from './storage/keys.ts'
@@ -20,7 +20,9 @@ export async function adminSnapshot(deps: Deps, options: { limit: number; status
     if (jobs.length >= options.limit) break
     const stored = await readState(deps.store, jobId)
     if (!stored) {
-      jobs.push({ jobId, status: 'queued' })
+      const spec = await readSpec(deps.store, jobId)
+      if (!spec || (options.status && options.status !== 'queued')) continue
+      jobs.push(operatorJob(initialState(spec, spec.createdAt)))
       continue
     }
     if (options.status && stored.state.status !== options.status) continue

@@ -99,7 +99,7 @@ async function readFeedOnce(deps: Deps, account: string, jobId: string, query: F
     const job = await loadOwnedJob(deps, account, jobId)
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
-      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: 1 }
+      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: query.waitSeconds > 0 ? 0 : 1 }
     }
     const { state } = job.stored
     if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)
@@ -115,7 +115,8 @@ async function readFeedOnce(deps: Deps, account: string, jobId: string, query: F
         done,
         firstSeq: state.log.firstSeq,
         ...(slice.truncatedBefore !== null ? { truncated: { droppedBefore: slice.truncatedBefore } } : {}),
-        retryAfter: done ? 0 : next < state.log.lastSeq ? 0 : 1,
+        // Come straight back after events, or after a long-poll that already waited.
+        retryAfter: slice.events.length > 0 || query.waitSeconds > 0 ? 0 : 1,
       }
     } catch (error) {
       // The cap or retention removed a blob between our two reads: read again.
@@ -137,6 +138,7 @@ const badCursor = (after: number, lastSeq: number) =>
  * canceled directly.
  */
 export async function cancelJob(deps: Deps, account: string, jobId: string) {
+  let asked = false
   for (let round = 0; round < 5; round++) {
     const job = await loadOwnedJob(deps, account, jobId)
     const now = deps.clock.now()
@@ -150,6 +152,8 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
       return { status: 200 as const, job: publicJob({ state: done.state }) }
     }
     const { state, version } = job.stored
+    // Our own request may already have taken effect: the worker saw the marker and stopped.
+    if (asked && state.status === 'canceled') return { status: 200 as const, job: publicJob({ state }) }
     if (isTerminal(state.status)) {
       throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
     }
@@ -160,7 +164,10 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
     // A busy worker rewrites the state many times a second and can win every
     // race against us; the marker reaches it regardless (it checks it on its
     // heartbeat tick and every few writes).
-    if (!direct) await deps.store.put(keys.cancelRequest(jobId), '')
+    if (!direct && !asked) {
+      await deps.store.put(keys.cancelRequest(jobId), '')
+      asked = true
+    }
     const next = await commitState(deps, state, version, (base) =>
       direct
         ? {

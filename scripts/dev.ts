@@ -36,7 +36,8 @@ writeFileSync(keyFile, apiKey, { mode: 0o600 })
 // For the demo page only: it prefills its key field from /dev-api-key.json. The file is
 // gitignored, and scripts/build-client.ts deletes it in Netlify builds, so it is never deployed.
 writeFileSync(join(root, 'public', 'dev-api-key.json'), `${JSON.stringify({ apiKey })}\n`)
-const { store, close } = await openStore()
+// Always the local sandbox: the development key and its credits must never reach a deployed site.
+const { store, close } = await openStore({ localOnly: true })
 await registerApiKey(store, systemClock, apiKey, 'dev', 'local development')
 if (!(await readAccount(store, 'dev'))) await createAccount(store, systemClock, 'dev', DEV_CREDITS)
 const balance = (await readAccount(store, 'dev'))?.record.balance

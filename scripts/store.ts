@@ -13,10 +13,10 @@ import { STORE_NAME } from '../netlify/app.ts'
 
 export const LOCAL_SITE_ID = 'unlinked'
 
-export async function openStore(): Promise<{ store: BlobPort; where: string; close(): Promise<void> }> {
+export async function openStore(options: { localOnly?: boolean } = {}): Promise<{ store: BlobPort; where: string; close(): Promise<void> }> {
   const siteID = process.env.NETLIFY_SITE_ID
   const token = process.env.NETLIFY_AUTH_TOKEN
-  if (siteID && token) {
+  if (siteID && token && !options.localOnly) {
     const store = getStore({ name: STORE_NAME, siteID, token, consistency: 'strong' })
     return { store: netlifyBlobsPort(store), where: `site ${siteID}`, close: async () => {} }
   }

@@ -42,7 +42,7 @@ export const summarize = defineJob({
       const { summary } = summarizeWindow(window)
       summaries.push({ index, chars: window.length, summary })
       await emit('window_complete', { index, total: windows.length, summary })
-      await progress(`Summarized window ${index + 1} of ${windows.length}`, Math.round(((index + 1) / windows.length) * 95))
+      await progress(`Summarized window ${index + 1} of ${windows.length}`, Math.round(((index + 1) / windows.length) * 950) / 10)
     }
     signal.throwIfAborted()
     await progress('Picking key points', 97)

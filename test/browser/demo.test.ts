@@ -127,11 +127,10 @@ describe('demo page', { timeout: 150_000 }, () => {
     await shot('demo-running', page, false)
 
     await page.click('#cancel')
-    await waitForStatus('canceled', 75_000) // a busy worker can starve cancel for a while (409 job_busy); the page keeps asking
+    await waitForStatus('canceled', 60_000)
     expect(await text('#notice')).toBe('The job was canceled.')
     const log = await page.$$eval('#events li', (items) => items.map((item) => item.className))
-    expect(log).toContain('event event-cancel_requested')
-    expect(log.at(-1)).toBe('event event-canceled')
+    expect(log.at(-1)).toBe('event event-canceled') // (a `cancel_requested` event comes first only when the cancel won the state write)
     expect(await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)).toBeLessThan(95)
     expect(await page.isHidden('#result')).toBe(true)
     await shot('demo-canceled', page, false)
@@ -147,7 +146,7 @@ describe('demo page', { timeout: 150_000 }, () => {
     await page.waitForSelector('#events li.event-window_complete', { timeout: 30_000 })
     await shot('demo-joined', page, false)
     await page.click('#cancel')
-    await waitForStatus('canceled', 75_000)
+    await waitForStatus('canceled', 60_000)
   })
 
   it('shows the public message of an error answer', async () => {

@@ -212,7 +212,7 @@ beforeAll(async () => {
   const t0 = Date.now()
   root = await makeProjectRoot()
   await registerKeys(root, [
-    { apiKey: keyA, account: ACCOUNT_A, credits: 100 },
+    { apiKey: keyA, account: ACCOUNT_A, credits: 1000 },
     { apiKey: keyB, account: ACCOUNT_B, credits: 100 },
   ])
   timings.prepareRootMs = Date.now() - t0
@@ -430,8 +430,27 @@ describe('netlify dev, end to end', () => {
     expect(last.status).toBe('complete')
   }, 120_000)
 
+  it('20 concurrent submits on one resource: exactly one 202 and nineteen 409s naming it, 50 times in a row', async () => {
+    // The local sandbox's conditional writes are made atomic by the install-time
+    // patch (patches/@netlify+blobs+*.patch); without it, several submits win.
+    const rounds = Number(process.env.E2E_LOCK_ROUNDS ?? 50)
+    for (let round = 0; round < rounds; round++) {
+      const text = prose(`lock round ${round}`, 12)
+      const answers = await Promise.all(Array.from({ length: 20 }, () => submit({ text })))
+      const accepted = answers.filter((a) => a.status === 202)
+      const refused = answers.filter((a) => a.status === 409)
+      expect(accepted, `round ${round}: ${answers.map((a) => a.status).join(',')}`).toHaveLength(1)
+      expect(refused).toHaveLength(19)
+      for (const answer of refused) {
+        expect(answer.body.error.code).toBe('resource_locked')
+        expect(answer.body.holder.jobId).toBe(accepted[0]!.body.jobId)
+      }
+    }
+    facts.lockRounds = String(rounds)
+  }, 900_000)
+
   it('shows the jobs on the admin route with ADMIN_TOKEN, and 401 without it', async () => {
-    const res = await api('/api/admin/jobs?limit=50', { auth: `Bearer ${env.ADMIN_TOKEN}` })
+    const res = await api('/api/admin/jobs?limit=500', { auth: `Bearer ${env.ADMIN_TOKEN}` })
     expect(res.status, res.text).toBe(200)
     const byId = new Map<string, any>(res.body.jobs.map((job: any) => [job.jobId, job]))
     expect(byId.get(mainJobId)).toMatchObject({ account: ACCOUNT_A, kind: 'summarize', status: 'complete', hasResult: true })
