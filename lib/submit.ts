@@ -96,10 +96,12 @@ export async function submitJob(
 
   let submitted!: JobSpec
   let idempotencyRecord: string | null = null
+  let idempotencyMarker: string | null = null
   if (idempotencyStorageKey !== null) {
     const claimed = await claimIdempotencyKey(deps, idempotencyStorageKey, jobId, parsed.data)
     if ('replay' in claimed) return claimed.replay
     idempotencyRecord = claimed.key
+    idempotencyMarker = claimed.marker
   }
 
   let creditCharged = 0
@@ -161,6 +163,7 @@ export async function submitJob(
     if (chargeTried) await refundCredits(deps.store, deps.clock, account, reservation, jobId, 'submit failed').catch(() => {})
     if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
     if (idempotencyRecord) await deps.store.delete(idempotencyRecord).catch(() => {})
+    if (idempotencyMarker) await deps.store.delete(idempotencyMarker).catch(() => {})
     throw error
   }
   const spec = submitted
@@ -227,17 +230,17 @@ async function claimIdempotencyKey(
   key: string,
   jobId: string,
   request: unknown,
-): Promise<{ key: string } | { replay: Submitted }> {
+): Promise<{ key: string; marker: string } | { replay: Submitted }> {
   const requestHash = sha256(JSON.stringify(request))
   // Found by the reaper even if this submit dies before its job exists.
-  const scheduleExpiry = (expiresAt: number) =>
-    deps.store.put(keys.expiry(expiryBucket(expiresAt), 'idem', key.slice('idem/'.length).replace('/', '.')), '')
+  const expiryMarker = (expiresAt: number) => keys.expiry(expiryBucket(expiresAt), 'idem', key.slice('idem/'.length).replace('/', '.'))
   for (let round = 0; round < 4; round++) {
     const now = deps.clock.now()
     const record = JSON.stringify({ jobId, requestHash, createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS })
     if ((await deps.store.create(key, record)).ok) {
-      await scheduleExpiry(now + IDEMPOTENCY_TTL_MS)
-      return { key }
+      const marker = expiryMarker(now + IDEMPOTENCY_TTL_MS)
+      await deps.store.put(marker, '')
+      return { key, marker }
     }
 
     const blob = await deps.store.read(key)
@@ -248,8 +251,9 @@ async function claimIdempotencyKey(
       existing.expiresAt <= now || (!job && existing.createdAt + IDEMPOTENCY_ABANDONED_MS <= now)
     if (reusable) {
       if ((await deps.store.replace(key, record, blob.version)).ok) {
-        await scheduleExpiry(now + IDEMPOTENCY_TTL_MS)
-        return { key }
+        const marker = expiryMarker(now + IDEMPOTENCY_TTL_MS)
+        await deps.store.put(marker, '')
+        return { key, marker }
       }
       continue
     }
