@@ -4,7 +4,7 @@
  *
  * Kinds are described in `KINDS`: each names its `<fieldset data-kind>`, how
  * to read its input, how to describe its own events and render its result.
- * Adding `render` later means one entry here and one fieldset in index.html.
+ * A new kind means one entry here and one fieldset in index.html.
  */
 import { ApiError, type Client, type JobEvent, type WatchItem, createClient } from '../lib/client/index.ts'
 import { sampleText } from './sample-text.ts'
@@ -15,7 +15,39 @@ interface KindUi {
   input(fieldset: HTMLFieldSetElement): Record<string, unknown>
   /** A log line for one of the kind's own events, or null to leave it out of the log. */
   describe(event: JobEvent): string | null
-  renderResult(result: unknown, into: HTMLElement): void
+  renderResult(result: unknown, into: HTMLElement, context: ResultContext): void
+  /** Why a submit joined a running job instead of starting one. */
+  joinedBecause: string
+}
+
+interface ResultContext {
+  /** The `done` event's data: the result, and the files the job saved. */
+  done: DoneData
+  client: Client
+  /** Aborted once the page shows another job: stop any download for this one. */
+  signal: AbortSignal
+}
+
+/** A generated file, as the `done` event and `asset_created` list it. */
+interface JobFile {
+  assetId: string
+  filename: string
+  contentType: string
+  bytes: number
+  url: string
+}
+
+interface DoneData {
+  result: unknown
+  assets?: JobFile[]
+}
+
+/** What `render` returns (lib/kinds/render.ts). */
+interface RenderResult {
+  assetId: string
+  url: string
+  width: number
+  height: number
 }
 
 class FormError extends Error {
@@ -55,6 +87,53 @@ const KINDS: Record<string, KindUi> = {
         el('p', { className: 'hint' }, `From ${windows?.length ?? 0} window${windows?.length === 1 ? '' : 's'}.`),
       )
     },
+    joinedBecause: 'this text is already being worked on',
+  },
+
+  render: {
+    label: 'Render the Mandelbrot set',
+    input(fieldset) {
+      const width = wholeNumber(field(fieldset, 'width'), 1, 4096, 'The width must be a whole number of pixels from 1 to 4096.')
+      const height = wholeNumber(field(fieldset, 'height'), 1, 4096, 'The height must be a whole number of pixels from 1 to 4096.')
+      const maxIterations = wholeNumber(field(fieldset, 'maxIterations'), 1, 5000, 'The iterations must be a whole number from 1 to 5000.')
+      const canvasField = field<HTMLInputElement>(fieldset, 'canvas')
+      const canvas = canvasField.value.trim()
+      if (canvas && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(canvas)) {
+        throw new FormError('A canvas name is 1–64 letters, digits, dots, underscores or hyphens, starting with a letter or digit.', canvasField)
+      }
+      return { width, height, maxIterations, ...(canvas ? { canvas } : {}) }
+    },
+    describe: () => null, // its progress drives the bar; `asset_created` is logged for every kind
+    renderResult(result, into, { done, client, signal }) {
+      const { assetId, url, width, height } = result as RenderResult
+      const file = done.assets?.find((asset) => asset.assetId === assetId)
+      const filename = file?.filename ?? `mandelbrot-${width}x${height}.png`
+      const size = `${width} × ${height} pixels`
+      const loading = el('p', { className: 'hint' }, 'Downloading the image…')
+      into.append(el('h4', { className: 'result-title' }, 'Mandelbrot set'), loading)
+      client.downloadAsset(url || assetId, { signal }).then(
+        (blob) => {
+          if (signal.aborted) return // the page moved on to another job meanwhile
+          const src = showBlob(blob)
+          const image = el('img', {
+            src,
+            width,
+            height,
+            alt: `The Mandelbrot set, ${size}: a black heart-shaped body with round bulbs and a thin spike to the left, fringed with colour on an orange background.`,
+          })
+          loading.replaceWith(
+            el('figure', { className: 'rendered' }, image, el('figcaption', {}, `${filename}, ${size}, ${formatBytes(blob.size)}.`)),
+            el('p', {}, el('a', { className: 'button', href: src, download: filename }, 'Download PNG')),
+          )
+        },
+        (error: unknown) => {
+          if (signal.aborted) return
+          loading.textContent = 'The image could not be downloaded.'
+          showError(`Could not download the image: ${describeError(error)}`)
+        },
+      )
+    },
+    joinedBecause: 'this canvas is already being rendered',
   },
 }
 
@@ -64,6 +143,10 @@ const GENERIC_EVENTS: Record<string, (event: JobEvent) => string | null> = {
   cancel_requested: () => 'Cancel requested: waiting for the worker to stop.',
   done: () => 'Done.',
   error: (event) => `Failed: ${(event.data as { error?: { message?: string } })?.error?.message ?? 'unknown error'}`,
+  asset_created: (event) => {
+    const file = (event.data as { asset?: JobFile }).asset
+    return file ? `Saved ${file.filename} (${formatBytes(file.bytes)}).` : 'Saved a file.'
+  },
   canceled: () => 'Canceled.',
 }
 
@@ -92,6 +175,8 @@ const eventsList = $('events')
 // ---- state -------------------------------------------------------------------
 
 let current: { jobId: string; kind: string; watch: AbortController; finished: boolean } | null = null
+/** The object URL of the image on show (a rendered PNG), revoked when it is replaced. */
+let blobUrl: string | null = null
 const client = (): Client => createClient({ apiKey: keyInput.value.trim() })
 
 // ---- setup -------------------------------------------------------------------
@@ -141,12 +226,12 @@ async function submit() {
     const { joined, job } = await client().submitJob(kindName, input).finally(() => (submitStatus.textContent = ''))
     if (current?.jobId === job.jobId && !current.finished) {
       // The other click of a double click: it is the job we already watch.
-      if (joined) say(`Joined the running job ${job.jobId}: this text is already being worked on.`)
+      if (joined) say(`Joined the running job ${job.jobId}: ${kind.joinedBecause}.`)
       return
     }
     watch(job.jobId, kindName)
     jobSection.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' })
-    say(joined ? `Joined the running job ${job.jobId}: this text is already being worked on.` : `Submitted job ${job.jobId}.`)
+    say(joined ? `Joined the running job ${job.jobId}: ${kind.joinedBecause}.` : `Submitted job ${job.jobId}.`)
   } catch (error) {
     showError(describeError(error))
   }
@@ -230,7 +315,8 @@ function render(job: NonNullable<typeof current>, item: WatchItem) {
     progressEl.textContent = '100%'
     progressText.textContent = '100% — Complete'
     resultBody.replaceChildren()
-    KINDS[job.kind]?.renderResult((event.data as { result: unknown }).result, resultBody)
+    const done = event.data as DoneData
+    KINDS[job.kind]?.renderResult(done.result, resultBody, { done, client: client(), signal: job.watch.signal })
     resultSection.hidden = false
     say('The job is complete.')
   } else if (event.type === 'error') {
@@ -257,6 +343,7 @@ function resetJobView(jobId: string) {
   cancelButton.disabled = false
   resultSection.hidden = true
   resultBody.replaceChildren()
+  showBlob(null)
   eventsList.replaceChildren()
   notice.textContent = ''
 }
@@ -310,6 +397,27 @@ function countText() {
   textCount.textContent = `${chars.toLocaleString('en')} characters, ${words.toLocaleString('en')} words`
 }
 
+/** Shows a blob through a fresh object URL, revoking the previous one; `null` only revokes. */
+function showBlob(blob: Blob): string
+function showBlob(blob: null): null
+function showBlob(blob: Blob | null): string | null {
+  if (blobUrl) URL.revokeObjectURL(blobUrl)
+  blobUrl = blob ? URL.createObjectURL(blob) : null
+  return blobUrl
+}
+
+function wholeNumber(input: HTMLInputElement, min: number, max: number, message: string): number {
+  const value = Number(input.value)
+  if (!input.value.trim() || !Number.isInteger(value) || value < min || value > max) throw new FormError(message, input)
+  return value
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+}
+
 function field<T extends HTMLElement>(fieldset: HTMLFieldSetElement, name: string): T {
   return fieldset.querySelector<T>(`[name="${name}"]`)!
 }
@@ -346,6 +454,8 @@ function resumeFromUrl() {
   const jobId = params.get('job')
   const kind = params.get('kind') ?? 'summarize'
   if (!jobId || current || !keyInput.value.trim() || !KINDS[kind]) return
+  kindSelect.value = kind // the form shows the resumed job's kind
+  showKindFieldset()
   watch(jobId, kind)
   say(`Resumed job ${jobId}.`)
 }

@@ -3,6 +3,7 @@
  * HTTP and a real local Blobs server, plus fetches that fail on purpose. Time
  * is injected: every sleep the client asks for is recorded and returns at once.
  */
+import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { createApiKey } from '../lib/api-keys.ts'
 import { systemClock } from '../lib/clock.ts'
@@ -357,5 +358,46 @@ describe('submitJob, getJob, cancelJob and ApiError', () => {
     const { fetch: fake } = scripted([new Response('<html>gateway timeout</html>', { status: 504, statusText: 'Gateway Timeout', headers: { 'retry-after': '7' } })])
     const error = await createClient({ apiKey: 'k', fetch: fake }).getJob('job_x').catch((e: unknown) => e)
     expect(error).toMatchObject({ status: 504, code: 'http_504', body: '<html>gateway timeout</html>', retryAfter: 7 })
+  })
+})
+
+describe('downloadAsset', () => {
+  it('downloads a rendered PNG by its URL or id, with the key; another account gets 404', async () => {
+    const client = createClient({ baseUrl: api.url, apiKey, clock: recordingClock() })
+    const { job } = await client.submitJob('render', { width: 40, height: 24, maxIterations: 50 })
+    const items = await collect(client.watchJob(job.jobId, { waitSeconds: 2, signal: AbortSignal.timeout(20_000) }))
+    const done = items.at(-1) as { type: string; data: { result: { assetId: string; url: string }; assets: { assetId: string; bytes: number; sha256: string }[] } }
+    expect(done.type).toBe('done')
+    const { assetId, url } = done.data.result
+    expect(url).toBe(`/api/assets/${assetId}`)
+
+    const blob = await client.downloadAsset(url)
+    expect(blob.type).toBe('image/png')
+    const bytes = new Uint8Array(await blob.arrayBuffer())
+    expect(bytes.byteLength).toBe(done.data.assets[0]!.bytes)
+    expect(createHash('sha256').update(bytes).digest('hex')).toBe(done.data.assets[0]!.sha256)
+    expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+    const ihdr = new DataView(bytes.buffer, bytes.byteOffset + 16, 8)
+    expect([ihdr.getUint32(0), ihdr.getUint32(4)]).toEqual([40, 24])
+    // by id, and by the URL with the client's baseUrl in front: the same bytes
+    expect((await client.downloadAsset(assetId)).size).toBe(bytes.byteLength)
+    expect((await client.downloadAsset(`${api.url}${url}`)).size).toBe(bytes.byteLength)
+
+    await createAccount(store, systemClock, 'client-b', 10)
+    const other = createClient({ baseUrl: api.url, apiKey: await createApiKey(store, systemClock, 'client-b') })
+    await expect(other.downloadAsset(url)).rejects.toMatchObject({ name: 'ApiError', status: 404, code: 'not_found' })
+    await expect(client.downloadAsset(`asset_${'0'.repeat(8)}${'a'.repeat(32)}`)).rejects.toMatchObject({ status: 404, code: 'not_found' })
+  })
+
+  it('sends the key only to its own API: anything but an asset id or asset URL throws before any request', async () => {
+    const { fetch: fake, urls } = scripted([new Response(new Uint8Array([1, 2, 3]), { headers: { 'content-type': 'image/png' } })])
+    const client = createClient({ baseUrl: 'http://api.test', apiKey: 'k', fetch: fake })
+    for (const bad of ['https://elsewhere.test/api/assets/asset_abc', '//elsewhere.test/api/assets/asset_abc', '/api/jobs/job_x', '/api/assets/asset_abc/../../x', 'asset_a?b', '']) {
+      await expect(client.downloadAsset(bad)).rejects.toBeInstanceOf(TypeError)
+    }
+    expect(urls).toEqual([])
+    const blob = await client.downloadAsset('http://api.test/api/assets/asset_abc', { signal: AbortSignal.timeout(5000) })
+    expect(blob).toMatchObject({ size: 3, type: 'image/png' })
+    expect(urls).toEqual(['http://api.test/api/assets/asset_abc'])
   })
 })

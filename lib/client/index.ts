@@ -91,6 +91,15 @@ export interface Client {
    *   (`item.truncated` set) before the events that follow the gap.
    */
   watchJob(jobId: string, options?: WatchOptions): AsyncGenerator<WatchItem, void, undefined>
+  /**
+   * Downloads a file a job generated (`GET /api/assets/:id`, with the API key)
+   * as a `Blob` typed by its `Content-Type`. Takes the asset id or the `url` a
+   * job lists (`/api/assets/asset_…`, also with this client's `baseUrl` in
+   * front); anything else throws a `TypeError`, so the key is never sent to
+   * another address. Error answers reject with an {@link ApiError}: 404
+   * `not_found` for an unknown, expired or another account's file.
+   */
+  downloadAsset(assetIdOrUrl: string, options?: { signal?: AbortSignal }): Promise<Blob>
   /** One API request: JSON in, parsed JSON out; error answers reject with an {@link ApiError}. */
   request<T>(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal }): Promise<T>
 }
@@ -122,6 +131,12 @@ export function createClient(options: ClientOptions): Client {
   const baseMs = options.backoff?.baseMs ?? 500
   const maxMs = options.backoff?.maxMs ?? 30_000
   const jobPath = (jobId: string, rest = '') => `/api/jobs/${encodeURIComponent(jobId)}${rest}`
+  const assetPath = (assetIdOrUrl: string) => {
+    const path = baseUrl && assetIdOrUrl.startsWith(`${baseUrl}/`) ? assetIdOrUrl.slice(baseUrl.length) : assetIdOrUrl
+    const assetId = ASSET_PATH.exec(path)?.[1] ?? path
+    if (!ASSET_ID.test(assetId)) throw new TypeError(`Not an asset id or asset URL: ${JSON.stringify(assetIdOrUrl)}`)
+    return `/api/assets/${assetId}`
+  }
 
   const send = (method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}) =>
     doFetch(`${baseUrl}${path}`, {
@@ -216,8 +231,19 @@ export function createClient(options: ClientOptions): Client {
         if (pause) await clock.sleep(Math.min(pause, maxMs), signal)
       }
     },
+
+    async downloadAsset(assetIdOrUrl, { signal } = {}) {
+      const res = await send('GET', assetPath(assetIdOrUrl), { headers: { Accept: '*/*' }, signal })
+      if (!res.ok) throw await ApiError.from(res, clock.now())
+      return res.blob()
+    },
   }
 }
+
+/** `/api/assets/<id>`, as a job lists its files. */
+const ASSET_PATH = /^\/api\/assets\/([^/?#]*)$/
+/** The shape of an asset id, loosely: only characters that need no escaping in a path. */
+const ASSET_ID = /^asset_[0-9A-Za-z]{1,100}$/
 
 /** How many times `cancelJob` asks again after 409 `job_busy`. */
 const CANCEL_RETRIES = 5

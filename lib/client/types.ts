@@ -53,7 +53,20 @@ export interface Job {
   sourceTaskId: string | null
   clientJobId: string | null
   /** Credits this job was charged (0 when an earlier job with the same clientJobId paid). */
-  creditCharged?: number
+  /** Credits this job was charged: 0 when an earlier job with the same clientJobId paid. */
+  creditCharged: number
+  /** Files the job produced (see `downloadAsset`). */
+  assets: JobAsset[]
+}
+
+/** A file a job produced, as listed on the job and in its `done` event. */
+export interface JobAsset {
+  assetId: string
+  filename: string
+  contentType: string
+  bytes: number
+  sha256: string
+  url: string
 }
 
 /** The 202/200 answer of `POST /api/jobs`. */

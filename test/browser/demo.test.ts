@@ -4,7 +4,7 @@
  * to test-results/. Needs /usr/bin/chromium: without it the suite fails and
  * says how to install it.
  */
-import { rm, writeFile } from 'node:fs/promises'
+import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -20,6 +20,7 @@ let browser: Browser | undefined
 let context: BrowserContext
 let page: Page
 let completedJobId = ''
+let renderJobId = ''
 const errors: string[] = []
 
 beforeAll(async () => {
@@ -71,6 +72,18 @@ const recordProgress = () =>
     new MutationObserver(() => values.push(bar.value)).observe(bar, { attributes: true, attributeFilter: ['value'] })
   })
 const progressValues = () => page.evaluate(() => (window as unknown as { progressValues: number[] }).progressValues)
+
+/** Waits until the rendered image has loaded; returns its natural size and src. */
+async function renderedImage(target: Page = page) {
+  await target.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>('#result .rendered img')
+    return img?.complete && img.naturalWidth > 0
+  }, null, { timeout: 30_000 })
+  return target.$eval('#result .rendered img', (img) => {
+    const { naturalWidth, naturalHeight, src, alt } = img as HTMLImageElement
+    return { naturalWidth, naturalHeight, src, alt }
+  })
+}
 
 describe('demo page', { timeout: 150_000 }, () => {
   it('submits a summarize job from the keyboard, shows progress, each window as it lands, and the result', async () => {
@@ -162,6 +175,53 @@ describe('demo page', { timeout: 150_000 }, () => {
     await shot('demo-error')
   })
 
+  it('renders the Mandelbrot set: progress, then the image (downloaded with the key) and a Download PNG link', async () => {
+    await page.selectOption('#kind', 'render')
+    expect(await page.isHidden('fieldset[data-kind="summarize"]')).toBe(true)
+    expect(await page.isVisible('fieldset[data-kind="render"]')).toBe(true)
+    await page.fill('#render-width', '480')
+    await page.fill('#render-height', '300')
+    await page.fill('#render-iterations', '150')
+    await recordProgress()
+    await page.focus('#render-iterations')
+    await page.keyboard.press('Enter') // implicit submission from a field
+    renderJobId = await newJob(await text('#job-id'))
+    const image = await renderedImage()
+    expect(image.naturalWidth).toBe(480)
+    expect(image.naturalHeight).toBe(300)
+    expect(image.src).toMatch(/^blob:/)
+    expect(image.alt).toMatch(/Mandelbrot set, 480 × 300 pixels/)
+    expect(await status()).toBe('complete')
+    const values = await progressValues()
+    expect(values.some((value) => value > 0 && value < 100)).toBe(true)
+    expect(values.at(-1)).toBe(100)
+    expect(await page.$$eval('#events li.event-asset_created', (items) => items.map((item) => item.textContent))).toEqual([
+      expect.stringMatching(/Saved mandelbrot-480x300\.png \(\d/),
+    ])
+    expect(await page.isHidden('#error')).toBe(true)
+
+    // the link downloads the same blob under the asset's filename
+    const link = page.locator('#result a[download]')
+    expect(await link.textContent()).toBe('Download PNG')
+    expect(await link.getAttribute('href')).toBe(image.src)
+    const [download] = await Promise.all([page.waitForEvent('download'), link.focus().then(() => page.keyboard.press('Enter'))])
+    expect(download.suggestedFilename()).toBe('mandelbrot-480x300.png')
+    const png = await readFile((await download.path())!)
+    expect([png.readUInt32BE(16), png.readUInt32BE(20)]).toEqual([480, 300]) // IHDR width and height
+    await shot('demo-render')
+
+    // another render (into a named canvas) replaces the image and revokes the old object URL
+    await page.fill('#render-width', '240')
+    await page.fill('#render-height', '150')
+    await page.fill('#render-canvas', 'demo-canvas')
+    await page.click('#submit')
+    await newJob(renderJobId)
+    await page.waitForFunction((old) => document.querySelector<HTMLImageElement>('#result .rendered img')?.src !== old, image.src, { timeout: 30_000 })
+    expect((await renderedImage()).naturalWidth).toBe(240)
+    expect(await page.evaluate((old) => fetch(old).then(() => 'readable', () => 'revoked'), image.src)).toBe('revoked')
+    expect(await page.locator('#result a[download]').getAttribute('download')).toBe('demo-canvas-240x150.png')
+  })
+
   it('prefills the local development key from /dev-api-key.json and resumes the job named in the URL', async () => {
     await writeFile(join(root, 'public', 'dev-api-key.json'), JSON.stringify({ apiKey: API_KEY }))
     try {
@@ -175,6 +235,15 @@ describe('demo page', { timeout: 150_000 }, () => {
       // readable at 375 px: nothing wider than the screen
       expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
       await shot('demo-mobile', mobile)
+
+      // a render job resumes too, and its image fits the screen
+      await mobile.goto('about:blank')
+      await mobile.goto(`${dev!.url}/#job=${renderJobId}&kind=render`)
+      expect((await renderedImage(mobile)).naturalWidth).toBe(480)
+      expect(await mobile.inputValue('#kind')).toBe('render')
+      expect(await mobile.evaluate(() => document.querySelector('#result .rendered img')!.getBoundingClientRect().right)).toBeLessThanOrEqual(375)
+      expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
+      await shot('demo-render-mobile', mobile)
       await mobile.close()
     } finally {
       await rm(join(root, 'public', 'dev-api-key.json'), { force: true })
@@ -196,9 +265,10 @@ describe('operator view', { timeout: 90_000 }, () => {
     await admin.click('#load')
     await admin.waitForSelector('#snapshot table')
     const rows = await admin.$$eval('#section-jobs ~ .table-wrap tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''))
-    expect(rows.length).toBe(3) // complete, canceled, canceled (the one that was joined)
+    expect(rows.length).toBe(5) // complete, canceled, canceled (the one that was joined), two renders complete
     expect(rows.some((row) => row.includes(completedJobId) && row.includes('complete') && row.includes('browser'))).toBe(true)
     expect(rows.filter((row) => row.includes('canceled')).length).toBeGreaterThanOrEqual(2)
+    expect(rows.some((row) => row.includes(renderJobId) && row.includes('render') && row.includes('complete'))).toBe(true)
     expect(await text('#meta', admin)).toMatch(/Snapshot of .*jobs?/)
     const headings = await admin.$$eval('#snapshot h2', (hs) => hs.map((h) => h.textContent))
     expect(headings.slice(0, 2)).toEqual(['Jobs', 'Held locks'])
