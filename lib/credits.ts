@@ -191,8 +191,9 @@ export interface ChargeQuote {
  * by `chargeCredits`, so a successful submit costs one read and one write.
  */
 export async function quoteCharge(store: BlobPort, clock: Clock, account: string, reservation: string, cost: number): Promise<ChargeQuote> {
+  if (cost === 0) return { amount: 0, reservation, read: null }
   const read = await readAccount(store, account)
-  if (cost === 0 || activeReservation(read?.record, reservation, clock.now())) return { amount: 0, reservation, read }
+  if (activeReservation(read?.record, reservation, clock.now())) return { amount: 0, reservation, read }
   const balance = read?.record.balance ?? 0
   if (balance < cost) throw insufficient(balance, cost)
   return { amount: cost, reservation, read }
