@@ -5,7 +5,7 @@
  *
  * Why the project root is copied and not symlinked: with `netlify/` as a
  * symlink, netlify-cli 27 bundles each function under its real path
- * (`.netlify/functions-serve/jobs/work/main/netlify/...`) while the bootstrap
+ * (`.netlify/functions-serve/jobs/<repo path>/netlify/...`) while the bootstrap
  * imports it under the link's path (`.../jobs/tmp/<root>/netlify/...`), so
  * every function answers 500 "Cannot find module". Copying the small source
  * folders and symlinking only `node_modules` works.
