@@ -14,6 +14,7 @@ import worker from '../netlify/functions/worker-background.ts'
 import { type TestBlobs, startBlobs } from './support/blobs.ts'
 import { type FunctionServer, contextFor, startFunctions } from './support/functions.ts'
 import { failing, slow } from './support/kinds.ts'
+import { expectCreditInvariants } from './support/credit-invariants.ts'
 
 const SECRET = 'test-signing-secret-0123456789abcdef-0123456789'
 const ADMIN = 'test-admin-token-0123456789abcdef'
@@ -38,6 +39,8 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await api.stop()
+  // Every route above touched credits: the ledgers must still explain the balances.
+  for (const account of ['acct-a', 'acct-b', 'acct-poor']) await expectCreditInvariants(store, account)
   await blobs.stop()
 })
 beforeEach(() => {
