@@ -1,4 +1,6 @@
 /** Shapes of the HTTP API as a client sees them (see README "HTTP API"). */
+import type { JobAsset } from '../types.ts'
+import type { PublicJob } from '../views.ts'
 
 export type JobStatus = 'queued' | 'running' | 'complete' | 'failed' | 'canceled'
 
@@ -33,41 +35,14 @@ export interface TruncatedMarker {
 
 export type WatchItem<T = unknown> = JobEvent<T> | TruncatedMarker
 
-/** `GET /api/jobs/:id` */
-export interface Job {
-  jobId: string
-  kind: string
-  status: JobStatus
-  cancelRequested: boolean
-  progress: { message: string; percent: number | null } | null
-  /** Present when `status` is `complete`. */
-  result?: unknown
-  error: PublicError | null
-  createdAt: string
-  startedAt: string | null
-  updatedAt: string
-  finishedAt: string | null
-  lastSeq: number
-  statusUrl: string
-  eventsUrl: string
-  sourceTaskId: string | null
-  clientJobId: string | null
-  /** Credits this job was charged (0 when an earlier job with the same clientJobId paid). */
-  /** Credits this job was charged: 0 when an earlier job with the same clientJobId paid. */
-  creditCharged: number
-  /** Files the job produced (see `downloadAsset`). */
-  assets: JobAsset[]
-}
+/**
+ * `GET /api/jobs/:id`: the server's own view type, so the two cannot drift
+ * (a type-only import; nothing of the server reaches the bundle).
+ */
+export type Job = PublicJob
 
 /** A file a job produced, as listed on the job and in its `done` event. */
-export interface JobAsset {
-  assetId: string
-  filename: string
-  contentType: string
-  bytes: number
-  sha256: string
-  url: string
-}
+export type { JobAsset }
 
 /** The 202/200 answer of `POST /api/jobs`. */
 export interface SubmittedJob {
