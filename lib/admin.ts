@@ -50,19 +50,10 @@ export async function adminSnapshot(deps: Deps, options: { limit: number; status
   for (const key of accountKeys.slice(0, 200)) {
     const stored = await readAccount(deps.store, key.slice(keys.accountPrefix.length))
     if (!stored) continue
-    const now = deps.clock.now()
     accounts.push({
       account: stored.record.account,
       balance: stored.record.balance,
       ledgerEntries: stored.record.ledger.lastSeq,
-      reservations: Object.entries(stored.record.reservations).map(([id, r]) => ({
-        id,
-        ...r,
-        chargedAt: new Date(r.chargedAt).toISOString(),
-        expiresAt: new Date(r.expiresAt).toISOString(),
-        refundedAt: r.refundedAt === null ? null : new Date(r.refundedAt).toISOString(),
-        live: r.refundedAt === null && r.expiresAt > now,
-      })),
     })
   }
   return { generatedAt: new Date(deps.clock.now()).toISOString(), jobs, locks, accounts }

@@ -4,7 +4,7 @@
  */
 import type { Deps } from './deps.ts'
 import { type ChunkSource, type NewEvent, chunksFromStorage, jobLog, planAppend, planSeal } from './events.ts'
-import { refundCredits } from './credits.ts'
+import { settleJobCredits } from './credits.ts'
 import { releaseLock } from './lock.ts'
 import { expiryBucket, keys } from './storage/keys.ts'
 import type { BlobPort } from './storage/port.ts'
@@ -49,6 +49,7 @@ export function initialState(spec: JobSpec, now: number): JobState {
     idempotencyRecord: spec.idempotencyRecord,
     creditCharged: spec.creditCharged,
     reservation: spec.reservation,
+    ...(spec.creditBasis === undefined ? {} : { creditBasis: spec.creditBasis }),
     assets: [],
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }
@@ -103,11 +104,8 @@ export async function settleFinishedJob(
     const { finishedAt } = state
     await Promise.all(state.assets.map((asset) => scheduleAssetCheck(deps.store, finishedAt, asset.assetId)))
   }
-  // A job that did no work for its money gets it back; refunding twice is a no-op.
-  const unearned = state.status === 'failed' || (state.status === 'canceled' && state.startedAt === null)
-  if (unearned && state.creditCharged > 0 && state.reservation) {
-    await refundCredits(deps.store, deps.clock, state.account, state.reservation, state.jobId, `job ${state.status}`)
-  }
+  // A job that did no work for its money gets it back, once whoever settles (credits/settle.ts).
+  const credits = await settleJobCredits(deps.store, deps.clock, state)
   if (state.lockKey) {
     const released = await releaseLock(deps.store, deps.clock, state.lockKey, state.jobId)
     if (!released.released && released.reason === 'held_by_another_job') {
@@ -117,7 +115,8 @@ export async function settleFinishedJob(
       })
     }
   }
-  await deps.store.delete(keys.spec(state.jobId))
+  // A charge that may still land keeps the job in the live index, so the reaper settles it again.
+  if (credits === 'settled') await deps.store.delete(keys.spec(state.jobId))
 }
 
 /**

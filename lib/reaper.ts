@@ -13,7 +13,7 @@
 import type { Deps } from './deps.ts'
 import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { removeReleasedLock } from './lock.ts'
-import { RESERVATION_TTL_MS, pruneReservations } from './credits.ts'
+import { expireReservation } from './credits.ts'
 import { reapAsset } from './assets.ts'
 import { EXPIRY_BUCKET_MS, bucketOf, keys } from './storage/keys.ts'
 import { systemError } from './sanitize.ts'
@@ -68,7 +68,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
         report.expiredDeleted++
         report.locksRemoved += locksRemoved
       }
-      if (type === 'account') report.reservationsPruned += await pruneReservations(deps.store, deps.clock, id, bucket, chargedJobExists(deps))
+      if (type === 'reservation' && (await expireReservation(deps.store, deps.clock, id)) === 'deleted') report.reservationsPruned++
       if (type === 'asset' && (await reapAsset(deps, id)) === 'deleted') report.assetsDeleted++
       if (type === 'idem') await expireIdempotencyRecord(deps, id)
       await deps.store.delete(entry)
@@ -136,15 +136,6 @@ async function deleteExpiredJob(deps: Deps, jobId: string): Promise<number> {
   }
   await deleteJobData(deps.store, jobId)
   return locksRemoved
-}
-
-/**
- * Whether a charged job came to exist, for refunding charges whose submit died. Only
- * while finished jobs outlive their reservation: a deleted job would look never created.
- */
-function chargedJobExists(deps: Deps) {
-  if (deps.settings.retentionMs <= RESERVATION_TTL_MS + 2 * EXPIRY_BUCKET_MS) return undefined
-  return async (jobId: string) => (await deps.store.read(keys.spec(jobId))) !== null || (await deps.store.read(keys.state(jobId))) !== null
 }
 
 /** An Idempotency-Key record past its 24 h (normally deleted with its job; this catches submits that died). */

@@ -7,7 +7,7 @@ import { z } from 'zod'
 import type { Deps } from './deps.ts'
 import { ApiError, type Issue, invalidRequest } from './errors.ts'
 import { acquireLock, releaseLock } from './lock.ts'
-import { type ChargeQuote, chargeCredits, quoteCharge, refundCredits, reservationId } from './credits.ts'
+import { type ChargePlan, chargeJob, chargeRefused, planCharge } from './credits.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { UnsafeKeyError, expiryBucket, keys, resourceKey, safePart } from './storage/keys.ts'
 import { IdempotencyRecordSchema, type JobSpec } from './types.ts'
@@ -82,11 +82,10 @@ export async function submitJob(
 
   const idempotencyStorageKey = idempotencyKey === null ? null : idempotencyRecordKey(account, idempotencyKey)
   const cost = kind.cost ?? 0
-  const reservation = reservationId(clientJobId, jobId)
   // Decided before anything is written, so a job the balance cannot cover writes nothing.
-  let quote: ChargeQuote
+  let charge: ChargePlan
   try {
-    quote = await quoteCharge(deps.store, deps.clock, account, reservation, cost)
+    charge = await planCharge(deps.store, deps.clock, { account, jobId, kind: kindName, cost, clientJobId })
   } catch (error) {
     // A retry of a request that already made its job is answered with that job, whatever the balance is now.
     const replay = idempotencyStorageKey && error instanceof ApiError ? await findReplay(deps, idempotencyStorageKey, parsed.data) : null
@@ -104,9 +103,7 @@ export async function submitJob(
     idempotencyMarker = claimed.marker
   }
 
-  let creditCharged = 0
-  // Set before charging: a charge whose answer was lost may have landed, and must be undone too.
-  let chargeTried = false
+  let specCreated = false
   let lockTaken = false
   try {
     if (lockKey) {
@@ -132,15 +129,6 @@ export async function submitJob(
       lockTaken = true
       if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
     }
-    if (quote.amount > 0) {
-      chargeTried = true
-      creditCharged = await chargeCredits(
-        deps.store,
-        deps.clock,
-        { account, reservation, clientJobId, jobId, kind: kindName, cost },
-        quote,
-      )
-    }
     const spec: JobSpec = {
       jobId,
       account,
@@ -151,16 +139,20 @@ export async function submitJob(
       sourceTaskId,
       clientJobId,
       idempotencyRecord,
-      creditCharged,
-      reservation: creditCharged > 0 ? reservation : null,
+      creditCharged: charge.amount,
+      reservation: charge.reservation,
+      creditBasis: charge.basis,
     }
     const created = await deps.store.create(keys.spec(jobId), JSON.stringify(spec))
     if (!created.ok) throw new Error(`job id ${jobId} already exists`)
+    specCreated = true
     submitted = spec
+    // After the spec: whoever settles the job finds by content whether this charge landed.
+    await chargeJob(deps.store, deps.clock, charge)
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
-    // Refunds only a reservation this job itself paid, so this is safe when the charge never landed.
-    if (chargeTried) await refundCredits(deps.store, deps.clock, account, reservation, jobId, 'submit failed').catch(() => {})
+    // A job that exists is failed and settled, which returns a charge that landed (and only then).
+    if (specCreated) await failUndispatched(deps, chargeRefused(error) ? { ...submitted, creditCharged: 0, reservation: null } : submitted, error)
     if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
     if (idempotencyRecord) await deps.store.delete(idempotencyRecord).catch(() => {})
     if (idempotencyMarker) await deps.store.delete(idempotencyMarker).catch(() => {})
