@@ -25,8 +25,8 @@ import type { BlobPort } from '../storage/port.ts'
 export const RESERVATION_TTL_MS = 3600_000
 /** Jobs one reservation lists at most; more with the same client job id pay on their own. */
 export const MAX_JOBS_PER_RESERVATION = 50
-/** A reservation marked for removal is deleted only after this, so a submit that read it first loses cleanly. */
-export const RESERVATION_REAPING_GRACE_MS = 10 * 60_000
+/** A reservation marked for removal is deleted at the reaper's next run after this, unless a submit renewed it. */
+export const RESERVATION_REAPING_GRACE_MS = 60_000
 
 export const ReservedJobSchema = z.object({
   /** What this job paid into the reservation (0 when covered, or when it ended before it joined). */
@@ -118,13 +118,11 @@ export async function expireReservation(store: BlobPort, clock: Clock, markerNam
     await again(Math.max(reservation.expiresAt, now + 5 * 60_000))
     return 'kept'
   }
-  if (reservation.reapingSince === null) {
-    await store.replace(key, JSON.stringify({ ...reservation, reapingSince: now }), stored.version)
-    await again(now + RESERVATION_REAPING_GRACE_MS)
-    return 'kept'
-  }
-  if (reservation.reapingSince + RESERVATION_REAPING_GRACE_MS > now) {
-    await again(reservation.reapingSince + RESERVATION_REAPING_GRACE_MS)
+  // Two steps, like a lock: a submit that read it before the mark cannot renew it
+  // (its write is conditional), and one that read the mark renews it, so the reaper keeps it.
+  if (reservation.reapingSince === null || reservation.reapingSince + RESERVATION_REAPING_GRACE_MS > now) {
+    if (reservation.reapingSince === null) await store.replace(key, JSON.stringify({ ...reservation, reapingSince: now }), stored.version)
+    await again(now) // due at the next run
     return 'kept'
   }
   await store.delete(key)

@@ -13,7 +13,10 @@
  *   after checking the ledger from that seq.
  *
  * Every search is bounded: by the submit's window for a charge, and from a
- * seq recorded just before the refund for a refund.
+ * seq recorded just before the refund for a refund. The one exception is a
+ * job with a client job id that its reservation does not list (its submit
+ * failed before listing it, or a later job under that id started a new
+ * reservation since): rare, it searches from its own charge.
  */
 import type { Clock } from '../clock.ts'
 import { keys } from '../storage/keys.ts'
@@ -48,6 +51,7 @@ export async function settleJobCredits(store: BlobPort, clock: Clock, state: Job
   if (earned || state.creditCharged === 0) return 'settled'
   return refundAlone(store, clock, state)
 }
+
 
 /** Marks the job ended in its reservation; false if it was never listed there (its charge is its own). */
 async function leaveReservation(store: BlobPort, clock: Clock, state: JobState, key: string, earned: boolean): Promise<boolean> {
@@ -135,7 +139,9 @@ async function refundAlone(store: BlobPort, clock: Clock, state: JobState): Prom
     (entry) => entry.ts > deadline,
   )
   if (!charge) return clock.now() < deadline ? 'undecided' : 'settled'
-  const from = await markRefundPending(store, state.jobId, current.record.ledger.lastSeq)
+  // A job that has a reservation but is not listed there may have been listed in one its
+  // client job id has since replaced; that one refunded it, before any mark: search from its charge.
+  const from = state.reservation ? charge.seq : await markRefundPending(store, state.jobId, current.record.ledger.lastSeq)
   const op = refundOp(state.jobId)
   await applyOnce(
     store,

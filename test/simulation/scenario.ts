@@ -194,7 +194,7 @@ const describe = (error: unknown) =>
 const transient = (outcome: Outcome<unknown>) =>
   outcome.died !== undefined ||
   outcome.error instanceof StorageUnavailableError ||
-  (outcome.error instanceof ApiError && (outcome.error.status === 503 || outcome.error.code === 'idempotency_in_progress' || outcome.error.code === 'job_busy'))
+  (outcome.error instanceof ApiError && (outcome.error.status === 503 || outcome.error.code === 'idempotency_in_progress' || outcome.error.code === 'job_busy' || outcome.error.code === 'client_job_busy'))
 
 // ---- clients ---------------------------------------------------------------
 

@@ -36,7 +36,7 @@ export interface Commit {
   previousHolderExists?: boolean
 }
 
-const RECORDED = /^(lock|job|queue)\//
+const RECORDED = /^(lock|job|queue|reservation)\//
 
 export class AtomicStore {
   readonly entries = new Map<string, { data: string; version: string }>()

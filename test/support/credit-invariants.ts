@@ -1,12 +1,16 @@
 /** The credit invariants, checked after every test that touches credits. */
 import { expect } from 'vitest'
-import { readAccount, readLedger } from '../../lib/credits.ts'
+import { ReservationSchema, readAccount, readLedger } from '../../lib/credits.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
 
 /**
  * - balance = grants + adjustments − charges + refunds (the ledger explains it);
  * - every charge is matched by at most one refund, and nothing is refunded uncharged;
- * - a job is charged at most once; the balance never goes negative.
+ * - a job is charged at most once; the balance never goes negative;
+ * - each reservation lists only payments that were charged, with their amounts;
+ *   once its refund is done every payer has exactly its payment back, and
+ *   before that none has (a listed job is never refunded on its own);
+ * - the account record stays small (no history in it).
  */
 export async function expectCreditInvariants(store: BlobPort, account: string) {
   const stored = await readAccount(store, account)
@@ -28,5 +32,20 @@ export async function expectCreditInvariants(store: BlobPort, account: string) {
     expect(tally.charges, `charges of ${jobId}`).toBeLessThanOrEqual(1)
     expect(tally.refunds, `refunds of ${jobId}`).toBeLessThanOrEqual(tally.charges)
   }
+  const entryOf = (type: string, jobId: string) => ledger.filter((e) => e.type === type && e.data.jobId === jobId)
+  for (const key of (await store.list(`reservation/${account}/`)).keys) {
+    const blob = await store.read(key)
+    if (!blob) continue
+    const reservation = ReservationSchema.parse(JSON.parse(blob.data))
+    for (const [jobId, listed] of Object.entries(reservation.jobs)) {
+      if (listed.paid === 0) continue
+      expect(entryOf('charge', jobId).map((e) => -e.data.amount), `charge of ${jobId}, listed in ${key}`).toEqual([listed.paid])
+      const refunded = entryOf('refund', jobId).map((e) => e.data.amount)
+      if (reservation.refund?.done) expect(refunded, `refund of ${jobId}, listed in ${key}`).toEqual([listed.paid])
+      if (!reservation.refund) expect(refunded, `refund of ${jobId}, listed in ${key} (not refunded)`).toEqual([])
+    }
+  }
+  const record = await store.read(`account/${account}`)
+  expect(record?.data.length ?? 0, `bytes of account/${account}`).toBeLessThanOrEqual(16 * 1024)
   return { balance: stored?.record.balance ?? 0, ledger }
 }
