@@ -175,3 +175,17 @@ describe('ledger and event chunks hold only committed entries (finding 8)', () =
     expect(events.map((e) => e.type)).toEqual([...Array(9).fill('tick'), 'winner', 'next'])
   })
 })
+
+describe('concurrent submits of one piece of work', () => {
+  it('ten jobs submitted at once under one client job id pay once, and the reservation covers them all', async () => {
+    const { deps } = await setup(20)
+    const jobs = await Promise.all(Array.from({ length: 10 }, (_, i) => submit(deps, i % 2 ? 'analyze' : 'transcribe', false, 'at-once')))
+    expect(await balance(deps)).toBe(19)
+    // They raced: several were charged before one created the reservation, and got it back as they joined.
+    const ledger = await readLedger(deps.store, 'acct')
+    expect(ledger.filter((e) => e.type === 'charge').length).toBeGreaterThan(1)
+    expect(ledger.filter((e) => e.type === 'refund').every((e) => e.data.reason === 'covered by its client job id')).toBe(true)
+    for (const { body } of jobs) expect(await runJob(deps, body.jobId)).toBe('complete')
+    expect(await balance(deps)).toBe(19)
+  })
+})

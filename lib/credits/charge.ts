@@ -11,7 +11,7 @@ import type { Clock } from '../clock.ts'
 import { ApiError } from '../errors.ts'
 import type { BlobPort } from '../storage/port.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
-import { type StoredAccount, applyOnce, chargeOp, readAccount } from './ledger.ts'
+import { type StoredAccount, applyOnce, chargeOp, readAccount, refundOp } from './ledger.ts'
 import {
   type Reservation,
   type StoredReservation,
@@ -82,9 +82,10 @@ export const chargeRefused = (error: unknown) => error instanceof ApiError && er
  */
 export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan): Promise<void> {
   const { account, jobId, kind, clientJobId, amount } = plan
+  let chargeSeq = plan.basis
   if (amount > 0) {
     const op = chargeOp(jobId)
-    await applyOnce(
+    const charged = await applyOnce(
       store,
       clock,
       account,
@@ -95,12 +96,20 @@ export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan)
       },
       { current: plan.read, checkedUpTo: plan.basis },
     )
+    chargeSeq = charged.entry.seq
   }
-  if (plan.reservation) await joinReservation(store, clock, plan, plan.reservation)
+  if (plan.reservation) await joinReservation(store, clock, plan, plan.reservation, chargeSeq)
 }
 
-async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, key: string) {
-  const { account, jobId, kind, cost, amount } = plan
+/**
+ * Lists the job in its reservation. A job charged in full while another job
+ * under the same client job id created the reservation (two submits at once)
+ * finds it already covered: its charge is returned before it is listed as
+ * having paid nothing, so concurrent submits of one piece of work pay once.
+ */
+async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, key: string, chargeSeq: number) {
+  const { account, jobId, kind, cost } = plan
+  let amount = plan.amount
   let stored = plan.reserved
   let lastError: unknown = null
   for (let round = 0; round < 20; round++) {
@@ -108,14 +117,20 @@ async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, 
     const current = stored?.reservation ?? null
     // Listed already: an earlier attempt landed unseen, or the job ended before it joined.
     if (current?.jobs[jobId]) return
-    const listed = { paid: amount, cost, kind, state: 'live' as const }
+    const listed = () => ({ paid: amount, cost, kind, state: 'live' as const })
     let next: Reservation
     if (current && canJoin(current, now)) {
-      if (amount < cost - current.covered) throw reservationChanged()
-      next = { ...current, covered: Math.max(current.covered, cost), jobs: { ...current.jobs, [jobId]: listed } }
+      const needed = Math.max(0, cost - current.covered)
+      if (amount < needed) throw reservationChanged()
+      if (needed === 0 && amount > 0) {
+        await returnCharge(store, clock, plan, chargeSeq)
+        amount = 0
+        continue
+      }
+      next = { ...current, covered: Math.max(current.covered, cost), jobs: { ...current.jobs, [jobId]: listed() } }
     } else if (!current || isOver(current, now)) {
       if (amount < cost) throw reservationChanged()
-      next = { ...freshReservation(account, plan.clientJobId!, now), covered: cost, jobs: { [jobId]: listed } }
+      next = { ...freshReservation(account, plan.clientJobId!, now), covered: cost, jobs: { [jobId]: listed() } }
     } else {
       throw reservationChanged()
     }
@@ -130,4 +145,17 @@ async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, 
     stored = await readReservation(store, key)
   }
   throw new StorageUnavailableError(`reservation ${key} kept changing`, { cause: lastError })
+}
+
+/** Returns a job's whole charge (once: a settler of the job searches from the charge too). */
+async function returnCharge(store: BlobPort, clock: Clock, plan: ChargePlan, chargeSeq: number) {
+  const op = refundOp(plan.jobId)
+  await applyOnce(
+    store,
+    clock,
+    plan.account,
+    new Set([op]),
+    () => [{ type: 'refund', amount: plan.amount, reason: 'covered by its client job id', jobId: plan.jobId, clientJobId: plan.clientJobId, kind: plan.kind, op }],
+    { checkedUpTo: chargeSeq },
+  )
 }

@@ -248,7 +248,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       if (charged === 0 || !final || !isTerminal(final.status)) continue
       const reservation = listedIn.get(job.jobId)
       let owed: number
-      if (reservation) {
+      if (reservation && reservation.jobs[job.jobId]!.paid === 0) {
+        owed = 1 // charged while another job created its reservation: given back when it joined
+      } else if (reservation) {
         const ended = Object.keys(reservation.jobs).every((id) => (finals.get(id) ? isTerminal(finals.get(id)!.status) : true))
         const someoneEarned = Object.keys(reservation.jobs).some((id) => finals.get(id) && earnedCharge(finals.get(id)!))
         owed = ended && !someoneEarned ? 1 : 0
