@@ -6,7 +6,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { authenticate, createApiKey } from '../lib/api-keys.ts'
-import { accountView, createAccount, readAccount } from '../lib/credits.ts'
+import { accountView, createAccount, readAccount, reservationKey } from '../lib/credits.ts'
 import type { Deps } from '../lib/deps.ts'
 import { JobFailure } from '../lib/errors.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from '../lib/job-state.ts'
@@ -189,6 +189,32 @@ describe('refunds', () => {
     await submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'same' } }, null)
     await expect(submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'same' } }, null)).rejects.toMatchObject({ status: 409 })
     expect(await balance(deps)).toBe(2)
+  })
+})
+
+describe('reservation blobs', () => {
+  it('the reaper removes a reservation past its hour in two runs, one blob at a time, and keeps one a job still uses', async () => {
+    const { deps, clock, release } = await setup(5)
+    const done = await submitJob(deps, 'acct', { kind: 'transcribe', input: { recording: 'r' }, clientJobId: 'old' }, null)
+    expect(await runJob(deps, done.body.jobId)).toBe('complete')
+    const live = await submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'r' }, clientJobId: 'busy' }, null)
+    const run = runJob(deps, live.body.jobId)
+    await until(async () => (await readState(deps.store, live.body.jobId))?.state.status === 'running')
+    expect((await deps.store.list('reservation/acct/')).keys).toHaveLength(2)
+    // Past the hour; the hanging job keeps writing heartbeats, so it is not reaped.
+    for (let minutes = 0; minutes < 75; minutes += 5) {
+      clock.advance(5 * 60_000)
+      await commitState(deps, (await readState(deps.store, live.body.jobId))!.state, (await readState(deps.store, live.body.jobId))!.version, (state) => ({
+        state: { ...state, heartbeatAt: deps.clock.now() },
+        events: [],
+      }))
+      await reap(deps)
+    }
+    const left = (await deps.store.list('reservation/acct/')).keys
+    expect(left).toHaveLength(1)
+    expect(left[0]).toBe(reservationKey('acct', 'busy'))
+    release()
+    await run.catch(() => {})
   })
 })
 
