@@ -107,8 +107,9 @@ export async function createReservation(store: BlobPort, key: string, reservatio
  * most one write. A reservation still in use is looked at again later.
  */
 export async function expireReservation(store: BlobPort, clock: Clock, markerName: string): Promise<'deleted' | 'kept'> {
-  const [account = '', hash = ''] = markerName.split('.')
-  const key = keys.reservation(account, hash)
+  // The hash has no dots; an account name may.
+  const dot = markerName.lastIndexOf('.')
+  const key = keys.reservation(markerName.slice(0, dot), markerName.slice(dot + 1))
   const stored = await readReservation(store, key)
   if (!stored) return 'deleted'
   const now = clock.now()
