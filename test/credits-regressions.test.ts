@@ -5,7 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createAccount, readAccount, readLedger } from '../lib/credits.ts'
+import { createAccount, grantCredits, readAccount, readLedger } from '../lib/credits.ts'
+import { writeAccount } from '../lib/credits/ledger.ts'
 import type { Deps } from '../lib/deps.ts'
 import { JobFailure } from '../lib/errors.ts'
 import { jobLog, readEvents } from '../lib/events.ts'
@@ -173,6 +174,31 @@ describe('ledger and event chunks hold only committed entries (finding 8)', () =
     expect(stored.version).toBe(next.version)
     const { events } = await readEvents(store, jobLog('job_x'), JSON.parse(stored.data).log, 0, 100)
     expect(events.map((e) => e.type)).toEqual([...Array(9).fill('tick'), 'winner', 'next'])
+  })
+})
+
+describe('the ledger, likewise (finding 8)', () => {
+  it('a two-entry account write that loses the race leaves the committed ledger chunk intact', async () => {
+    const { store, clock } = await setup(0)
+    // Nine entries committed: the tail is one short of a chunk.
+    for (let n = 0; n < 9; n++) await grantCredits(store, clock, 'acct', 1, `grant ${n}`)
+    let releasePut!: () => void
+    const held = new Promise<void>((resolve) => (releasePut = resolve))
+    const slow = interceptedStore(store, async (op, key, call) => {
+      if ((op === 'put' && key.startsWith('ledger/acct/')) || (op === 'replace' && key === 'account/acct')) await held
+      return call()
+    })
+    const base = (await readAccount(store, 'acct'))!
+    expect(base.record.ledger.lastSeq).toBe(9)
+    const entry = (op: string) => ({ type: 'grant' as const, amount: 1, reason: op, jobId: null, clientJobId: null, kind: null, op })
+    const loser = writeAccount(slow, clock, base, base.record, [entry('loser-1'), entry('loser-2')])
+    await grantCredits(store, clock, 'acct', 1, 'winner')
+    await grantCredits(store, clock, 'acct', 1, 'next') // flushes entries 1-10 as chunk 0
+    releasePut()
+    expect(await loser).toBeNull()
+    const { ledger, balance } = await expectCreditInvariants(store, 'acct')
+    expect(balance).toBe(11)
+    expect(ledger.map((e) => e.data.reason).slice(8)).toEqual(['grant 8', 'winner', 'next'])
   })
 })
 
