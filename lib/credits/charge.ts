@@ -58,13 +58,16 @@ export async function planCharge(store: BlobPort, clock: Clock, request: ChargeR
   const { account, cost, clientJobId } = request
   if (cost === 0) return { ...request, amount: 0, reservation: null, basis: 0, read: null, reserved: null }
   const key = clientJobId ? reservationKey(account, clientJobId) : null
-  const [read, reserved] = await Promise.all([readAccount(store, account), key ? readReservation(store, key) : null])
+  const reserved = key ? await readReservation(store, key) : null
   const now = clock.now()
   let amount = cost
   let reservation = key
   if (reserved && canJoin(reserved.reservation, now)) amount = Math.max(0, cost - reserved.reservation.covered)
   // In use but closed to newcomers (full, or past its hour with jobs still live): pay alone.
   else if (reserved && !isOver(reserved.reservation, now)) reservation = null
+  // A job its reservation covers needs no account read.
+  if (amount === 0) return { ...request, amount, reservation, basis: 0, read: null, reserved }
+  const read = await readAccount(store, account)
   const balance = read?.record.balance ?? 0
   if (amount > balance) throw insufficientCredits(balance, amount)
   return { ...request, amount, reservation, basis: read?.record.ledger.lastSeq ?? 0, read, reserved }
