@@ -148,7 +148,11 @@ export async function submitJob(
     specCreated = true
     submitted = spec
     // After the spec: whoever settles the job finds by content whether this charge landed.
-    await chargeJob(deps.store, deps.clock, charge)
+    const { paid } = await chargeJob(deps.store, deps.clock, charge)
+    // Charged while another submit of its client job id made the reservation: the charge came back.
+    if (paid !== spec.creditCharged && (await deps.store.replace(keys.spec(jobId), JSON.stringify({ ...spec, creditCharged: paid }), created.version)).ok) {
+      submitted = { ...spec, creditCharged: paid }
+    }
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
     // A job that exists is failed and settled, which returns a charge that landed (and only then).

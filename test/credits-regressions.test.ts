@@ -211,6 +211,9 @@ describe('concurrent submits of one piece of work', () => {
     const ledger = await readLedger(deps.store, 'acct')
     expect(ledger.filter((e) => e.type === 'charge').length).toBeGreaterThan(1)
     expect(ledger.filter((e) => e.type === 'refund').every((e) => e.data.reason === 'covered by its client job id')).toBe(true)
+    // Each job says what it paid in the end: one of them 1, the others 0.
+    const paid = await Promise.all(jobs.map(async ({ body }) => (await getJob(deps, 'acct', body.jobId)).creditCharged))
+    expect(paid.reduce((a, b) => a + b, 0)).toBe(1)
     for (const { body } of jobs) expect(await runJob(deps, body.jobId)).toBe('complete')
     expect(await balance(deps)).toBe(19)
   })

@@ -78,12 +78,12 @@ export const chargeRefused = (error: unknown) => error instanceof ApiError && er
 
 /**
  * Debits the planned amount (once, decided by content) and then lists the
- * job in its reservation. Throws 402 if the balance no longer covers it
+ * job in its reservation; returns what the job paid in the end. Throws 402 if the balance no longer covers it
  * (nothing charged), or 409 `client_job_busy` if the reservation changed so
  * that the payment no longer covers the job (charged: the caller fails the
  * job, and settling it returns the charge).
  */
-export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan): Promise<void> {
+export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan): Promise<{ paid: number }> {
   const { account, jobId, kind, clientJobId, amount } = plan
   let chargeSeq = plan.basis
   if (amount > 0) {
@@ -101,7 +101,8 @@ export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan)
     )
     chargeSeq = charged.entry.seq
   }
-  if (plan.reservation) await joinReservation(store, clock, plan, plan.reservation, chargeSeq)
+  if (!plan.reservation) return { paid: amount }
+  return { paid: await joinReservation(store, clock, plan, plan.reservation, chargeSeq) }
 }
 
 /**
@@ -109,8 +110,9 @@ export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan)
  * under the same client job id created the reservation (two submits at once)
  * finds it already covered: its charge is returned before it is listed as
  * having paid nothing, so concurrent submits of one piece of work pay once.
+ * Returns what the job paid in the end.
  */
-async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, key: string, chargeSeq: number) {
+async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, key: string, chargeSeq: number): Promise<number> {
   const { account, jobId, kind, cost } = plan
   let amount = plan.amount
   let stored = plan.reserved
@@ -119,7 +121,7 @@ async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, 
     const now = clock.now()
     const current = stored?.reservation ?? null
     // Listed already: an earlier attempt landed unseen, or the job ended before it joined.
-    if (current?.jobs[jobId]) return
+    if (current?.jobs[jobId]) return current.jobs[jobId].paid
     const listed = () => ({ paid: amount, cost, kind, state: 'live' as const })
     let next: Reservation
     if (current && canJoin(current, now)) {
@@ -140,7 +142,7 @@ async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, 
     try {
       const data = JSON.stringify(next)
       const outcome = stored ? await store.replace(key, data, stored.version) : await createReservation(store, key, next)
-      if (outcome.ok) return
+      if (outcome.ok) return amount
     } catch (error) {
       if (!(error instanceof StorageUnavailableError)) throw error
       lastError = error
