@@ -77,11 +77,12 @@ export async function planCharge(store: BlobPort, clock: Clock, request: ChargeR
 export const chargeRefused = (error: unknown) => error instanceof ApiError && error.status === 402
 
 /**
- * Debits the planned amount (once, decided by content) and then lists the
- * job in its reservation; returns what the job paid in the end. Throws 402 if the balance no longer covers it
- * (nothing charged), or 409 `client_job_busy` if the reservation changed so
- * that the payment no longer covers the job (charged: the caller fails the
- * job, and settling it returns the charge).
+ * Debits the planned amount (once, decided by content), then lists the job
+ * in its reservation; returns what the job paid in the end. Throws 402 if
+ * the balance no longer covers it (nothing charged), or 409
+ * `client_job_busy` if the reservation changed so that the payment no
+ * longer covers the job (the caller fails the job; settling it returns the
+ * charge).
  */
 export async function chargeJob(store: BlobPort, clock: Clock, plan: ChargePlan): Promise<{ paid: number }> {
   const { account, jobId, kind, clientJobId, amount } = plan
