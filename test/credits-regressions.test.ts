@@ -94,6 +94,47 @@ describe('a charge that landed but was reported "not written" (finding 2)', () =
   }
 })
 
+describe('every other ambiguous credit write is decided by content too', () => {
+  it('a refund that landed but was reported "not written" after another write is not written again', async () => {
+    const { store, deps } = await setup(5)
+    const { body } = await submit(deps, 'transcribe', true)
+    let overwritten = false
+    const racing = interceptedStore(store, async (op, key, call) => {
+      const result = await call()
+      const data = op === 'replace' && key === 'account/acct' ? String((await store.read(key))?.data) : ''
+      if (!overwritten && data.includes(`refund:${body.jobId}`)) {
+        overwritten = true
+        await submit(deps, 'transcribe', false)
+        return { ok: false }
+      }
+      return result
+    })
+    expect(await runJob({ ...deps, store: racing }, body.jobId)).toBe('failed')
+    expect(overwritten).toBe(true)
+    expect(await balance(deps)).toBe(4)
+    expect((await readLedger(store, 'acct')).filter((e) => e.type === 'refund')).toHaveLength(1)
+  })
+
+  it('a reservation write that landed but was reported "not written" finds the job listed', async () => {
+    const { store, deps } = await setup(5)
+    await submit(deps, 'transcribe', false, 'shared')
+    let overwritten = false
+    const racing = interceptedStore(store, async (op, key, call) => {
+      const result = await call()
+      if (op === 'replace' && key.startsWith('reservation/') && !overwritten) {
+        overwritten = true
+        await submit(deps, 'analyze', false, 'shared') // another follow-up joins before the read-back
+        return { ok: false }
+      }
+      return result
+    })
+    const { body } = await submitJob({ ...deps, store: racing }, 'acct', { kind: 'analyze', input: { fail: false }, clientJobId: 'shared' }, null)
+    expect(overwritten).toBe(true)
+    expect((await getJob(deps, 'acct', body.jobId)).creditCharged).toBe(0)
+    expect(await balance(deps)).toBe(4)
+  })
+})
+
 describe('a client job id reservation pays for what it covers (finding 7)', () => {
   it('a dearer follow-up pays the difference, and the reservation then covers the dearer price', async () => {
     const { deps } = await setup(10)
