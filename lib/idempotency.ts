@@ -7,13 +7,14 @@
  *                         │                │
  *                         └────────────────┴── no job made, or it never reached a worker,
  *                                              or 24 h passed ──▶ reaping ──delete──▶ absent
- *   expired, or abandoned (no job after ABANDONED_MS) ──replace──▶ pending (a new request)
+ *   expired, or abandoned (pending: 30 s; bound without a job: 90 s) ──replace──▶ pending (a new request)
  *
  * A submit writes its job only after binding, and the bind is conditional on
  * the version its own claim wrote. A request that took the key over meanwhile
  * changed that version, so the slower request's bind fails and it writes no
- * job. A bound record without a job is taken over only after ABANDONED_MS,
- * longer than any submit can live, so its submit can no longer write it.
+ * job: a pending key can be taken over early, whatever the timings. A bound
+ * record without a job is taken over only after BOUND_ABANDONED_MS, longer
+ * than any submit can live, so its submit can no longer write the job.
  * Blobs cannot delete conditionally, so a record is first replaced (if
  * unchanged) with `reaping`, then deleted; claims wait out a young `reaping`
  * record, so the delete can only hit that marker.
@@ -31,13 +32,18 @@ import { type PublicJob, publicJob } from './views.ts'
 /** An Idempotency-Key stays bound to its job for 24 h. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
 /**
- * A key whose job was never written counts as abandoned after this: a
- * synchronous function runs at most 60 s, plus time for a write it sent
- * just before it was stopped to land.
+ * A pending key is free after this (its submit is slow or dead; if alive,
+ * its bind fails), so a client retrying after a timeout goes ahead.
  */
-export const IDEMPOTENCY_ABANDONED_MS = 90_000
+export const PENDING_ABANDONED_MS = 30_000
+/**
+ * A bound key whose job was never written is free after this: a synchronous
+ * function runs at most 60 s, plus time for a write it sent just before it
+ * was stopped to land.
+ */
+export const BOUND_ABANDONED_MS = 90_000
 /** Whoever marks a record `reaping` deletes it next, within its own (≤ 60 s) life. */
-const REAPING_GRACE_MS = IDEMPOTENCY_ABANDONED_MS
+const REAPING_GRACE_MS = BOUND_ABANDONED_MS
 const MAX_ROUNDS = 6
 
 /** A key this submit holds: the version it last wrote decides every later write. */
@@ -184,15 +190,14 @@ type Verdict = { free: true; replay?: never } | { free: false; replay: PublicJob
 /** What a request with `requestHash` may do with a record someone else wrote. */
 async function judge(deps: Pick<Deps, 'store'>, record: IdempotencyRecord, now: number, requestHash: string): Promise<Verdict> {
   if (record.state === 'reaping' || record.expiresAt <= now) return { free: true }
-  const abandoned = record.createdAt + IDEMPOTENCY_ABANDONED_MS <= now
   if (record.state === 'pending') {
     // A pending record never has a job: its submit must bind first, which a takeover makes fail.
-    if (abandoned) return { free: true }
+    if (record.createdAt + PENDING_ABANDONED_MS <= now) return { free: true }
   } else {
     const job = await findJob(deps.store, record.jobId)
     if (job?.neverDispatched) return { free: true }
     if (job && record.requestHash === requestHash) return { free: false, replay: job.view }
-    if (!job && abandoned) return { free: true }
+    if (!job && record.createdAt + BOUND_ABANDONED_MS <= now) return { free: true }
   }
   if (record.requestHash !== requestHash) {
     return { free: false, error: new ApiError(422, 'idempotency_key_reused', 'This Idempotency-Key was used for a different request.') }
