@@ -9,6 +9,7 @@ import { acquireLock, releaseLock } from './lock.ts'
 import { type ChargeQuote, chargeCredits, quoteCharge, refundCredits, reservationId } from './credits.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
 import { UnsafeKeyError, keys, resourceKey } from './storage/keys.ts'
+import { StorageUnavailableError } from './storage/port.ts'
 import type { JobSpec } from './types.ts'
 import { systemError } from './sanitize.ts'
 import { type PublicJob, jobUrls, publicJob } from './views.ts'
@@ -165,15 +166,15 @@ export async function submitJob(
   const spec = submitted
 
   const dispatch = await dispatchJob(deps, spec)
+  if (dispatch.outcome === 'started') return accepted(publicJob({ spec }))
   if (dispatch.outcome === 'claimed') return accepted(publicJob({ state: dispatch.state }))
-  if (dispatch.outcome !== 'started') {
-    // A job that failed here never ran: the key is freed, so the retry we ask for is a new attempt.
-    if (dispatch.outcome === 'failed' && claim) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
-    throw new ApiError(503, 'worker_unavailable', 'The job could not be started. Try again shortly.', {
-      headers: { 'Retry-After': '5' },
-    })
-  }
-  return accepted(publicJob({ spec }))
+  // Neither failed nor claimed as far as we can tell: the key keeps the job, whatever becomes of it.
+  if (dispatch.outcome === 'unknown') throw new StorageUnavailableError(`job ${jobId}: worker call failed and its state could not be read`)
+  // The job failed here and never ran: the key is freed, so the retry we ask for is a new attempt.
+  if (claim) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
+  throw new ApiError(503, 'worker_unavailable', 'The job could not be started. Try again shortly.', {
+    headers: { 'Retry-After': '5' },
+  })
 }
 
 const accepted = (job: PublicJob): Submitted => ({ status: 202, replayed: false, body: answerOf(job) })
