@@ -23,22 +23,25 @@ const paid = defineJob({ kind: 'paid', cost: 1, input: z.object({ n: z.number() 
 
 type Op = 'read' | 'create' | 'replace' | 'put' | 'delete' | 'list'
 
+/** How a held call ends: it goes through, fails before reaching storage, or lands and its answer is lost. */
+type Ending = { fail?: Error; lose?: Error } | null
+
 /**
  * The store, plus `holdAt`: the first call matching `match` waits (it has
- * been sent, its answer has not come back) until `release`, which lets it
- * through or fails it instead.
+ * been sent, its answer has not come back) until `release` says how it ends.
  */
 function holdablePort(inner: BlobPort) {
-  const holds: { match: (op: Op, key: string) => boolean; arrived: () => void; gate: Promise<Error | null> }[] = []
+  const holds: { match: (op: Op, key: string) => boolean; arrived: () => void; gate: Promise<Ending> }[] = []
   const through = async <T>(op: Op, key: string, call: () => Promise<T>): Promise<T> => {
     const index = holds.findIndex((hold) => hold.match(op, key))
-    if (index >= 0) {
-      const [hold] = holds.splice(index, 1)
-      hold!.arrived()
-      const failure = await hold!.gate
-      if (failure) throw failure
-    }
-    return call()
+    if (index < 0) return call()
+    const [hold] = holds.splice(index, 1)
+    hold!.arrived()
+    const ending = await hold!.gate
+    if (ending?.fail) throw ending.fail
+    const result = await call()
+    if (ending?.lose) throw ending.lose
+    return result
   }
   const port: BlobPort = {
     read: (key) => through('read', key, () => inner.read(key)),
@@ -50,11 +53,11 @@ function holdablePort(inner: BlobPort) {
   }
   function holdAt(match: (op: Op, key: string) => boolean) {
     let arrived!: () => void
-    let release!: (failure: Error | null) => void
+    let release!: (ending: Ending) => void
     const reached = new Promise<void>((resolve) => (arrived = resolve))
-    const gate = new Promise<Error | null>((resolve) => (release = resolve))
+    const gate = new Promise<Ending>((resolve) => (release = resolve))
     holds.push({ match, arrived, gate })
-    return { reached, release: (failure: Error | null = null) => release(failure) }
+    return { reached, release: (ending: Ending = null) => release(ending) }
   }
   return { port, holdAt }
 }
@@ -90,6 +93,7 @@ async function setup(options: { invokeWorker?: Deps['invokeWorker']; credits?: n
 const balance = async (deps: Deps) => (await accountView(deps.store, 'acct')).balance
 const liveJobs = async (deps: Deps) => (await deps.store.list('queue/')).keys.map((key) => key.slice('queue/'.length))
 const request = { kind: 'paid', input: { n: 1 } }
+const outage = () => new StorageUnavailableError('storage answered 503')
 
 /** The outcome of a submit as a value, so a test can hold one and finish another. */
 const settle = (promise: Promise<Awaited<ReturnType<typeof submitJob>>>) =>
@@ -145,7 +149,7 @@ describe('one Idempotency-Key makes at most one job and one charge (finding 4)',
     const { first, release } = await submitSlowly(deps, clock, holdAt, 31_000)
     const second = await settle(submitJob(deps, 'acct', request, 'order-1'))
     expect(second.status).toBe(202)
-    release(new StorageUnavailableError('storage answered 503')) // the first request fails and undoes what it did
+    release({ fail: outage() }) // the first request fails and undoes what it did
     expect(await first.catch((error: unknown) => ({ status: 503, error }))).not.toMatchObject({ status: 202 })
     // The second request's client retries (its answer was lost): it must get its job, not a new one.
     expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toEqual({ status: 200, jobId: second.jobId, code: null })
@@ -194,7 +198,7 @@ describe('a retry after 503 worker_unavailable is a new attempt (finding 5)', ()
     const { deps, holdAt } = await setup({
       invokeWorker: async () => {
         // The next write to the key (the submit freeing it) fails.
-        holdAt((op, key) => op === 'replace' && key.startsWith('idem/')).release(new StorageUnavailableError('storage answered 503'))
+        holdAt((op, key) => op === 'replace' && key.startsWith('idem/')).release({ fail: outage() })
         throw new Error('worker answered 502')
       },
     })
@@ -239,6 +243,55 @@ describe('a worker call whose answer was lost (finding 6)', () => {
     expect(await runJob(deps, late)).toBe('already_claimed')
     expect((await readState(deps.store, late))?.state.status).toBe('failed')
     expect(await balance(deps)).toBe(5)
+  })
+})
+
+describe('a worker call that failed, with storage failing too', () => {
+  it('the failing write landed but its answer was lost: still an honest 503, refunded, and the key is free', async () => {
+    const { deps, holdAt } = await setup({
+      invokeWorker: async () => {
+        holdAt((op, key) => op === 'create' && key.startsWith('job/')).release({ lose: outage() })
+        throw new Error('worker answered 502')
+      },
+    })
+    expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toMatchObject({ status: 503, code: 'worker_unavailable' })
+    expect(await balance(deps)).toBe(5)
+    expect(await liveJobs(deps)).toEqual([])
+    deps.invokeWorker = async () => {}
+    expect((await settle(submitJob(deps, 'acct', request, 'order-1'))).status).toBe(202)
+  })
+
+  it('nothing could be read back: 503 storage_unavailable, and the key keeps its job', async () => {
+    const { deps, holdAt } = await setup({
+      invokeWorker: async () => {
+        holdAt((op, key) => op === 'create' && key.startsWith('job/')).release({ fail: outage() })
+        holdAt((op, key) => op === 'read' && key.startsWith('job/')).release({ fail: outage() })
+        throw new Error('worker answered 502')
+      },
+    })
+    await expect(submitJob(deps, 'acct', request, 'order-1')).rejects.toBeInstanceOf(StorageUnavailableError)
+    const [jobId] = await liveJobs(deps)
+    deps.invokeWorker = async () => {}
+    // The job may still run (a worker may have it): the key answers with it rather than make another.
+    expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toEqual({ status: 200, jobId, code: null })
+    expect(await runJob(deps, jobId!)).toBe('complete')
+    expect(await balance(deps)).toBe(4)
+  })
+})
+
+describe('a key being removed', () => {
+  it('a key whose removal stopped half-way is waited for, then free', async () => {
+    const { deps, clock, holdAt, memory } = await setup()
+    // A submit fails after its claim and its clean-up gets as far as marking the key.
+    holdAt(afterClaim()).release({ fail: outage() })
+    holdAt((op, key) => op === 'delete' && key.startsWith('idem/')).release({ fail: outage() })
+    await expect(submitJob(deps, 'acct', request, 'order-1')).rejects.toBeInstanceOf(StorageUnavailableError)
+    const [key] = (await memory.list('idem/')).keys
+    expect(JSON.parse((await memory.read(key!))!.data).state).toBe('reaping')
+    expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toMatchObject({ status: 409, code: 'idempotency_in_progress' })
+    clock.advance(91_000)
+    expect((await settle(submitJob(deps, 'acct', request, 'order-1'))).status).toBe(202)
+    expect(await balance(deps)).toBe(4)
   })
 })
 
