@@ -71,7 +71,7 @@ export function idempotencyRecordKey(account: string, idempotencyKey: string) {
   return keys.idempotency(safePart(account), sha256(idempotencyKey))
 }
 
-export const requestHashOf = (request: unknown) => sha256(JSON.stringify(request))
+const requestHashOf = (request: unknown) => sha256(JSON.stringify(request))
 
 /**
  * Claims the key for a new job `jobId` (pending), or answers with the job an
@@ -98,7 +98,7 @@ export async function claimIdempotencyKey(
     // Our own create landed though its answer said otherwise.
     if (record.state === 'pending' && record.jobId === jobId) return { claim: await scheduled(store, { key, ...record, version }) }
     if (record.state === 'reaping' && record.since + REAPING_GRACE_MS > now) {
-      await clock.sleep(25 * (round + 1)) // the reaper deletes it in a moment
+      await clock.sleep(25 * (round + 1)) // whoever marked it deletes it in a moment
       continue
     }
     const verdict = await judge(deps, record, now, requestHash)
