@@ -17,7 +17,8 @@ import { expireReservation } from './credits.ts'
 import { reapAsset } from './assets.ts'
 import { EXPIRY_BUCKET_MS, bucketOf, keys } from './storage/keys.ts'
 import { systemError } from './sanitize.ts'
-import { IdempotencyRecordSchema, isTerminal } from './types.ts'
+import { isTerminal } from './types.ts'
+import { expireIdempotencyRecord, forgetIdempotencyRecord } from './idempotency.ts'
 
 export interface ReapReport {
   liveChecked: number
@@ -70,7 +71,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
       }
       if (type === 'reservation' && (await expireReservation(deps.store, deps.clock, id)) === 'deleted') report.reservationsPruned++
       if (type === 'asset' && (await reapAsset(deps, id)) === 'deleted') report.assetsDeleted++
-      if (type === 'idem') await expireIdempotencyRecord(deps, id)
+      if (type === 'idem') await expireIdempotencyRecord(deps.store, deps.clock, id)
       await deps.store.delete(entry)
     })
   }
@@ -126,24 +127,11 @@ async function deleteExpiredJob(deps: Deps, jobId: string): Promise<number> {
     if (lockKey && (await removeReleasedLock(deps.store, deps.clock, lockKey, deps.settings.retentionMs / 2))) {
       locksRemoved++
     }
-    if (idempotencyRecord) {
-      // Only if it still names this job: after its 24 h it may serve another.
-      const record = await deps.store.read(idempotencyRecord)
-      if (record && IdempotencyRecordSchema.parse(JSON.parse(record.data)).jobId === jobId) {
-        await deps.store.delete(idempotencyRecord)
-      }
-    }
+    // Only if it still names this job: after its 24 h it may serve another.
+    if (idempotencyRecord) await forgetIdempotencyRecord(deps.store, deps.clock, idempotencyRecord, jobId)
   }
   await deleteJobData(deps.store, jobId)
   return locksRemoved
-}
-
-/** An Idempotency-Key record past its 24 h (normally deleted with its job; this catches submits that died). */
-async function expireIdempotencyRecord(deps: Deps, id: string) {
-  const [account = '', hash = ''] = id.split('.')
-  const key = keys.idempotency(account, hash)
-  const blob = await deps.store.read(key)
-  if (blob && IdempotencyRecordSchema.parse(JSON.parse(blob.data)).expiresAt <= deps.clock.now()) await deps.store.delete(key)
 }
 
 async function inBatches<T>(items: T[], work: (item: T) => Promise<unknown>) {

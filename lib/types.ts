@@ -132,10 +132,25 @@ export const ApiKeyRecordSchema = z.object({
 })
 export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>
 
-export const IdempotencyRecordSchema = z.object({
+const IdempotencyClaimFields = {
   jobId: z.string(),
   requestHash: z.string(),
   createdAt: z.number(),
   expiresAt: z.number(),
-})
+}
+
+/**
+ * An Idempotency-Key's record (see `idempotency.ts`): `pending` while its
+ * submit works, `bound` once that submit may write the job, `reaping` just
+ * before it is deleted.
+ * A record without `state` predates the states and counts as `bound`.
+ */
+export const IdempotencyRecordSchema = z.preprocess(
+  (raw) => (raw && typeof raw === 'object' && !('state' in raw) ? { ...raw, state: 'bound' } : raw),
+  z.discriminatedUnion('state', [
+    z.object({ state: z.literal('pending'), ...IdempotencyClaimFields }),
+    z.object({ state: z.literal('bound'), ...IdempotencyClaimFields }),
+    z.object({ state: z.literal('reaping'), since: z.number() }),
+  ]),
+)
 export type IdempotencyRecord = z.infer<typeof IdempotencyRecordSchema>
