@@ -334,8 +334,9 @@ describe('hostile input', () => {
   })
 
   it('joins a long run of hard-wrapped lines', () => {
-    const lines = 'word,\n'.repeat(200_000)
-    expect(splitSentences(`${lines}end. Next one.`)).toEqual([`${'word, '.repeat(200_000)}end.`, 'Next one.'])
+    // Lines that start in uppercase continue the block only because the previous one ends in ','.
+    const lines = 'Word,\n'.repeat(100_000)
+    expect(splitSentences(`${lines}End. Next one.`)).toEqual([`${'Word, '.repeat(100_000)}End.`, 'Next one.'])
   })
 
   it('finds a heading between long runs of emphasis and hashes', () => {
