@@ -47,5 +47,5 @@ const fill = (unit: string) => unit.repeat(Math.floor(MAX_TEXT_CHARS / unit.leng
 export const HOSTILE_TEXTS: Record<string, () => string> = {
   '`....x` repeated': () => fill('....x'),
   'one run of dots, then a letter': () => `${'.'.repeat(MAX_TEXT_CHARS - 1)}x`,
-  'hard-wrapped lines ending in a comma': () => fill('word,\n'),
+  'hard-wrapped lines ending in a comma': () => fill('Word,\n'),
 }

@@ -113,7 +113,7 @@ describe('scheduleReaper', () => {
     let release!: () => void
     const held = new Promise<void>((resolve) => (release = resolve))
     let requests = 0
-    const server = createServer(async (req, res) => {
+    const server = createServer(async (_req, res) => {
       requests++
       if (requests === 1) await held
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}')

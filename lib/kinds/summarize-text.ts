@@ -166,7 +166,10 @@ function tokenize(text: string): Tokens {
  * the opening sentences, which tend to state the topic.
  */
 export function scoreSentences(sentences: string[]): number[] {
-  const tokenized = sentences.map(tokenize);
+  return scoreTokenized(sentences.map(tokenize));
+}
+
+function scoreTokenized(tokenized: Tokens[]): number[] {
   const freq = new Map<string, number>();
   let maxFreq = 1;
   for (const { terms } of tokenized) {
@@ -176,7 +179,7 @@ export function scoreSentences(sentences: string[]): number[] {
       if (n > maxFreq) maxFreq = n;
     }
   }
-  const early = Math.max(3, Math.ceil(sentences.length * 0.1));
+  const early = Math.max(3, Math.ceil(tokenized.length * 0.1));
   return tokenized.map(({ terms, wordCount }, i) => {
     let sum = 0;
     for (const term of terms) sum += (freq.get(term) ?? 0) / maxFreq;
@@ -187,7 +190,7 @@ export function scoreSentences(sentences: string[]): number[] {
 
 export function summarizeWindow(text: string, maxSentences = 3): { summary: string; sentences: string[] } {
   const all = splitSentences(text);
-  const sentences = pickDistinct(all, scoreSentences(all), maxSentences);
+  const sentences = pickDistinct(all, all.map(tokenize), maxSentences);
   return { summary: sentences.join(' '), sentences };
 }
 
@@ -196,12 +199,13 @@ export function extractKeyPoints(text: string, count = 5): string[] {
   // Sentence splitting and scoring are linear, so the whole text is scored at
   // once: global term frequencies rank better than per-window scores.
   const all = splitSentences(text);
-  return pickDistinct(all, scoreSentences(all), count).map((s) => truncate(s, KEY_POINT_MAX));
+  return pickDistinct(all, all.map(tokenize), count).map((s) => truncate(s, KEY_POINT_MAX));
 }
 
 // Highest-scoring sentences (ties: earlier first), skipping near-duplicates of
 // ones already chosen, returned in their original order.
-function pickDistinct(sentences: string[], scores: number[], limit: number): string[] {
+function pickDistinct(sentences: string[], tokenized: Tokens[], limit: number): string[] {
+  const scores = scoreTokenized(tokenized); // tokenized once, for scores and for near-duplicates
   const want = Math.max(0, Math.floor(limit));
   const ranked = sentences.map((_, i) => i).sort((a, b) => (scores[b] ?? 0) - (scores[a] ?? 0) || a - b);
   const chosen: { index: number; key: string; terms: Set<string> }[] = [];
@@ -209,7 +213,7 @@ function pickDistinct(sentences: string[], scores: number[], limit: number): str
     if (chosen.length >= want) break;
     const sentence = sentences[index] ?? '';
     const key = sentence.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
-    const terms = new Set(tokenize(sentence).terms);
+    const terms = new Set(tokenized[index]?.terms);
     if (!chosen.some((c) => c.key === key || jaccard(c.terms, terms) >= NEAR_DUPLICATE)) {
       chosen.push({ index, key, terms });
     }
