@@ -115,14 +115,14 @@ export function settingsFrom(env = process.env): Settings {
  * first, so a misconfigured deploy refuses every request (500 `misconfigured`,
  * the reason in the log only) before it reads or writes anything.
  */
-export function appFor(req: Request, env = process.env): Deps {
+export function appFor(req: Request, env = process.env, deployContext = deployContextOf(req, env)): Deps {
   const origin = new URL(req.url).origin
   let settings: Settings
   let stores: StoreNames
   try {
     signingSecret(env)
     settings = settingsFrom(env)
-    stores = storeNamesFor(deployContextOf(req, env), env)
+    stores = storeNamesFor(deployContext, env)
   } catch (error) {
     if (!(error instanceof MisconfiguredError)) throw error
     log.error('misconfigured: this deploy refuses every request until its environment is fixed', { problem: error.message })
@@ -137,8 +137,9 @@ export function appFor(req: Request, env = process.env): Deps {
     settings,
     log,
     // Always the deploy's own origin: process.env.URL is the production site even in previews.
+    // The deploy context travels in the signed body: the worker uses the stores this submit wrote to.
     invokeWorker: async (jobId) => {
-      const body = JSON.stringify({ jobId })
+      const body = JSON.stringify({ jobId, deployContext })
       const res = await fetch(new URL(WORKER_PATH, origin), {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', ...signWorkerRequest(signingSecret(env), body, Date.now()) },

@@ -136,6 +136,18 @@ describe('deploy contexts', () => {
     const { jobId } = (await accepted.json()) as { jobId: string }
     expect((await blobs.port(PREVIEW_STORE).read(`queue/${jobId}`)) !== null).toBe(true)
     expect((await asPreview(`/api/jobs/${jobId}`, previewKey)).status).toBe(200)
+
+    // The worker works in the preview's stores too: the context travels in the signed call, not in a header.
+    api.runWorkers = true
+    try {
+      const ran = await asPreview('/api/jobs', previewKey, { method: 'POST', body: submitBody('p4') })
+      expect(ran.status).toBe(202)
+      const ranJob = ((await ran.json()) as { jobId: string }).jobId
+      await api.idle()
+      expect(((await (await asPreview(`/api/jobs/${ranJob}`, previewKey)).json()) as { status: string }).status).toBe('complete')
+    } finally {
+      api.runWorkers = false
+    }
     expect((await everything()).filter((key) => key.startsWith(`${STORE_NAME}:`))).toEqual(productionBefore)
 
     // JOBS_STORE_SCOPE=production is the explicit way in.
