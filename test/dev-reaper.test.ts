@@ -98,7 +98,7 @@ describe('scheduleReaper', () => {
 
       clock.fire()
       await expect.poll(() => calls.length).toBe(1)
-      await expect.poll(() => statusOf(jobId)).toBe('failed')
+      await expect.poll(() => statusOf(jobId), { timeout: 10_000 }).toBe('failed')
       await expect.poll(() => clock.delays()).toEqual([300_000]) // armed again for the next period
       expect(calls).toEqual([`POST ${REAPER_PATH}`])
       expect(lines).toEqual([])
