@@ -48,4 +48,6 @@ export const HOSTILE_TEXTS: Record<string, () => string> = {
   '`....x` repeated': () => fill('....x'),
   'one run of dots, then a letter': () => `${'.'.repeat(MAX_TEXT_CHARS - 1)}x`,
   'hard-wrapped lines ending in a comma': () => fill('Word,\n'),
+  // Not quadratic before either, but the most sentences per byte: the largest per-sentence cost.
+  'half a million one-word sentences': () => fill('Mr.\n'),
 }

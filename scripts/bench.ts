@@ -326,11 +326,11 @@ try {
     const run = await runSummarizer(make())
     row({
       scenario: `\`summarize\` handler on 2 MB of ${shape === 'normal prose' ? shape : `hostile text: ${shape}`} (${run.windows} windows)`,
-      budget: 'linear; longest stretch without yielding < 2 s (the heartbeat timer ticks every 5 s)',
+      budget: 'linear; longest stretch without yielding < 5 s (one tick of the heartbeat timer; the reaper waits 120 s)',
       measured: `longest stretch without yielding ${run.longestBlockMs.toFixed(0)} ms`,
       bytes: '',
       time: `${(run.ms / 1000).toFixed(2)} s`,
-      ok: run.longestBlockMs < 2000,
+      ok: run.longestBlockMs < 5000,
     })
   }
 
