@@ -29,6 +29,7 @@ import { runJob } from '../lib/worker.ts'
 import { type ManualClock, manualClock, testDeps } from '../test/support/deps.ts'
 import { measureDownloadMemory } from './bench-download.ts'
 import { measureAccountRecord } from './bench-credits.ts'
+import { HOSTILE_TEXTS, runSummarizer } from './bench-summarize.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -321,6 +322,20 @@ try {
     }
     const cost = sum(runs.map((r) => r.cost))
     row({ scenario: 'Complete `summarize` job via runJob, ~200 KB text (informational)', budget: '—', measured: `${num(total(cost) / runs.length)} ops/job: ${breakdown(cost, runs.length)}`, bytes: `${Math.round(cost.bytes / runs.length)} B/job`, time: ms(runs.map((r) => r.ms)), ok: null })
+  }
+
+  step('summarizer on 2 MB texts')
+  // CPU only, no storage: the handler's total time and its longest stretch without yielding (the heartbeat waits that long).
+  for (const [shape, make] of [['normal prose', () => text(1_990_000)], ...Object.entries(HOSTILE_TEXTS)] as const) {
+    const run = await runSummarizer(make())
+    row({
+      scenario: `\`summarize\` handler on 2 MB of ${shape === 'normal prose' ? shape : `hostile text: ${shape}`} (${run.windows} windows)`,
+      budget: 'linear; longest stretch without yielding < 5 s (one tick of the heartbeat timer; the reaper waits 120 s)',
+      measured: `longest stretch without yielding ${run.longestBlockMs.toFixed(0)} ms`,
+      bytes: '',
+      time: `${(run.ms / 1000).toFixed(2)} s`,
+      ok: run.longestBlockMs < 5000,
+    })
   }
 
   step('reaper (seeding 20 000 finished jobs takes a while)')
