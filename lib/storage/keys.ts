@@ -48,6 +48,8 @@ export const keys = {
   expiryFolder: (bucket: number) => `expiry/${pad(bucket, 12)}`,
   expiry: (bucket: number, kind: 'job' | 'account' | 'asset' | 'idem', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
   expiryPrefix: 'expiry/',
+  /** Where the reaper's last run stopped, so the next one goes on from there. */
+  reaperCursor: 'reaper/cursor',
 }
 
 /**
