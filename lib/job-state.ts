@@ -152,21 +152,34 @@ export async function scheduleAssetCheck(store: BlobPort, at: number, assetId: s
  * what says which other blobs exist, so a crash midway is redone from it.
  * `alongside` are clean-ups that needed the state (its lock, its
  * Idempotency-Key record); they run with the first wave, and the state is
- * kept if any of them fails.
+ * kept if any of them fails. `marker`, the expiry entry that scheduled this,
+ * is deleted together with the state; should the state's delete fail after
+ * the marker's landed, the marker is put back so the deletion is retried.
  */
-export async function deleteJobData(store: BlobPort, jobId: string, state: JobState | null, alongside: (Promise<unknown> | null)[] = []) {
+export async function deleteJobData(
+  store: BlobPort,
+  jobId: string,
+  state: JobState | null,
+  options: { alongside?: (Promise<unknown> | null)[]; marker?: string } = {},
+) {
   const eventKeys = async () => {
     const derived = state && eventBlobKeys(jobId, state.log)
     return derived ?? (await store.list(keys.eventsPrefix(jobId))).keys
   }
   await Promise.all([
-    ...alongside,
+    ...(options.alongside ?? []),
     eventKeys().then((found) => Promise.all(found.map((key) => store.delete(key)))),
     store.delete(keys.spec(jobId)),
     // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
     store.delete(keys.cancelRequest(jobId)),
   ])
-  await store.delete(keys.state(jobId))
+  const { marker } = options
+  const [stateDeleted, markerDeleted] = await Promise.allSettled([store.delete(keys.state(jobId)), marker ? store.delete(marker) : null])
+  if (stateDeleted.status === 'rejected') {
+    if (marker && markerDeleted.status === 'fulfilled') await store.put(marker, '')
+    throw stateDeleted.reason
+  }
+  if (markerDeleted.status === 'rejected') throw markerDeleted.reason
 }
 
 /**

@@ -56,22 +56,26 @@ export async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcom
 
 /**
  * Deletes a finished job past retention with everything it wrote, its
- * long-released lock and its Idempotency-Key record. One state read, then
- * one parallel wave (lock, record, event blobs derived from the log
- * position, spec, cancel marker), then the state: 6 round trips at most,
- * whatever the job's size. Returns the number of locks removed.
+ * long-released lock and its Idempotency-Key record, and then `marker`, the
+ * expiry entry that scheduled it. One state read, one parallel wave (lock,
+ * record, event blobs derived from the log position, spec, cancel marker),
+ * then the state and the marker together: 5 round trips at most, whatever
+ * the job's size. Returns the number of locks removed.
  */
-export async function retireJob(deps: Deps, jobId: string): Promise<number> {
+export async function retireJob(deps: Deps, jobId: string, marker: string): Promise<number> {
   const stored = await readState(deps.store, jobId)
   const state = stored?.state ?? null
   let locksRemoved = 0
   const removeLock = async (lockKey: string) => {
     if (await removeReleasedLock(deps.store, deps.clock, lockKey, deps.settings.retentionMs / 2)) locksRemoved++
   }
-  await deleteJobData(deps.store, jobId, state, [
-    state?.lockKey ? removeLock(state.lockKey) : null,
-    state?.idempotencyRecord ? dropIdempotencyRecord(deps, state.idempotencyRecord, jobId) : null,
-  ])
+  await deleteJobData(deps.store, jobId, state, {
+    alongside: [
+      state?.lockKey ? removeLock(state.lockKey) : null,
+      state?.idempotencyRecord ? dropIdempotencyRecord(deps, state.idempotencyRecord, jobId) : null,
+    ],
+    marker,
+  })
   return locksRemoved
 }
 

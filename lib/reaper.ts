@@ -83,10 +83,7 @@ export async function reap(deps: Deps): Promise<ReapReport> {
     dueEntries(deps.store, due, cursor.expiry, failed),
     REAPER_PARALLEL,
     () => deps.clock.now() - startedAt > budget,
-    async (entry) => {
-      await reapExpiryEntry(deps, entry, report)
-      await deps.store.delete(entry)
-    },
+    (entry) => reapExpiryEntry(deps, entry, report),
     failed,
   )
 
@@ -98,18 +95,20 @@ export async function reap(deps: Deps): Promise<ReapReport> {
   return report
 }
 
-/** One due entry: `expiry/<bucket>/<type>~<id>`. Its caller deletes it once this returns. */
+/** One due entry, `expiry/<bucket>/<type>~<id>`, deleted once its work is done (a job's, with the job's state). */
 async function reapExpiryEntry(deps: Deps, entry: string, report: ReapReport) {
   const bucket = bucketOf(entry)
   const name = entry.slice(entry.lastIndexOf('/') + 1)
   const [type, id = ''] = name.split('~')
   if (type === 'job') {
-    report.locksRemoved += await retireJob(deps, id)
+    report.locksRemoved += await retireJob(deps, id, entry)
     report.expiredDeleted++
+    return
   }
   if (type === 'account') report.reservationsPruned += await pruneReservations(deps.store, deps.clock, id, bucket, chargedJobExists(deps))
   if (type === 'asset' && (await reapAsset(deps, id)) === 'deleted') report.assetsDeleted++
   if (type === 'idem') await expireIdempotencyRecord(deps, id)
+  await deps.store.delete(entry)
 }
 
 /**

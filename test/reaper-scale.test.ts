@@ -199,6 +199,20 @@ describe('retention', () => {
     expect(listed).toEqual([keys.eventsPrefix(capped)])
     for (const jobId of [long, canceled, neverRan]) expect(memory.snapshot().has(keys.state(jobId))).toBe(false)
   })
+
+  it('a state delete that fails while its expiry entry is deleted beside it keeps the job scheduled, and the next run finishes it', async () => {
+    let failNext = true
+    const { deps, clock, memory, charged } = setup({
+      fails: (op, key) => op === 'delete' && key.startsWith('job/') && failNext && !(failNext = false),
+    })
+    const jobId = await finishedJob(deps)
+    retentionPassed(deps, clock)
+    expect(await charged(() => reap(deps))).toMatchObject({ expiredDeleted: 0, itemsFailed: 1 })
+    expect(memory.snapshot().has(keys.state(jobId))).toBe(true)
+    expect([...memory.snapshot().keys()].filter((key) => key.startsWith('expiry/'))).toHaveLength(1)
+    expect(await charged(() => reap(deps))).toMatchObject({ expiredDeleted: 1, itemsFailed: 0 })
+    expect([...memory.snapshot().keys()].filter((key) => !/^(account|reaper)\//.test(key))).toEqual([])
+  })
 })
 
 describe('unreadable records elsewhere', () => {
