@@ -24,15 +24,13 @@ export type ReaperCursor = z.infer<typeof CursorSchema>
 
 const NO_CURSOR: ReaperCursor = { live: null, expiry: null }
 
-/** The previous run's cursor; a missing or unreadable one starts from the beginning. */
+/** The previous run's cursor; a missing or unreadable one (or a failed read) starts from the beginning. */
 export async function readCursor(store: BlobPort, log: Logger): Promise<ReaperCursor> {
-  const blob = await store.read(keys.reaperCursor)
-  if (!blob) return NO_CURSOR
   try {
-    return parseRecord(keys.reaperCursor, blob.data, CursorSchema)
+    const blob = await store.read(keys.reaperCursor)
+    return blob ? parseRecord(keys.reaperCursor, blob.data, CursorSchema) : NO_CURSOR
   } catch (error) {
-    if (!(error instanceof CorruptRecordError)) throw error
-    log.error('reaper cursor unreadable; starting from the beginning', { key: error.key })
+    log.error('reaper: cursor not read; starting from the beginning', describeFailure(error))
     return NO_CURSOR
   }
 }
@@ -59,45 +57,34 @@ export interface PoolOutcome {
 /**
  * Runs `work` over `items` with at most `parallel` in flight, taking no new
  * item once `outOfTime()`. An item that throws is passed to `failed` and the
- * run goes on. Items may come from an async generator (async generators
- * serve concurrent `next()` calls one after another).
+ * run goes on.
  */
 export async function runPool(
-  items: AsyncIterable<string> | Iterable<string>,
+  items: readonly string[],
   parallel: number,
   outOfTime: () => boolean,
   work: (item: string) => Promise<void>,
   failed: (item: string, error: unknown) => void,
 ): Promise<PoolOutcome> {
-  const source = Symbol.asyncIterator in items ? items[Symbol.asyncIterator]() : toAsync(items[Symbol.iterator]())
   const outcome: PoolOutcome = { last: null, stopped: false }
-  let exhausted = false
+  let taken = 0
   const worker = async () => {
-    while (!exhausted) {
+    while (taken < items.length) {
       if (outOfTime()) {
         outcome.stopped = true
         return
       }
-      const next = await source.next()
-      if (next.done) {
-        exhausted = true
-        return
-      }
-      outcome.last = next.value
+      const item = items[taken++]!
+      outcome.last = item
       try {
-        await work(next.value)
+        await work(item)
       } catch (error) {
-        failed(next.value, error)
+        failed(item, error)
       }
     }
   }
-  await Promise.all(Array.from({ length: parallel }, worker))
-  if (outcome.stopped && !exhausted) await source.return?.(undefined)
+  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker))
   return outcome
-}
-
-function toAsync(iterator: Iterator<string>): AsyncIterator<string> {
-  return { next: async () => iterator.next() }
 }
 
 /** What to log about a failed item: its name and message only (no stack, no record content). */

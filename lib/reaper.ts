@@ -18,9 +18,8 @@ import { pruneReservations } from './credits.ts'
 import { reapAsset } from './assets.ts'
 import { CorruptRecordError } from './records.ts'
 import { chargedJobExists, expireIdempotencyRecord, reapLiveJob, retireJob } from './reaper-jobs.ts'
-import { REAPER_PARALLEL, type ReaperCursor, describeFailure, readCursor, rotateAfter, runPool, writeCursor } from './reaper-run.ts'
+import { type PoolOutcome, REAPER_PARALLEL, type ReaperCursor, describeFailure, readCursor, rotateAfter, runPool, writeCursor } from './reaper-run.ts'
 import { EXPIRY_BUCKET_MS, bucketOf, keys } from './storage/keys.ts'
-import type { BlobPort } from './storage/port.ts'
 
 export interface ReapReport {
   liveChecked: number
@@ -54,10 +53,17 @@ export async function reap(deps: Deps): Promise<ReapReport> {
     deps.log.error('reaper: item failed; left for a later run', { item, ...describeFailure(error) })
   }
 
+  // A listing that fails skips its half of the run, not the other half.
+  const listed = (prefix: string, directories: boolean) =>
+    deps.store.list(prefix, { directories }).catch((error: unknown) => {
+      failed(prefix, error)
+      report.unfinished = true
+      return { keys: [], directories: [] }
+    })
   const [cursor, live, expiryDirs] = await Promise.all([
     readCursor(deps.store, deps.log),
-    deps.store.list(keys.specPrefix),
-    deps.store.list(keys.expiryPrefix, { directories: true }),
+    listed(keys.specPrefix, false),
+    listed(keys.expiryPrefix, true),
   ])
   const nowBucket = Math.floor(startedAt / EXPIRY_BUCKET_MS)
   const due = expiryDirs.directories
@@ -79,15 +85,16 @@ export async function reap(deps: Deps): Promise<ReapReport> {
     failed,
   )
 
-  const expiryRun = await runPool(
-    dueEntries(deps.store, due, cursor.expiry, failed),
-    REAPER_PARALLEL,
+  const expiryRun = await reapDueEntries(
+    deps,
+    due,
+    cursor.expiry,
     () => deps.clock.now() - startedAt > budget,
     (entry) => reapExpiryEntry(deps, entry, report),
     failed,
   )
 
-  report.unfinished = liveRun.stopped || expiryRun.stopped
+  report.unfinished ||= liveRun.stopped || expiryRun.stopped
   const next: ReaperCursor = { live: liveRun.last ?? cursor.live, expiry: expiryRun.last ?? cursor.expiry }
   if (next.live !== cursor.live || next.expiry !== cursor.expiry) {
     await writeCursor(deps.store, next).catch((error) => deps.log.error('reaper: cursor not saved', describeFailure(error)))
@@ -113,39 +120,49 @@ async function reapExpiryEntry(deps: Deps, entry: string, report: ReapReport) {
 
 /**
  * Every due entry once, bucket by bucket, starting just after `after` and
- * wrapping around to the entries before it. The next bucket is listed while
- * this one is worked on. A bucket that cannot be listed is skipped this run.
+ * wrapping around to the entries before it. A bucket's entries all end
+ * before the next bucket's start: an account's reservations are pruned
+ * while the jobs they charged still exist (the prune asks), and their
+ * retention comes in a later bucket. The next bucket is listed while this
+ * one is worked on; a bucket that cannot be listed is skipped this run.
  */
-async function* dueEntries(
-  store: BlobPort,
+async function reapDueEntries(
+  deps: Deps,
   buckets: number[],
   after: string | null,
+  outOfTime: () => boolean,
+  work: (entry: string) => Promise<void>,
   failed: (item: string, error: unknown) => void,
-): AsyncGenerator<string> {
+): Promise<PoolOutcome> {
   const startBucket = after === null ? null : bucketOf(after)
   const first = startBucket === null ? 0 : buckets.findIndex((bucket) => bucket >= startBucket)
   const order = first <= 0 ? buckets : [...buckets.slice(first), ...buckets.slice(0, first)]
-  const listing = (bucket: number) => {
-    const pending = store.list(`${keys.expiryFolder(bucket)}/`).then(
+  const listing = (bucket: number) =>
+    deps.store.list(`${keys.expiryFolder(bucket)}/`).then(
       ({ keys: entries }) => entries.sort(),
       (error: unknown) => {
         failed(keys.expiryFolder(bucket), error)
         return [] as string[]
       },
     )
-    return pending
-  }
+  let last: string | null = null
   let heldBack: string[] = []
   let next = order.length > 0 ? listing(order[0]!) : null
-  for (let i = 0; i < order.length; i++) {
-    const entries = await next!
-    next = i + 1 < order.length ? listing(order[i + 1]!) : null
-    if (order[i] === startBucket && after !== null) {
-      heldBack = entries.filter((entry) => entry <= after)
-      yield* entries.filter((entry) => entry > after)
+  for (let i = 0; i <= order.length; i++) {
+    let entries: string[]
+    if (i < order.length) {
+      entries = await next!
+      next = i + 1 < order.length ? listing(order[i + 1]!) : null
+      if (order[i] === startBucket && after !== null) {
+        heldBack = entries.filter((entry) => entry <= after)
+        entries = entries.filter((entry) => entry > after)
+      }
     } else {
-      yield* entries
+      entries = heldBack // the cursor's own bucket, before the cursor: items a previous run left
     }
+    const outcome = await runPool(entries, REAPER_PARALLEL, outOfTime, work, failed)
+    last = outcome.last ?? last
+    if (outcome.stopped) return { last, stopped: true }
   }
-  yield* heldBack
+  return { last, stopped: false }
 }
