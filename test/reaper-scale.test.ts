@@ -11,7 +11,7 @@ import { commitState, initialState, readState, settleFinishedJob } from '../lib/
 import type { Deps } from '../lib/deps.ts'
 import { json, respond } from '../lib/http.ts'
 import { reap } from '../lib/reaper.ts'
-import { expiryBucket, keys } from '../lib/storage/keys.ts'
+import { assetKeys, expiryBucket, keys } from '../lib/storage/keys.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import { StorageUnavailableError } from '../lib/storage/port.ts'
 import { submitJob } from '../lib/submit.ts'
@@ -153,6 +153,16 @@ describe('reaper: live checks', () => {
     }
     expect((await readState(deps.store, dead))!.state).toMatchObject({ status: 'failed', error: { code: 'worker_lost' } })
     expect(checked).toBeGreaterThanOrEqual(201)
+  })
+
+  it('a generated file whose metadata cannot be parsed is left for an operator, not deleted', async () => {
+    const { deps, clock, charged } = setup()
+    const assetId = `asset_${Date.UTC(2026, 10, 22).toString(36)}${randomBytes(16).toString('hex')}`
+    await deps.assets.put(assetKeys.asset(assetId), new Uint8Array([1, 2, 3]), { assetId, schema: 'from another deploy' })
+    await deps.store.put(keys.expiry(expiryBucket(clock.now()) - 1, 'asset', assetId), '')
+    const report = await charged(() => reap(deps))
+    expect(report).toMatchObject({ assetsDeleted: 0, itemsFailed: 1, recordsUnreadable: 1 })
+    expect(await deps.assets.metadata(assetKeys.asset(assetId))).not.toBeNull()
   })
 
   it('an unreadable live record is skipped and reported; the other live jobs are still checked', async () => {
