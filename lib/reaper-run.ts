@@ -48,6 +48,8 @@ export function rotateAfter(sorted: readonly string[], after: string | null): st
 }
 
 export interface PoolOutcome {
+  /** How many items were taken (from the front of the list). */
+  taken: number
   /** The last item taken, for the cursor; null if none was. */
   last: string | null
   /** True when time ran out before the sequence did. */
@@ -66,15 +68,14 @@ export async function runPool(
   work: (item: string) => Promise<void>,
   failed: (item: string, error: unknown) => void,
 ): Promise<PoolOutcome> {
-  const outcome: PoolOutcome = { last: null, stopped: false }
-  let taken = 0
+  const outcome: PoolOutcome = { taken: 0, last: null, stopped: false }
   const worker = async () => {
-    while (taken < items.length) {
+    while (outcome.taken < items.length) {
       if (outOfTime()) {
         outcome.stopped = true
         return
       }
-      const item = items[taken++]!
+      const item = items[outcome.taken++]!
       outcome.last = item
       try {
         await work(item)

@@ -72,18 +72,21 @@ export async function reap(deps: Deps): Promise<ReapReport> {
     .sort((a, b) => a - b)
 
   const liveDeadline = startedAt + (due.length > 0 ? LIVE_SHARE : 1) * budget
-  const liveRun = await runPool(
-    rotateAfter([...live.keys].sort(), cursor.live),
-    REAPER_PARALLEL,
-    () => deps.clock.now() - startedAt > budget || deps.clock.now() > liveDeadline,
-    async (key) => {
-      report.liveChecked++
-      const outcome = await reapLiveJob(deps, key.slice(keys.specPrefix.length))
-      if (outcome === 'failed') report.failed++
-      if (outcome === 'settled') report.settled++
-    },
-    failed,
+  const liveOutOfTime = () => deps.clock.now() - startedAt > budget || deps.clock.now() > liveDeadline
+  const checkLive = async (key: string) => {
+    report.liveChecked++
+    const outcome = await reapLiveJob(deps, key.slice(keys.specPrefix.length))
+    if (outcome === 'failed') report.failed++
+    if (outcome === 'settled') report.settled++
+  }
+  // A storage error is usually brief, and a dead worker's job should not wait a whole
+  // period for the next run: each live job that hit one is checked once more in this run.
+  const retry: { key: string; error: unknown }[] = []
+  const liveRun = await runPool(rotateAfter([...live.keys].sort(), cursor.live), REAPER_PARALLEL, liveOutOfTime, checkLive, (key, error) =>
+    error instanceof CorruptRecordError ? failed(key, error) : retry.push({ key, error }),
   )
+  const retried = await runPool(retry.map(({ key }) => key), REAPER_PARALLEL, liveOutOfTime, checkLive, failed)
+  for (const { key, error } of retry.slice(retried.taken)) failed(key, error)
 
   const expiryRun = await reapDueEntries(
     deps,
@@ -95,8 +98,9 @@ export async function reap(deps: Deps): Promise<ReapReport> {
   )
 
   report.unfinished ||= liveRun.stopped || expiryRun.stopped
+  // Only a run that stopped early leaves work whose order matters; a complete pass needs no cursor.
   const next: ReaperCursor = { live: liveRun.last ?? cursor.live, expiry: expiryRun.last ?? cursor.expiry }
-  if (next.live !== cursor.live || next.expiry !== cursor.expiry) {
+  if (report.unfinished && (next.live !== cursor.live || next.expiry !== cursor.expiry)) {
     await writeCursor(deps.store, next).catch((error) => deps.log.error('reaper: cursor not saved', describeFailure(error)))
   }
   return report
@@ -133,7 +137,7 @@ async function reapDueEntries(
   outOfTime: () => boolean,
   work: (entry: string) => Promise<void>,
   failed: (item: string, error: unknown) => void,
-): Promise<PoolOutcome> {
+): Promise<Pick<PoolOutcome, 'last' | 'stopped'>> {
   const startBucket = after === null ? null : bucketOf(after)
   const first = startBucket === null ? 0 : buckets.findIndex((bucket) => bucket >= startBucket)
   const order = first <= 0 ? buckets : [...buckets.slice(first), ...buckets.slice(0, first)]

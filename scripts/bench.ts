@@ -368,20 +368,21 @@ try {
   }
 
   step('retention at 20 ms per storage operation (seeds 10 000 finished jobs, then runs the reaper in real time)')
-  // 5b. Retention throughput: what one scheduled run retires with every storage call 20 ms long.
+  // 5b. Retention throughput: jobs retired per second of reaper time (each job's own expiry
+  // entries included), times the 240 s of reaper time an hour gives (12 runs of 20 s).
   {
-    const RUNS_PER_HOUR = 12 // every 5 minutes
+    const REAPER_SECONDS_PER_HOUR = 12 * 20 // every 5 minutes, 20 s budget each
+    const perHour = (r: Awaited<ReturnType<typeof measureRetention>>) =>
+      Math.round((r.jobs / (r.runs.reduce((total, run) => total + run.ms, 0) / 1000)) * REAPER_SECONDS_PER_HOUR)
     const half = await measureRetention(10_000, 0.5)
-    const first = half.runs[0]!
-    const perHour = first.retired * RUNS_PER_HOUR
     const shape = 'finished jobs of 25 events (2 chunks + a sealed page) with a released lock'
     row({
-      scenario: `Retention throughput, 20 ms injected per storage operation (atomic in-memory store; ${shape}; half with an Idempotency-Key, whose record and expiry entry are reaped too): jobs one scheduled run retires in its ${half.budgetMs / 1000} s budget, × ${RUNS_PER_HOUR} runs an hour`,
+      scenario: `Retention throughput, 20 ms injected per storage operation (atomic in-memory store; ${shape}; half with an Idempotency-Key, whose record and expiry entry are reaped too): jobs retired per second of reaper time × 240 s of reaper time an hour (12 runs × 20 s)`,
       budget: '≥ 100 000 finished jobs an hour',
-      measured: `${first.retired} jobs (${first.entries} expiry entries) in one run → ${perHour.toLocaleString('en')} jobs/hour; ${num(half.ops / half.jobs)} ops per job, at most 5 in a row (${REAPER_PARALLEL} in flight)`,
+      measured: `${perHour(half).toLocaleString('en')} jobs/hour; ${num(half.ops / half.jobs)} ops per job, at most 5 in a row (${REAPER_PARALLEL} in flight)`,
       bytes: '',
-      time: `${(first.ms / 1000).toFixed(1)} s for the run`,
-      ok: perHour >= 100_000,
+      time: `${half.runs[0]!.retired} jobs and ${half.runs[0]!.entries - half.runs[0]!.retired} idempotency entries in the first ${(half.runs[0]!.ms / 1000).toFixed(1)} s run`,
+      ok: perHour(half) >= 100_000,
     })
     row({
       scenario: `Reaper, 10 000 finished jobs due at once, 20 ms injected per storage operation (same jobs)`,
@@ -395,9 +396,9 @@ try {
     row({
       scenario: 'Retention throughput as above, every job with an Idempotency-Key (informational: the worst mix)',
       budget: '—',
-      measured: `${keyed.runs[0]!.retired} jobs in one run → ${(keyed.runs[0]!.retired * RUNS_PER_HOUR).toLocaleString('en')} jobs/hour; ${keyed.runs.length} run(s) for 10 000`,
+      measured: `${perHour(keyed).toLocaleString('en')} jobs/hour; ${keyed.runs.length} run(s) for 10 000: ${keyed.runs.map((r) => `${r.retired} jobs in ${(r.ms / 1000).toFixed(1)} s`).join(', ')}`,
       bytes: '',
-      time: `${(keyed.runs[0]!.ms / 1000).toFixed(1)} s for the run`,
+      time: '',
       ok: null,
     })
   }

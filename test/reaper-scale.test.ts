@@ -165,6 +165,16 @@ describe('reaper: live checks', () => {
     expect(await deps.assets.metadata(assetKeys.asset(assetId))).not.toBeNull()
   })
 
+  it('a dead worker’s job whose check hits a storage error is checked again in the same run', async () => {
+    let failNext = true
+    const { deps, clock, charged } = setup({ fails: (op, key) => op === 'read' && key.startsWith('job/') && failNext && !(failNext = false) })
+    const jobId = orderedId()
+    await deps.store.put(keys.spec(jobId), JSON.stringify(spec(jobId, clock.now())))
+    clock.advance(deps.settings.queuedTimeoutMs + 1)
+    expect(await charged(() => reap(deps))).toMatchObject({ failed: 1, itemsFailed: 0 })
+    expect((await readState(deps.store, jobId))!.state.error?.code).toBe('worker_never_started')
+  })
+
   it('an unreadable live record is skipped and reported; the other live jobs are still checked', async () => {
     const { deps, clock, memory, charged } = setup()
     const broken = orderedId()
