@@ -28,6 +28,7 @@ import { expiryBucket, keys, safePart } from './storage/keys.ts'
 import type { BlobPort } from './storage/port.ts'
 import { type IdempotencyRecord, IdempotencyRecordSchema } from './types.ts'
 import { type PublicJob, publicJob } from './views.ts'
+import { parseRecord } from './records.ts'
 
 /** An Idempotency-Key stays bound to its job for 24 h. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
@@ -219,7 +220,7 @@ async function findJob(store: BlobPort, jobId: string) {
 
 async function readRecord(store: BlobPort, key: string) {
   const blob = await store.read(key)
-  return blob ? { record: IdempotencyRecordSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+  return blob ? { record: parseRecord(key, blob.data, IdempotencyRecordSchema), version: blob.version } : null
 }
 
 /** Found by the reaper even if the submit dies before its job exists. */

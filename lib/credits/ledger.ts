@@ -18,6 +18,7 @@ import { type LogKeys, type NewEvent, chunksFromStorage, emptyLog, planAppend, r
 import { keys, safePart } from '../storage/keys.ts'
 import { type BlobPort, StorageUnavailableError } from '../storage/port.ts'
 import { JobEventSchema, type LogPosition, LogPositionSchema } from '../types.ts'
+import { parseRecord } from '../records.ts'
 
 const MAX_ROUNDS = 60
 
@@ -63,8 +64,9 @@ export interface StoredAccount {
 }
 
 export async function readAccount(store: BlobPort, account: string): Promise<StoredAccount | null> {
-  const blob = await store.read(keys.account(safePart(account, 'account')))
-  return blob ? { record: AccountRecordSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+  const key = keys.account(safePart(account, 'account'))
+  const blob = await store.read(key)
+  return blob ? { record: parseRecord(key, blob.data, AccountRecordSchema), version: blob.version } : null
 }
 
 export const newAccountRecord = (account: string, now: number): AccountRecord => ({

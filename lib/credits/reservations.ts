@@ -20,6 +20,7 @@ import { z } from 'zod'
 import type { Clock } from '../clock.ts'
 import { expiryBucket, keys } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
+import { parseRecord } from '../records.ts'
 
 /** Later jobs with the same client job id pay only a difference for this long. */
 export const RESERVATION_TTL_MS = 3600_000
@@ -62,7 +63,7 @@ export const reservationKey = (account: string, clientJobId: string) => keys.res
 
 export async function readReservation(store: BlobPort, key: string): Promise<StoredReservation | null> {
   const blob = await store.read(key)
-  return blob ? { reservation: ReservationSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+  return blob ? { reservation: parseRecord(key, blob.data, ReservationSchema), version: blob.version } : null
 }
 
 export const liveJobs = (r: Reservation) => Object.values(r.jobs).filter((job) => job.state === 'live').length
