@@ -3,16 +3,16 @@
  * Function files call `appFor(req)` and pass what it returns into `lib`.
  */
 import { getStore } from '@netlify/blobs'
-import { systemClock } from '../lib/clock.ts'
-import { DEFAULT_SETTINGS, type Deps, type Logger, type Settings } from '../lib/deps.ts'
-import { randomIds } from '../lib/ids.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { DEFAULT_SETTINGS, type Deps, type Logger, type Settings } from '../lib/core/deps.ts'
+import { randomIds } from '../lib/core/ids.ts'
 import { type JobKind, type KindRegistry, kindRegistry } from '../lib/kinds/define.ts'
 import { productionKinds } from '../lib/kinds/index.ts'
-import { MIN_SECRET_LENGTH, signWorkerRequest } from '../lib/signing.ts'
+import { MIN_SECRET_LENGTH, signWorkerRequest } from '../lib/core/signing.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
-import { MIN_MAX_EVENTS } from '../lib/events.ts'
-import { ApiError } from '../lib/errors.ts'
+import { MIN_MAX_EVENTS } from '../lib/events/log.ts'
+import { ApiError } from '../lib/core/errors.ts'
 
 /** The Blobs store holding all job state. */
 export const STORE_NAME = 'durable-jobs'

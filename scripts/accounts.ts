@@ -6,8 +6,8 @@
  *   npm run accounts -- show   --account acme [--entries 20]
  * Local sandbox by default; a deployed site's store with NETLIFY_SITE_ID and NETLIFY_AUTH_TOKEN.
  */
-import { systemClock } from '../lib/clock.ts'
-import { accountView, createAccount, grantCredits, readLedger, setCredits } from '../lib/credits.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { accountView, createAccount, grantCredits, readLedger, setCredits } from '../lib/credits/index.ts'
 import { flags, openStore } from './store.ts'
 
 const [command] = process.argv.slice(2)

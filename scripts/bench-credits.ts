@@ -7,11 +7,11 @@
  * seconds, not an hour.
  */
 import { performance } from 'node:perf_hooks'
-import { authenticate, createApiKey } from '../lib/api-keys.ts'
-import { chargeJob, createAccount, planCharge } from '../lib/credits.ts'
+import { authenticate, createApiKey } from '../lib/accounts/api-keys.ts'
+import { chargeJob, createAccount, planCharge } from '../lib/credits/index.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import { submitJob } from '../lib/submit.ts'
+import { submitJob } from '../lib/jobs/submit.ts'
 import { manualClock, testDeps } from '../test/support/deps.ts'
 
 const OPS = { read: 'get', create: 'set', replace: 'set', put: 'set', delete: 'delete', list: 'list' } as const

@@ -2,9 +2,9 @@
  * Makes an API key for an account and prints it (the only time it is shown).
  *   npm run keys:create -- --account acme [--label "mobile app"]
  */
-import { createApiKey } from '../lib/api-keys.ts'
-import { systemClock } from '../lib/clock.ts'
-import { createAccount, readAccount } from '../lib/credits.ts'
+import { createApiKey } from '../lib/accounts/api-keys.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { createAccount, readAccount } from '../lib/credits/index.ts'
 import { flags, openStore } from './store.ts'
 
 const { account, label = 'default' } = flags()

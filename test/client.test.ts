@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/api-keys.ts'
-import { systemClock } from '../lib/clock.ts'
-import { createAccount } from '../lib/credits.ts'
+import { createApiKey } from '../lib/accounts/api-keys.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { createAccount } from '../lib/credits/index.ts'
 import { ApiError, type ClientClock, type WatchItem, createClient } from '../lib/client/index.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'

@@ -5,8 +5,8 @@
  */
 import type { Context } from '@netlify/functions'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { createApiKey } from '../lib/api-keys.ts'
-import { systemClock } from '../lib/clock.ts'
+import { createApiKey } from '../lib/accounts/api-keys.ts'
+import { systemClock } from '../lib/core/clock.ts'
 import { ASSET_STORE_NAME, STORE_NAME, deployContextOf, registerJobKinds, storeNamesFor } from '../netlify/app.ts'
 import submit from '../netlify/functions/jobs.ts'
 import status from '../netlify/functions/job.ts'

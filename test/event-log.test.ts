@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CHUNK_SIZE, PAGE_SIZE, jobLog, readEvents } from '../lib/events.ts'
-import { type StoredState, commitState, initialState, readState, settleFinishedJob } from '../lib/job-state.ts'
+import { CHUNK_SIZE, PAGE_SIZE, jobLog, readEvents } from '../lib/events/log.ts'
+import { type StoredState, commitState, initialState, readState, settleFinishedJob } from '../lib/jobs/state.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import type { JobSpec } from '../lib/types.ts'
+import type { JobSpec } from '../lib/core/types.ts'
 import { type TestBlobs, startBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 

@@ -6,12 +6,12 @@
  * without its lock, and credits add up.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/api-keys.ts'
-import { systemClock } from '../lib/clock.ts'
-import { createAccount } from '../lib/credits.ts'
-import { jobLog, readEvents } from '../lib/events.ts'
-import { readState } from '../lib/job-state.ts'
-import { LockRecordSchema, TERMINAL_EVENT_TYPES, isTerminal } from '../lib/types.ts'
+import { createApiKey } from '../lib/accounts/api-keys.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { createAccount } from '../lib/credits/index.ts'
+import { jobLog, readEvents } from '../lib/events/log.ts'
+import { readState } from '../lib/jobs/state.ts'
+import { LockRecordSchema, TERMINAL_EVENT_TYPES, isTerminal } from '../lib/core/types.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
 import { type TestBlobs, startBlobs } from './support/blobs.ts'

@@ -4,10 +4,10 @@
  * was written.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/api-keys.ts'
-import { systemClock } from '../lib/clock.ts'
-import { createAccount } from '../lib/credits.ts'
-import { signWorkerRequest } from '../lib/signing.ts'
+import { createApiKey } from '../lib/accounts/api-keys.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { createAccount } from '../lib/credits/index.ts'
+import { signWorkerRequest } from '../lib/core/signing.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
 import worker from '../netlify/functions/worker-background.ts'

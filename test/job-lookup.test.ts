@@ -4,14 +4,14 @@
  * caller time whether an id exists.
  */
 import { describe, expect, it } from 'vitest'
-import type { Deps } from '../lib/deps.ts'
-import { ApiError } from '../lib/errors.ts'
-import { cancelJob, getJob, readFeed } from '../lib/jobs.ts'
-import { randomIds } from '../lib/ids.ts'
+import type { Deps } from '../lib/core/deps.ts'
+import { ApiError } from '../lib/core/errors.ts'
+import { cancelJob, getJob, readFeed } from '../lib/jobs/read.ts'
+import { randomIds } from '../lib/core/ids.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import { submitJob } from '../lib/submit.ts'
-import { runJob } from '../lib/worker.ts'
+import { submitJob } from '../lib/jobs/submit.ts'
+import { runJob } from '../lib/jobs/worker.ts'
 import { testDeps } from './support/deps.ts'
 import { hanging, slow } from './support/kinds.ts'
 

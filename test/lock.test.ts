@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { REAPING_GRACE_MS, acquireLock, peekLock, releaseLock, removeReleasedLock } from '../lib/lock.ts'
+import { REAPING_GRACE_MS, acquireLock, peekLock, releaseLock, removeReleasedLock } from '../lib/locks/lock.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import { UnsafeKeyError, resourceKey } from '../lib/storage/keys.ts'
 import { type TestBlobs, startBlobs } from './support/blobs.ts'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { JobFailure } from '../lib/errors.ts'
-import { GENERIC_FAILURE, scrub, splitError } from '../lib/sanitize.ts'
+import { JobFailure } from '../lib/core/errors.ts'
+import { GENERIC_FAILURE, scrub, splitError } from '../lib/core/sanitize.ts'
 
 const leaks = [
   'connect ECONNREFUSED 10.0.3.7:5432',

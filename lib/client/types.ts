@@ -1,6 +1,6 @@
 /** Shapes of the HTTP API as a client sees them (see README "HTTP API"). */
-import type { JobAsset } from '../types.ts'
-import type { PublicJob } from '../views.ts'
+import type { JobAsset } from '../core/types.ts'
+import type { PublicJob } from '../jobs/views.ts'
 
 export type JobStatus = 'queued' | 'running' | 'complete' | 'failed' | 'canceled'
 

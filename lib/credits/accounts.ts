@@ -1,7 +1,7 @@
 /** Accounts for operators and owners: create, grant, set, and read the balance and ledger. */
 import { randomBytes } from 'node:crypto'
-import type { Clock } from '../clock.ts'
-import { readEvents } from '../events.ts'
+import type { Clock } from '../core/clock.ts'
+import { readEvents } from '../events/log.ts'
 import { safePart } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
 import { type LedgerEntry, LedgerEntrySchema, applyOnce, ledgerLog, newAccountRecord, readAccount, writeAccount } from './ledger.ts'

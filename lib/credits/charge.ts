@@ -7,8 +7,8 @@
  * submit, whoever settles the job can tell by content whether the charge
  * landed (see settle.ts): a charge can never be orphaned.
  */
-import type { Clock } from '../clock.ts'
-import { ApiError } from '../errors.ts'
+import type { Clock } from '../core/clock.ts'
+import { ApiError } from '../core/errors.ts'
 import type { BlobPort } from '../storage/port.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { type StoredAccount, applyOnce, chargeOp, readAccount, refundOp } from './ledger.ts'

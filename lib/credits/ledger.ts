@@ -13,12 +13,12 @@
  * an operation is never applied twice and never lost, whoever wrote last.
  */
 import { z } from 'zod'
-import type { Clock } from '../clock.ts'
-import { type LogKeys, type NewEvent, chunksFromStorage, emptyLog, planAppend, readEvents } from '../events.ts'
+import type { Clock } from '../core/clock.ts'
+import { type LogKeys, type NewEvent, chunksFromStorage, emptyLog, planAppend, readEvents } from '../events/log.ts'
 import { keys, safePart } from '../storage/keys.ts'
 import { type BlobPort, StorageUnavailableError } from '../storage/port.ts'
-import { JobEventSchema, type LogPosition, LogPositionSchema } from '../types.ts'
-import { parseRecord } from '../records.ts'
+import { JobEventSchema, type LogPosition, LogPositionSchema } from '../core/types.ts'
+import { parseRecord } from '../core/records.ts'
 
 const MAX_ROUNDS = 60
 

@@ -17,10 +17,10 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import type { Clock } from '../clock.ts'
+import type { Clock } from '../core/clock.ts'
 import { expiryBucket, keys } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
-import { parseRecord } from '../records.ts'
+import { parseRecord } from '../core/records.ts'
 
 /** Later jobs with the same client job id pay only a difference for this long. */
 export const RESERVATION_TTL_MS = 3600_000

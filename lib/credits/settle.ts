@@ -18,10 +18,10 @@
  * failed before listing it, or a later job under that id started a new
  * reservation since): rare, it searches from its own charge.
  */
-import type { Clock } from '../clock.ts'
+import type { Clock } from '../core/clock.ts'
 import { keys } from '../storage/keys.ts'
 import { type BlobPort, StorageUnavailableError } from '../storage/port.ts'
-import { type JobState, JobStateSchema } from '../types.ts'
+import { type JobState, JobStateSchema } from '../core/types.ts'
 import { type LedgerEntry, applyOnce, chargeOp, findLedgerEntry, readAccount, refundOp } from './ledger.ts'
 import {
   type Reservation,

@@ -1,6 +1,6 @@
 import type { z } from 'zod'
-import type { AssetFile } from '../assets.ts'
-import type { JobAsset } from '../types.ts'
+import type { AssetFile } from '../assets/assets.ts'
+import type { JobAsset } from '../core/types.ts'
 
 /** What a job handler gets: its input, ways to report, and a stop signal. */
 export interface JobContext<Input> {

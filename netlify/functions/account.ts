@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { accountView } from '../../lib/credits.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { accountView } from '../../lib/credits/index.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
 import { appFor, log } from '../app.ts'
 
 /** GET /api/account: the caller's balance and newest ledger entries. */

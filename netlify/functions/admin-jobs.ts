@@ -1,9 +1,9 @@
 import type { Config, Context } from '@netlify/functions'
-import { adminSnapshot } from '../../lib/admin.ts'
-import { isAdminToken } from '../../lib/api-keys.ts'
-import { unauthorized } from '../../lib/errors.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
-import { parseAdminQuery } from '../../lib/admin.ts'
+import { adminSnapshot } from '../../lib/admin/snapshot.ts'
+import { isAdminToken } from '../../lib/accounts/api-keys.ts'
+import { unauthorized } from '../../lib/core/errors.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { parseAdminQuery } from '../../lib/admin/snapshot.ts'
 import { appFor, log } from '../app.ts'
 
 /** GET /api/admin/jobs: operator snapshot (ADMIN_TOKEN), with internal error detail. */

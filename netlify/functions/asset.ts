@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { openDownload } from '../../lib/assets.ts'
-import { allowMethods, respond } from '../../lib/http.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { openDownload } from '../../lib/assets/assets.ts'
+import { allowMethods, respond } from '../../lib/http/http.ts'
 import { appFor, log } from '../app.ts'
 
 /**

@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { listTaskAssets } from '../../lib/assets.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { listTaskAssets } from '../../lib/assets/assets.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
 import { appFor, log } from '../app.ts'
 
 /** GET /api/assets?sourceTaskId=…: the caller's generated files for one source task. */

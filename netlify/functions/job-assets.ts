@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { listJobAssets } from '../../lib/assets.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { listJobAssets } from '../../lib/assets/assets.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
 import { appFor, log } from '../app.ts'
 
 /** GET /api/jobs/:id/assets: the files a job generated (404 for another account's job). */

@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
-import { cancelJob } from '../../lib/jobs.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { cancelJob } from '../../lib/jobs/read.ts'
 import { appFor, log } from '../app.ts'
 
 /** POST /api/jobs/:id/cancel: cancel a queued job, or ask a running one to stop. */

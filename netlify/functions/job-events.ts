@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
-import { parseFeedQuery, readFeed } from '../../lib/jobs.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { parseFeedQuery, readFeed } from '../../lib/jobs/read.ts'
 import { appFor, log } from '../app.ts'
 
 /** GET /api/jobs/:id/events?after=&limit=&wait=: the event feed, for polling and long-polling. */

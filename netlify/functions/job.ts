@@ -1,8 +1,8 @@
 import type { Config, Context } from '@netlify/functions'
 import { createHash } from 'node:crypto'
-import { authenticate } from '../../lib/api-keys.ts'
-import { allowMethods, json, respond } from '../../lib/http.ts'
-import { getJob } from '../../lib/jobs.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { getJob } from '../../lib/jobs/read.ts'
 import { appFor, log } from '../app.ts'
 
 /** GET /api/jobs/:id: the job as its client sees it. */

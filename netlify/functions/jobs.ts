@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/api-keys.ts'
-import { allowMethods, json, readJsonBody, respond } from '../../lib/http.ts'
-import { submitJob } from '../../lib/submit.ts'
+import { authenticate } from '../../lib/accounts/api-keys.ts'
+import { allowMethods, json, readJsonBody, respond } from '../../lib/http/http.ts'
+import { submitJob } from '../../lib/jobs/submit.ts'
 import { appFor, log } from '../app.ts'
 
 /** POST /api/jobs: submit a job. */

@@ -1,5 +1,5 @@
 import type { Config } from '@netlify/functions'
-import { reap } from '../../lib/reaper.ts'
+import { reap } from '../../lib/reaper/reap.ts'
 import { appFor, log } from '../app.ts'
 
 /** Every 5 minutes: fail jobs whose worker died, free their locks, delete what is past retention. */

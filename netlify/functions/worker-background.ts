@@ -1,7 +1,7 @@
 import type { Context } from '@netlify/functions'
-import { verifyWorkerRequest } from '../../lib/signing.ts'
-import { runJob } from '../../lib/worker.ts'
-import { JOB_ID_PATTERN } from '../../lib/ids.ts'
+import { verifyWorkerRequest } from '../../lib/core/signing.ts'
+import { runJob } from '../../lib/jobs/worker.ts'
+import { JOB_ID_PATTERN } from '../../lib/core/ids.ts'
 import { appFor, log, signingSecret } from '../app.ts'
 
 /**

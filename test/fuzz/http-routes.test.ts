@@ -28,11 +28,11 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
-import { createApiKey } from '../../lib/api-keys.ts'
-import { systemClock } from '../../lib/clock.ts'
-import { createAccount } from '../../lib/credits.ts'
-import { DEFAULT_SETTINGS } from '../../lib/deps.ts'
-import { SIGNATURE_HEADER, SIGNATURE_WINDOW_MS, TIMESTAMP_HEADER, signWorkerRequest } from '../../lib/signing.ts'
+import { createApiKey } from '../../lib/accounts/api-keys.ts'
+import { systemClock } from '../../lib/core/clock.ts'
+import { createAccount } from '../../lib/credits/index.ts'
+import { DEFAULT_SETTINGS } from '../../lib/core/deps.ts'
+import { SIGNATURE_HEADER, SIGNATURE_WINDOW_MS, TIMESTAMP_HEADER, signWorkerRequest } from '../../lib/core/signing.ts'
 import { STORE_NAME } from '../../netlify/app.ts'
 import {
   METHODS,
@@ -368,7 +368,7 @@ describe('HTTP routes under fuzzing', () => {
             status = res.status
             return { status: res.status, headers: Object.fromEntries(res.headers), body: await res.text(), routed: true }
           })
-          // Computed here, independently of lib/signing.ts: is this exactly a fresh, correct signature of what was sent?
+          // Computed here, independently of lib/core/signing.ts: is this exactly a fresh, correct signature of what was sent?
           const ts = headers[TIMESTAMP_HEADER] ?? ''
           const expected = `v1=${createHmac('sha256', SECRET).update(`${ts}.${sent}`).digest('hex')}`
           const age = now - Number(ts)

@@ -3,13 +3,13 @@
  * writes (see sim-store.ts), the final store and what the actors observed.
  * protocol.test.ts explains each one; the numbers match the design brief.
  */
-import { type Reservation, ReservationSchema, earnedCharge, readAccount, readLedger } from '../../lib/credits.ts'
-import { jobLog, readEvents } from '../../lib/events.ts'
-import { readState } from '../../lib/job-state.ts'
-import { cancelJob, getJob, readFeed } from '../../lib/jobs.ts'
-import { REAPING_GRACE_MS } from '../../lib/lock.ts'
-import { ApiError } from '../../lib/errors.ts'
-import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/types.ts'
+import { type Reservation, ReservationSchema, earnedCharge, readAccount, readLedger } from '../../lib/credits/index.ts'
+import { jobLog, readEvents } from '../../lib/events/log.ts'
+import { readState } from '../../lib/jobs/state.ts'
+import { cancelJob, getJob, readFeed } from '../../lib/jobs/read.ts'
+import { REAPING_GRACE_MS } from '../../lib/locks/lock.ts'
+import { ApiError } from '../../lib/core/errors.ts'
+import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/core/types.ts'
 import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A } from './sim-store.ts'
@@ -22,7 +22,7 @@ export interface CheckReport {
   refundsDue?: Map<string, Map<string, number>>
 }
 
-/** The submit lets a lock whose job was never written be taken over after this (lib/submit.ts). */
+/** The submit lets a lock whose job was never written be taken over after this (lib/jobs/submit.ts). */
 const ORPHAN_LOCK_GRACE_MS = 30_000
 const TERMINAL_EVENT_OF = { complete: 'done', failed: 'error', canceled: 'canceled' } as Record<string, string>
 

@@ -3,7 +3,7 @@
  * credits; they sleep on the simulated clock of the worker that runs them.
  */
 import { z } from 'zod'
-import { JobFailure } from '../../lib/errors.ts'
+import { JobFailure } from '../../lib/core/errors.ts'
 import { type JobKind, defineJob, kindRegistry, type KindRegistry } from '../../lib/kinds/define.ts'
 
 const Resource = z.string().regex(/^r[0-9]$/)

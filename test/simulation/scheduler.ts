@@ -17,7 +17,7 @@
  * everyone is mid-flight.
  */
 import { StorageUnavailableError } from '../../lib/storage/port.ts'
-import type { Clock } from '../../lib/clock.ts'
+import type { Clock } from '../../lib/core/clock.ts'
 
 /** mulberry32: small, fast, good enough to drive a schedule. */
 export class Rng {

@@ -1,6 +1,6 @@
 /** The credit invariants, checked after every test that touches credits. */
 import { expect } from 'vitest'
-import { ReservationSchema, readAccount, readLedger } from '../../lib/credits.ts'
+import { ReservationSchema, readAccount, readLedger } from '../../lib/credits/index.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
 
 /**

@@ -1,7 +1,7 @@
 /** Domain dependencies for tests: a clock the test moves, and a chosen store. */
-import type { Clock } from '../../lib/clock.ts'
-import { DEFAULT_SETTINGS, type Deps, type Settings, silentLogger } from '../../lib/deps.ts'
-import { randomIds } from '../../lib/ids.ts'
+import type { Clock } from '../../lib/core/clock.ts'
+import { DEFAULT_SETTINGS, type Deps, type Settings, silentLogger } from '../../lib/core/deps.ts'
+import { randomIds } from '../../lib/core/ids.ts'
 import { type JobKind, kindRegistry } from '../../lib/kinds/define.ts'
 import { productionKinds } from '../../lib/kinds/index.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'

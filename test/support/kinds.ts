@@ -1,6 +1,6 @@
 /** Job kinds that exist only in tests: slow, failing, hanging. Registered without touching production code. */
 import { z } from 'zod'
-import { JobFailure } from '../../lib/errors.ts'
+import { JobFailure } from '../../lib/core/errors.ts'
 import { defineJob } from '../../lib/kinds/define.ts'
 
 /** Steps with a pause each; honours cancel; optional resource lock. */

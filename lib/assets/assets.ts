@@ -17,16 +17,16 @@
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
-import type { Deps } from './deps.ts'
-import { JobFailure, invalidRequest, notFound } from './errors.ts'
-import { ASSET_ID_PATTERN, JOB_ID_PATTERN } from './ids.ts'
-import { readSpec, readState, scheduleAssetCheck } from './job-state.ts'
-import { CorruptRecordError } from './records.ts'
-import { loadOwnedJob } from './jobs.ts'
-import type { AssetPort } from './storage/asset-port.ts'
-import { assetKeys, expiryBucket, keys, safePart } from './storage/keys.ts'
-import { type JobAsset, isTerminal } from './types.ts'
-import { assetUrl, publicAsset } from './views.ts'
+import type { Deps } from '../core/deps.ts'
+import { JobFailure, invalidRequest, notFound } from '../core/errors.ts'
+import { ASSET_ID_PATTERN, JOB_ID_PATTERN } from '../core/ids.ts'
+import { readSpec, readState, scheduleAssetCheck } from '../jobs/state.ts'
+import { CorruptRecordError } from '../core/records.ts'
+import { loadOwnedJob } from '../jobs/read.ts'
+import type { AssetPort } from '../storage/asset-port.ts'
+import { assetKeys, expiryBucket, keys, safePart } from '../storage/keys.ts'
+import { type JobAsset, isTerminal } from '../core/types.ts'
+import { assetUrl, publicAsset } from '../jobs/views.ts'
 
 /** What an asset's blob carries as metadata in the `generated` store; parsed on every read. */
 export const AssetRecordSchema = z.object({

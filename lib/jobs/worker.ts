@@ -7,19 +7,19 @@
  * the lease token written in the claim: once the reaper (or a cancel) has
  * finished the job, this worker's writes are refused and it stops.
  */
-import type { Deps } from './deps.ts'
-import type { JobEvent, JobSpec } from './types.ts'
-import { JobStateSchema, type JobState } from './types.ts'
-import { type Change, type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
-import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from './events.ts'
-import { randomToken } from './ids.ts'
-import { splitError } from './sanitize.ts'
-import { StorageUnavailableError } from './storage/port.ts'
-import { keys } from './storage/keys.ts'
-import type { JobKind } from './kinds/define.ts'
-import { saveJobAsset } from './assets.ts'
-import { JobFailure } from './errors.ts'
-import { renewLock } from './lock.ts'
+import type { Deps } from '../core/deps.ts'
+import type { JobEvent, JobSpec } from '../core/types.ts'
+import { JobStateSchema, type JobState } from '../core/types.ts'
+import { type Change, type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
+import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from '../events/log.ts'
+import { randomToken } from '../core/ids.ts'
+import { splitError } from '../core/sanitize.ts'
+import { StorageUnavailableError } from '../storage/port.ts'
+import { keys } from '../storage/keys.ts'
+import type { JobKind } from '../kinds/define.ts'
+import { saveJobAsset } from '../assets/assets.ts'
+import { JobFailure } from '../core/errors.ts'
+import { renewLock } from '../locks/lock.ts'
 
 export const MAX_PROGRESS_MESSAGE = 200
 /** A worker rides out a storage outage this many times (with backoff) before failing the job. */

@@ -7,8 +7,8 @@
  * - `charge.ts`: what a submit pays, and the debit after its spec exists;
  * - `settle.ts`: refunds of finished jobs, at most once whoever settles.
  */
-export { AccountRecordSchema, type AccountRecord, type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount } from './credits/ledger.ts'
-export { AccountExistsError, accountView, createAccount, grantCredits, readLedger, setCredits } from './credits/accounts.ts'
+export { AccountRecordSchema, type AccountRecord, type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount } from './ledger.ts'
+export { AccountExistsError, accountView, createAccount, grantCredits, readLedger, setCredits } from './accounts.ts'
 export {
   RESERVATION_TTL_MS,
   type Reservation,
@@ -16,6 +16,6 @@ export {
   expireReservation,
   readReservation,
   reservationKey,
-} from './credits/reservations.ts'
-export { type ChargePlan, chargeJob, chargeRefused, insufficientCredits, planCharge } from './credits/charge.ts'
-export { CHARGE_WINDOW_MS, earnedCharge, settleJobCredits } from './credits/settle.ts'
+} from './reservations.ts'
+export { type ChargePlan, chargeJob, chargeRefused, insufficientCredits, planCharge } from './charge.ts'
+export { CHARGE_WINDOW_MS, earnedCharge, settleJobCredits } from './settle.ts'

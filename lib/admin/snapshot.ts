@@ -1,14 +1,14 @@
 /** The operator snapshot: recent jobs with both error forms, held locks, accounts; bounded reads per request. */
-import type { Deps } from './deps.ts'
-import { initialState, readSpec, readState } from './job-state.ts'
-import { readAccount } from './credits.ts'
-import { peekLock } from './lock.ts'
-import { keys } from './storage/keys.ts'
-import { operatorJob } from './views.ts'
-import { invalidRequest } from './errors.ts'
-import { JOB_ID_PATTERN } from './ids.ts'
-import { CorruptRecordError } from './records.ts'
-import { JOB_STATUSES } from './types.ts'
+import type { Deps } from '../core/deps.ts'
+import { initialState, readSpec, readState } from '../jobs/state.ts'
+import { readAccount } from '../credits/index.ts'
+import { peekLock } from '../locks/lock.ts'
+import { keys } from '../storage/keys.ts'
+import { operatorJob } from '../jobs/views.ts'
+import { invalidRequest } from '../core/errors.ts'
+import { JOB_ID_PATTERN } from '../core/ids.ts'
+import { CorruptRecordError } from '../core/records.ts'
+import { JOB_STATUSES } from '../core/types.ts'
 
 /** Job records read per request at most: a status filter pages through the rest with `before`. */
 export const ADMIN_MAX_READS = 200

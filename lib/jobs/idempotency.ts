@@ -20,15 +20,15 @@
  * record, so the delete can only hit that marker.
  */
 import { createHash } from 'node:crypto'
-import type { Clock } from './clock.ts'
-import type { Deps } from './deps.ts'
-import { ApiError, invalidRequest } from './errors.ts'
-import { readSpec, readState } from './job-state.ts'
-import { expiryBucket, keys, safePart } from './storage/keys.ts'
-import type { BlobPort } from './storage/port.ts'
-import { type IdempotencyRecord, IdempotencyRecordSchema } from './types.ts'
+import type { Clock } from '../core/clock.ts'
+import type { Deps } from '../core/deps.ts'
+import { ApiError, invalidRequest } from '../core/errors.ts'
+import { readSpec, readState } from './state.ts'
+import { expiryBucket, keys, safePart } from '../storage/keys.ts'
+import type { BlobPort } from '../storage/port.ts'
+import { type IdempotencyRecord, IdempotencyRecordSchema } from '../core/types.ts'
 import { type PublicJob, publicJob } from './views.ts'
-import { parseRecord } from './records.ts'
+import { parseRecord } from '../core/records.ts'
 
 /** An Idempotency-Key stays bound to its job for 24 h. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000

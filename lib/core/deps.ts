@@ -1,8 +1,8 @@
 import type { Clock } from './clock.ts'
 import type { IdSource } from './ids.ts'
-import type { KindRegistry } from './kinds/define.ts'
-import type { BlobPort } from './storage/port.ts'
-import type { AssetPort } from './storage/asset-port.ts'
+import type { KindRegistry } from '../kinds/define.ts'
+import type { BlobPort } from '../storage/port.ts'
+import type { AssetPort } from '../storage/asset-port.ts'
 
 /** Tunable behaviour, with the defaults the README documents. */
 export interface Settings {

@@ -6,10 +6,10 @@
  * counted, and the item stays where it is to be retried on a later pass.
  */
 import { z } from 'zod'
-import type { Logger } from './deps.ts'
-import { CorruptRecordError, parseRecord } from './records.ts'
-import { keys } from './storage/keys.ts'
-import type { BlobPort } from './storage/port.ts'
+import type { Logger } from '../core/deps.ts'
+import { CorruptRecordError, parseRecord } from '../core/records.ts'
+import { keys } from '../storage/keys.ts'
+import type { BlobPort } from '../storage/port.ts'
 
 /** Items in flight at once: storage round trips dominate, not CPU. */
 export const REAPER_PARALLEL = 64

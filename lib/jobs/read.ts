@@ -2,13 +2,13 @@
  * Reading and canceling jobs on behalf of an account. Another account's job
  * answers exactly like a job that does not exist, so ids cannot be probed.
  */
-import type { Deps } from './deps.ts'
-import { ApiError, invalidRequest, notFound } from './errors.ts'
-import { LogMovedError, jobLog, readEvents } from './events.ts'
-import { JOB_ID_PATTERN } from './ids.ts'
-import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
-import { type JobEvent, type JobSpec, isTerminal } from './types.ts'
-import { keys } from './storage/keys.ts'
+import type { Deps } from '../core/deps.ts'
+import { ApiError, invalidRequest, notFound } from '../core/errors.ts'
+import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
+import { JOB_ID_PATTERN } from '../core/ids.ts'
+import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
+import { type JobEvent, type JobSpec, isTerminal } from '../core/types.ts'
+import { keys } from '../storage/keys.ts'
 import { publicJob } from './views.ts'
 
 export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }

@@ -57,7 +57,7 @@ export const JobSpecSchema = z.object({
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
-/** Where the event log stands; see `events.ts` for the layout. */
+/** Where the event log stands; see `events/log.ts` for the layout. */
 export const LogPositionSchema = z.object({
   /** Oldest seq still readable (the cap drops whole pages from the front). */
   firstSeq: z.number().int().positive(),
@@ -71,7 +71,7 @@ export const LogPositionSchema = z.object({
 })
 export type LogPosition = z.infer<typeof LogPositionSchema>
 
-/** A file a job saved (see `assets.ts`), as the job lists it. */
+/** A file a job saved (see `assets/assets.ts`), as the job lists it. */
 export const JobAssetSchema = z.object({
   assetId: z.string(),
   filename: z.string(),
@@ -140,7 +140,7 @@ const IdempotencyClaimFields = {
 }
 
 /**
- * An Idempotency-Key's record (see `idempotency.ts`): `pending` while its
+ * An Idempotency-Key's record (see `jobs/idempotency.ts`): `pending` while its
  * submit works, `bound` once that submit may write the job, `reaping` just
  * before it is deleted.
  * A record without `state` predates the states and counts as `bound`.

@@ -2,11 +2,11 @@
  * The HTTP edge of the domain: JSON responses, the error envelope, body
  * parsing. Every error becomes a response here and only here.
  */
-import { ApiError, invalidRequest, methodNotAllowed } from './errors.ts'
-import type { Logger } from './deps.ts'
-import { CorruptRecordError } from './records.ts'
-import { UnsafeKeyError } from './storage/keys.ts'
-import { StorageUnavailableError } from './storage/port.ts'
+import { ApiError, invalidRequest, methodNotAllowed } from '../core/errors.ts'
+import type { Logger } from '../core/deps.ts'
+import { CorruptRecordError } from '../core/records.ts'
+import { UnsafeKeyError } from '../storage/keys.ts'
+import { StorageUnavailableError } from '../storage/port.ts'
 
 export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {

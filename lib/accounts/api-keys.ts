@@ -4,11 +4,11 @@
  * shown once, when it is made.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Clock } from './clock.ts'
-import { unauthorized } from './errors.ts'
-import { keys, safePart } from './storage/keys.ts'
-import type { BlobPort } from './storage/port.ts'
-import { ApiKeyRecordSchema } from './types.ts'
+import type { Clock } from '../core/clock.ts'
+import { unauthorized } from '../core/errors.ts'
+import { keys, safePart } from '../storage/keys.ts'
+import type { BlobPort } from '../storage/port.ts'
+import { ApiKeyRecordSchema } from '../core/types.ts'
 
 const KEY_PREFIX = 'djk_'
 const KEY_PATTERN = /^djk_[A-Za-z0-9_-]{43}$/

@@ -7,20 +7,20 @@
  *   cleaning up is settled (lock freed, deletion scheduled);
  * - deletions are found through time buckets under `expiry/`: only buckets
  *   that are due are listed. Generated files are found the same way: each
- *   has a retention marker and orphan checks (see `assets.ts`).
+ *   has a retention marker and orphan checks (see `assets/assets.ts`).
  * It stops taking work at its time budget. Both walks go on from where the
- * last run stopped (see `reaper-run.ts`), and one item that fails (an
+ * last run stopped (see `run.ts`), and one item that fails (an
  * unreadable record, storage errors, a write that keeps losing) is logged,
  * counted and left for a later pass without stopping the run.
  */
-import type { Deps } from './deps.ts'
-import { expireReservation } from './credits.ts'
-import { reapAsset } from './assets.ts'
-import { CorruptRecordError } from './records.ts'
-import { expireIdempotencyRecord } from './idempotency.ts'
-import { reapLiveJob, retireJob } from './reaper-jobs.ts'
-import { type PoolOutcome, REAPER_PARALLEL, type ReaperCursor, describeFailure, readCursor, rotateAfter, runPool, writeCursor } from './reaper-run.ts'
-import { EXPIRY_BUCKET_MS, bucketOf, keys } from './storage/keys.ts'
+import type { Deps } from '../core/deps.ts'
+import { expireReservation } from '../credits/index.ts'
+import { reapAsset } from '../assets/assets.ts'
+import { CorruptRecordError } from '../core/records.ts'
+import { expireIdempotencyRecord } from '../jobs/idempotency.ts'
+import { reapLiveJob, retireJob } from './jobs.ts'
+import { type PoolOutcome, REAPER_PARALLEL, type ReaperCursor, describeFailure, readCursor, rotateAfter, runPool, writeCursor } from './run.ts'
+import { EXPIRY_BUCKET_MS, bucketOf, keys } from '../storage/keys.ts'
 
 export interface ReapReport {
   liveChecked: number

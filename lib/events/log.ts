@@ -19,9 +19,9 @@
  * The log is capped: past `maxEvents`, whole pages are dropped from the front
  * and `firstSeq` tells readers where the log now starts.
  */
-import type { BlobPort } from './storage/port.ts'
-import { keys } from './storage/keys.ts'
-import { type JobEvent, JobEventSchema, type LogPosition } from './types.ts'
+import type { BlobPort } from '../storage/port.ts'
+import { keys } from '../storage/keys.ts'
+import { type JobEvent, JobEventSchema, type LogPosition } from '../core/types.ts'
 import { z } from 'zod'
 
 export const CHUNK_SIZE = 10

@@ -1,7 +1,7 @@
 /**
  * Errors a caller can cause or must be told about. Each carries its HTTP
  * status, a stable snake_case code and a message that is safe to show; the
- * mapping to a response happens once, in `http.ts`.
+ * mapping to a response happens once, in `http/http.ts`.
  */
 export class ApiError extends Error {
   override name = 'ApiError'

@@ -12,12 +12,12 @@
  * only hit the marker: the reaper's run is capped at 30 s, well under
  * REAPING_GRACE_MS.
  */
-import type { Clock } from './clock.ts'
-import type { BlobPort } from './storage/port.ts'
-import { StorageUnavailableError } from './storage/port.ts'
-import { keys } from './storage/keys.ts'
-import { parseRecord } from './records.ts'
-import { type LockRecord, LockRecordSchema } from './types.ts'
+import type { Clock } from '../core/clock.ts'
+import type { BlobPort } from '../storage/port.ts'
+import { StorageUnavailableError } from '../storage/port.ts'
+import { keys } from '../storage/keys.ts'
+import { parseRecord } from '../core/records.ts'
+import { type LockRecord, LockRecordSchema } from '../core/types.ts'
 
 /** Just past the background function's 15-minute cap. */
 export const DEFAULT_LOCK_TTL_MS = 16 * 60_000

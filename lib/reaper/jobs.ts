@@ -4,12 +4,12 @@
  * finished one past retention. Each is safe to repeat after a crash at any
  * point, and throws rather than guess when a record is unreadable.
  */
-import type { Deps } from './deps.ts'
-import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
-import { removeReleasedLock } from './lock.ts'
-import { forgetIdempotencyRecord } from './idempotency.ts'
-import { systemError } from './sanitize.ts'
-import { isTerminal } from './types.ts'
+import type { Deps } from '../core/deps.ts'
+import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from '../jobs/state.ts'
+import { removeReleasedLock } from '../locks/lock.ts'
+import { forgetIdempotencyRecord } from '../jobs/idempotency.ts'
+import { systemError } from '../core/sanitize.ts'
+import { isTerminal } from '../core/types.ts'
 
 export type LiveOutcome = 'alive' | 'failed' | 'settled'
 

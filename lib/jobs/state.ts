@@ -2,14 +2,14 @@
  * Reading and writing the job's records, the one state-changing primitive
  * (`commitState`), and the clean-up every finished job goes through.
  */
-import type { Deps } from './deps.ts'
-import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStorage, jobLog, planAppend, planSeal } from './events.ts'
-import { settleJobCredits } from './credits.ts'
-import { releaseLock } from './lock.ts'
-import { expiryBucket, keys } from './storage/keys.ts'
-import type { BlobPort } from './storage/port.ts'
-import { parseRecord } from './records.ts'
-import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, type LogPosition, isTerminal } from './types.ts'
+import type { Deps } from '../core/deps.ts'
+import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStorage, jobLog, planAppend, planSeal } from '../events/log.ts'
+import { settleJobCredits } from '../credits/index.ts'
+import { releaseLock } from '../locks/lock.ts'
+import { expiryBucket, keys } from '../storage/keys.ts'
+import type { BlobPort } from '../storage/port.ts'
+import { parseRecord } from '../core/records.ts'
+import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, type LogPosition, isTerminal } from '../core/types.ts'
 
 export interface StoredState {
   state: JobState

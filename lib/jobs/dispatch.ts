@@ -6,11 +6,11 @@
  * worker that has not claimed yet: it finds the state and leaves). The
  * outcome of that write is the honest answer.
  */
-import type { Deps } from './deps.ts'
-import { randomToken } from './ids.ts'
-import { commitState, initialState, readState, settleFinishedJob } from './job-state.ts'
-import { systemError } from './sanitize.ts'
-import type { JobSpec, JobState } from './types.ts'
+import type { Deps } from '../core/deps.ts'
+import { randomToken } from '../core/ids.ts'
+import { commitState, initialState, readState, settleFinishedJob } from './state.ts'
+import { systemError } from '../core/sanitize.ts'
+import type { JobSpec, JobState } from '../core/types.ts'
 
 export type Dispatch =
   /** The worker call was accepted. */
