@@ -16,46 +16,15 @@
  * never listed (a crash before step 4, or a worker fenced off meanwhile).
  */
 import { createHash } from 'node:crypto'
-import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { JobFailure, invalidRequest, notFound } from '../core/errors.ts'
 import { ASSET_ID_PATTERN, JOB_ID_PATTERN } from '../core/ids.ts'
-import { readSpec, readState, scheduleAssetCheck } from '../jobs/state.ts'
-import { CorruptRecordError } from '../core/records.ts'
+import { scheduleAssetCheck } from '../jobs/state.ts'
 import { loadOwnedJob } from '../jobs/read.ts'
-import type { AssetPort } from '../storage/asset-port.ts'
 import { assetKeys, expiryBucket, keys, safePart } from '../storage/keys.ts'
-import { type JobAsset, isTerminal } from '../core/types.ts'
+import type { JobAsset } from '../core/types.ts'
 import { assetUrl, publicAsset } from '../jobs/views.ts'
-
-/** What an asset's blob carries as metadata in the `generated` store; parsed on every read. */
-export const AssetRecordSchema = z.object({
-  assetId: z.string().regex(ASSET_ID_PATTERN),
-  account: z.string(),
-  jobId: z.string(),
-  sourceTaskId: z.string().nullable(),
-  filename: z.string(),
-  contentType: z.string(),
-  bytes: z.number().int().nonnegative(),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-  createdAt: z.number(),
-  /** Fixed when saved, so a later change of ASSET_RETENTION_HOURS cannot strand a file. */
-  expiresAt: z.number(),
-})
-export type AssetRecord = z.infer<typeof AssetRecordSchema>
-
-/** What a handler passes to `ctx.saveAsset`. */
-export interface AssetFile {
-  filename: string
-  contentType: string
-  data: Uint8Array
-}
-
-export interface AssetOwner {
-  jobId: string
-  account: string
-  sourceTaskId: string | null
-}
+import { type AssetFile, type AssetOwner, type AssetRecord, indexKeys, readAssetRecord, taskHash } from './record.ts'
 
 const EMPTY = new Uint8Array(0)
 // Filenames end up in a Content-Disposition header: no control characters, no path separators.
@@ -122,14 +91,6 @@ export const jobAsset = (asset: AssetRecord): JobAsset => ({
   url: assetUrl(asset.assetId),
 })
 
-/** The record of a stored asset; `null` when absent or unreadable as one. */
-export async function readAssetRecord(assets: AssetPort, assetId: string): Promise<AssetRecord | null> {
-  const metadata = await assets.metadata(assetKeys.asset(assetId))
-  if (!metadata) return null
-  const parsed = AssetRecordSchema.safeParse(metadata)
-  return parsed.success && parsed.data.assetId === assetId ? parsed.data : null
-}
-
 /** The caller's asset, not yet expired; anything else answers 404 exactly like a missing one. */
 export async function loadOwnedAsset(deps: Pick<Deps, 'assets' | 'clock'>, account: string, assetId: string) {
   if (!ASSET_ID_PATTERN.test(assetId)) throw notFound('asset')
@@ -192,67 +153,6 @@ export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, accou
   const found = await readListed(deps, account, entries, (asset) => asset.sourceTaskId === sourceTaskId)
   return { sourceTaskId, assets: found.map(publicAsset) }
 }
-
-/** Deletes an asset: index blobs first, so while the bytes exist their record still says where those are. */
-export async function deleteAsset(assets: AssetPort, asset: AssetRecord) {
-  await Promise.all(indexKeys(asset).map((key) => assets.delete(key)))
-  await assets.delete(assetKeys.asset(asset.assetId))
-}
-
-export type AssetReaping = 'deleted' | 'kept' | 'rechecked' | 'gone'
-
-/**
- * The reaper's judgment of an asset whose marker is due: deleted when its
- * retention is over, or when its job ended without completing with it
- * listed; checked again later while the job is live. Safe to repeat.
- * Throws `CorruptRecordError` for metadata it cannot parse (left as it is).
- */
-export async function reapAsset(deps: Pick<Deps, 'store' | 'assets' | 'clock' | 'settings'>, assetId: string): Promise<AssetReaping> {
-  if (!ASSET_ID_PATTERN.test(assetId)) return 'gone'
-  const key = assetKeys.asset(assetId)
-  const metadata = await deps.assets.metadata(key)
-  if (!metadata) return 'gone'
-  const parsed = AssetRecordSchema.safeParse(metadata)
-  // Another deploy's code may have written it: never delete what cannot be read; an operator decides.
-  if (!parsed.success) throw new CorruptRecordError(key, { cause: parsed.error })
-  const asset = parsed.data
-  const now = deps.clock.now()
-  if (asset.expiresAt > now) {
-    const verdict = await jobVerdict(deps, asset)
-    if (verdict === 'keep') return 'kept'
-    if (verdict === 'live') {
-      await scheduleAssetCheck(deps.store, now + deps.settings.lockTtlMs, assetId)
-      return 'rechecked'
-    }
-  }
-  await deleteAsset(deps.assets, asset)
-  return 'deleted'
-}
-
-async function jobVerdict(deps: Pick<Deps, 'store'>, asset: AssetRecord): Promise<'keep' | 'live' | 'orphan'> {
-  const stored = await readState(deps.store, asset.jobId)
-  if (!stored) {
-    if (await readSpec(deps.store, asset.jobId)) return 'live'
-    // The job's record is past its own retention: it settled long ago, and a
-    // job that did not complete scheduled its listed files then.
-    return 'keep'
-  }
-  const { state } = stored
-  if (!isTerminal(state.status)) return 'live'
-  const listed = state.assets.some((listedAsset) => listedAsset.assetId === asset.assetId)
-  return state.status === 'complete' && listed ? 'keep' : 'orphan'
-}
-
-const taskHash = (sourceTaskId: string) => createHash('sha256').update(sourceTaskId).digest('hex').slice(0, 32)
-
-function indexKeys(asset: AssetRecord): string[] {
-  const account = safePart(asset.account)
-  return [
-    assetKeys.byJob(account, asset.jobId, asset.assetId),
-    ...(asset.sourceTaskId === null ? [] : [assetKeys.byTask(account, taskHash(asset.sourceTaskId), asset.assetId)]),
-  ]
-}
-
 const READ_PARALLEL = 8
 
 /** Records behind index entries: the caller's, unexpired, matching; oldest first. Stale entries are skipped. */

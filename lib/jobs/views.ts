@@ -1,7 +1,7 @@
 /** How jobs look from outside: to their clients, and to operators. */
 import { iso } from '../core/clock.ts'
 import type { JobAsset, JobSpec, JobState, PublicError } from '../core/types.ts'
-import type { AssetRecord } from '../assets/assets.ts'
+import type { AssetRecord } from '../assets/record.ts'
 
 export const jobUrls = (jobId: string) => ({
   statusUrl: `/api/jobs/${jobId}`,

@@ -1,5 +1,5 @@
 import type { z } from 'zod'
-import type { AssetFile } from '../assets/assets.ts'
+import type { AssetFile } from '../assets/record.ts'
 import type { JobAsset } from '../core/types.ts'
 
 /** What a job handler gets: its input, ways to report, and a stop signal. */

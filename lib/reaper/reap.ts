@@ -15,7 +15,7 @@
  */
 import type { Deps } from '../core/deps.ts'
 import { expireReservation } from '../credits/index.ts'
-import { reapAsset } from '../assets/assets.ts'
+import { reapAsset } from '../assets/reap.ts'
 import { CorruptRecordError } from '../core/records.ts'
 import { expireIdempotencyRecord } from '../jobs/idempotency.ts'
 import { reapLiveJob, retireJob } from './jobs.ts'
