@@ -27,8 +27,12 @@ export const SubmitBodySchema = z.strictObject({
   clientJobId: ClientIdSchema.optional(),
 })
 
-/** A lock whose job was never written (the submit died right after locking). */
-const ORPHAN_LOCK_GRACE_MS = 60_000 // well past the 26 s a synchronous function may run
+/**
+ * A lock whose job was never written may belong to a submit still running: a
+ * synchronous function lives up to 60 s on Netlify, and its last write may be
+ * in flight after that. Only past this is the holder's submit surely dead.
+ */
+const ORPHAN_LOCK_GRACE_MS = 90_000
 
 export interface Submitted {
   status: 202 | 200
