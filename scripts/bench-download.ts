@@ -84,6 +84,9 @@ export async function measureDownloadMemory(megabytes = 200): Promise<DownloadMe
   const server = await blobsServerChild(directory, token)
   const siteID = 'bench-download'
   const previousContext = process.env.NETLIFY_BLOBS_CONTEXT
+  const previousSecret = process.env.JOBS_SIGNING_SECRET
+  // A deploy without its signing secret refuses every request: give this one a secret as `npm run dev` does.
+  process.env.JOBS_SIGNING_SECRET ??= randomBytes(32).toString('hex')
   try {
     const open = (name: string) => getStore({ name, siteID, token, edgeURL: server.url, uncachedEdgeURL: server.url, consistency: 'strong' })
     const apiKey = await createApiKey(netlifyBlobsPort(open(STORE_NAME)), systemClock, 'bench')
@@ -154,6 +157,7 @@ export async function measureDownloadMemory(megabytes = 200): Promise<DownloadMe
   } finally {
     if (previousContext === undefined) delete process.env.NETLIFY_BLOBS_CONTEXT
     else process.env.NETLIFY_BLOBS_CONTEXT = previousContext
+    if (previousSecret === undefined) delete process.env.JOBS_SIGNING_SECRET
     await server.stop()
     await rm(directory, { recursive: true, force: true })
   }
