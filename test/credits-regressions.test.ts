@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createAccount, grantCredits, readAccount, readLedger } from '../lib/credits/index.ts'
+import { chargeJob, createAccount, grantCredits, planCharge, readAccount, readLedger } from '../lib/credits/index.ts'
 import { writeAccount } from '../lib/credits/ledger.ts'
 import type { Deps } from '../lib/core/deps.ts'
 import { JobFailure } from '../lib/core/errors.ts'
@@ -147,6 +147,23 @@ describe('a client job id reservation pays for what it covers (finding 7)', () =
     expect((await getJob(deps, 'acct', again.body.jobId)).creditCharged).toBe(0)
     expect((await getJob(deps, 'acct', cheap.body.jobId)).creditCharged).toBe(0)
     expect(await balance(deps)).toBe(7)
+  })
+
+  it('two dearer follow-ups planned at once never pay more than the dearest costs (review finding)', async () => {
+    const { store, clock } = await setup(20)
+    const charge = (jobId: string, cost: number) => ({ account: 'acct', jobId, kind: `cost-${cost}`, cost, clientJobId: 'work-1' })
+    await chargeJob(store, clock, await planCharge(store, clock, charge('job-one', 1)))
+    // Both plan against a reservation covering 1: they mean to pay 2 and 4.
+    const three = await planCharge(store, clock, charge('job-three', 3))
+    const five = await planCharge(store, clock, charge('job-five', 5))
+    expect([three.amount, five.amount]).toEqual([2, 4])
+    expect((await chargeJob(store, clock, three)).paid).toBe(2)
+    // The reservation covers 3 now: 4 is more than the 2 still owed, so this charge is refused.
+    await expect(chargeJob(store, clock, five)).rejects.toMatchObject({ status: 409, code: 'client_job_busy' })
+    const charges = (await readLedger(store, 'acct')).filter((entry) => entry.type === 'charge')
+    expect(charges.map((entry) => entry.data.amount)).toEqual([-1, -2, -4])
+    // Planned again, it pays the difference to the dearest price: 5 in all.
+    expect((await chargeJob(store, clock, await planCharge(store, clock, charge('job-five-again', 5)))).paid).toBe(2)
   })
 
   it('a dearer follow-up the balance cannot cover is 402 even though a reservation exists', async () => {

@@ -127,7 +127,9 @@ async function joinReservation(store: BlobPort, clock: Clock, plan: ChargePlan, 
     let next: Reservation
     if (current && canJoin(current, now)) {
       const needed = Math.max(0, cost - current.covered)
-      if (amount < needed) throw reservationChanged()
+      // The reservation moved since the plan: this charge is not what is owed now. It is
+      // returned when the refused submit settles its job (found by content), and the client submits again.
+      if (amount < needed || (needed > 0 && amount > needed)) throw reservationChanged()
       if (needed === 0 && amount > 0) {
         await returnCharge(store, clock, plan, chargeSeq)
         amount = 0
