@@ -262,7 +262,7 @@ describe('a worker call that failed, with storage failing too', () => {
     expect((await settle(submitJob(deps, 'acct', request, 'order-1'))).status).toBe(202)
   })
 
-  it('nothing could be read back: 503 storage_unavailable, and the key keeps its job', async () => {
+  it('nothing could be read back: 202 for the job that stands, and the key keeps it (review finding)', async () => {
     const { deps, holdAt } = await setup({
       invokeWorker: async () => {
         holdAt((op, key) => op === 'create' && key.startsWith('job/')).release({ fail: outage() })
@@ -270,12 +270,27 @@ describe('a worker call that failed, with storage failing too', () => {
         throw new Error('worker answered 502')
       },
     })
-    await expect(submitJob(deps, 'acct', request, 'order-1')).rejects.toBeInstanceOf(StorageUnavailableError)
-    const [jobId] = await liveJobs(deps)
+    // The job may still run (a worker may have it): telling the client to try again would make it pay twice.
+    const first = await settle(submitJob(deps, 'acct', request, 'order-1'))
+    expect(first.status).toBe(202)
     deps.invokeWorker = async () => {}
-    // The job may still run (a worker may have it): the key answers with it rather than make another.
-    expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toEqual({ status: 200, jobId, code: null })
-    expect(await runJob(deps, jobId!)).toBe('complete')
+    expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toEqual({ status: 200, jobId: first.jobId, code: null })
+    expect(await runJob(deps, first.jobId!)).toBe('complete')
+    expect(await balance(deps)).toBe(4)
+  })
+
+  it('a job the reaper failed because no worker ever came frees its key: the retry is a new attempt', async () => {
+    const { deps, clock } = await setup({ invokeWorker: async () => {} }) // accepted, but no worker ever runs
+    const first = await settle(submitJob(deps, 'acct', request, 'order-1'))
+    expect(first.status).toBe(202)
+    clock.advance(deps.settings.queuedTimeoutMs + 1)
+    await reap(deps)
+    expect((await readState(deps.store, first.jobId!))?.state.error?.code).toBe('worker_never_started')
+    expect(await balance(deps)).toBe(5)
+    const retry = await settle(submitJob(deps, 'acct', request, 'order-1'))
+    expect(retry.status).toBe(202)
+    expect(retry.jobId).not.toBe(first.jobId)
+    expect(await runJob(deps, retry.jobId!)).toBe('complete')
     expect(await balance(deps)).toBe(4)
   })
 })

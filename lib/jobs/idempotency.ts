@@ -210,8 +210,10 @@ async function findJob(store: BlobPort, jobId: string) {
   const stored = await readState(store, jobId)
   if (stored) {
     const { state } = stored
-    // Failed by its own submit because no worker could be reached: that client was told to try again.
-    const neverDispatched = state.status === 'failed' && state.startedAt === null && state.error?.code === 'worker_unavailable'
+    // Failed before it ever ran because no worker could be reached (by its submit, which told the
+    // client to try again, or by the reaper): a retry with the key is a new attempt.
+    const neverDispatched =
+      state.status === 'failed' && state.startedAt === null && (state.error?.code === 'worker_unavailable' || state.error?.code === 'worker_never_started')
     return { view: publicJob({ state }), neverDispatched }
   }
   const spec = await readSpec(store, jobId)

@@ -9,7 +9,6 @@ import { acquireLock, releaseLock } from '../locks/lock.ts'
 import { type ChargePlan, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { UnsafeKeyError, keys, resourceKey } from '../storage/keys.ts'
-import { StorageUnavailableError } from '../storage/port.ts'
 import type { JobSpec } from '../core/types.ts'
 import { systemError } from '../core/sanitize.ts'
 import { type PublicJob, jobUrls, publicJob } from './views.ts'
@@ -168,8 +167,9 @@ export async function submitJob(
   const dispatch = await dispatchJob(deps, spec)
   if (dispatch.outcome === 'started') return accepted(publicJob({ spec }))
   if (dispatch.outcome === 'claimed') return accepted(publicJob({ state: dispatch.state }))
-  // Neither failed nor claimed as far as we can tell: the key keeps the job, whatever becomes of it.
-  if (dispatch.outcome === 'unknown') throw new StorageUnavailableError(`job ${jobId}: worker call failed and its state could not be read`)
+  // Neither failed nor claimed as far as we can tell: the job stands, and either a worker runs it
+  // or the reaper fails and refunds it. A 503 would make a client without a key pay twice.
+  if (dispatch.outcome === 'unknown') return accepted(publicJob({ spec }))
   // The job failed here and never ran: the key is freed, so the retry we ask for is a new attempt.
   if (claim) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
   throw new ApiError(503, 'worker_unavailable', 'The job could not be started. Try again shortly.', {
