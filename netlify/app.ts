@@ -99,7 +99,8 @@ export function settingsFrom(env = process.env): Settings {
   }
   return {
     ...DEFAULT_SETTINGS,
-    retentionMs: seconds('JOB_RETENTION_HOURS', DEFAULT_SETTINGS.retentionMs / 3600, 0) * 3600,
+    // At least an hour: a finished job must outlive its client job id's reservation and the window in which its charge is looked for.
+    retentionMs: seconds('JOB_RETENTION_HOURS', DEFAULT_SETTINGS.retentionMs / 3600, 1) * 3600,
     lockTtlMs: seconds('LOCK_TTL_SECONDS', DEFAULT_SETTINGS.lockTtlMs, 1),
     heartbeatTimeoutMs: seconds('HEARTBEAT_TIMEOUT_SECONDS', DEFAULT_SETTINGS.heartbeatTimeoutMs, 1),
     heartbeatIntervalMs: seconds('HEARTBEAT_INTERVAL_SECONDS', DEFAULT_SETTINGS.heartbeatIntervalMs, 1),

@@ -122,6 +122,11 @@ async function returnPayments(store: BlobPort, clock: Clock, key: string, stored
     if ((await store.replace(key, JSON.stringify(done), current.version)).ok) return
     current = await readReservation(store, key)
   }
+  // Refunded but not marked: fail the settle so it runs again (the refunds are found by content)
+  // rather than leave a reservation that never ends.
+  if (current?.reservation.refund && !current.reservation.refund.done) {
+    throw new StorageUnavailableError(`reservation ${key}: refunds written, but kept changing before they could be marked done`)
+  }
 }
 
 async function refundAlone(store: BlobPort, clock: Clock, state: JobState): Promise<'settled' | 'undecided'> {
