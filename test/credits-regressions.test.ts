@@ -17,6 +17,7 @@ import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
+import { reap } from '../lib/reaper/reap.ts'
 import { expectCreditInvariants } from './support/credit-invariants.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 
@@ -164,6 +165,28 @@ describe('a client job id reservation pays for what it covers (finding 7)', () =
     expect(charges.map((entry) => entry.data.amount)).toEqual([-1, -2, -4])
     // Planned again, it pays the difference to the dearest price: 5 in all.
     expect((await chargeJob(store, clock, await planCharge(store, clock, charge('job-five-again', 5)))).paid).toBe(2)
+  })
+
+  it('refunds written but never marked done are marked by a later settle, not left pending forever (review finding)', async () => {
+    const { store, clock, deps } = await setup(5)
+    const payer = await submit(deps, 'transcribe', true, 'clip-stuck')
+    // While the worker settles, every attempt to mark the reservation's refunds done loses a race.
+    let blocking = true
+    const racing = interceptedStore(store, async (op, key, call) => {
+      if (blocking && op === 'replace' && key.startsWith('reservation/')) {
+        const stored = await store.read(key)
+        if (stored && JSON.parse(stored.data).refund?.done === false) return { ok: false }
+      }
+      return call()
+    })
+    await runJob({ ...deps, store: racing }, payer.body.jobId).catch(() => 'settle failed')
+    expect(await balance(deps)).toBe(5) // refunded already
+    blocking = false
+    clock.advance(deps.settings.heartbeatTimeoutMs + 60_000)
+    await reap(deps)
+    const [key] = (await store.list('reservation/')).keys
+    expect(JSON.parse((await store.read(key!))!.data).refund).toMatchObject({ done: true })
+    expect(await balance(deps)).toBe(5)
   })
 
   it('a dearer follow-up the balance cannot cover is 402 even though a reservation exists', async () => {

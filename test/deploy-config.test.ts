@@ -95,6 +95,24 @@ describe('a deploy without its configuration', () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('misconfigured')
     expect(await everything()).toEqual(before)
   })
+
+  it('with JOB_RETENTION_HOURS under 1 (a job must outlive its reservation): 500 misconfigured, nothing written', async () => {
+    process.env.JOB_RETENTION_HOURS = '0.5'
+    try {
+      vi.spyOn(console, 'error').mockImplementation(() => {})
+      const before = await everything()
+      const res = await fetch(`${api.url}/api/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${productionKey}`, 'content-type': 'application/json' },
+        body: submitBody('short-retention'),
+      })
+      expect(res.status).toBe(500)
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('misconfigured')
+      expect(await everything()).toEqual(before)
+    } finally {
+      delete process.env.JOB_RETENTION_HOURS
+    }
+  })
 })
 
 describe('deploy contexts', () => {
