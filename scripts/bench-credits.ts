@@ -7,7 +7,7 @@
  * seconds, not an hour.
  */
 import { performance } from 'node:perf_hooks'
-import { authenticate, createApiKey } from '../lib/accounts/api-keys.ts'
+import { authenticateCaller, createApiKey } from '../lib/accounts/api-keys.ts'
 import { chargeJob, createAccount, planCharge } from '../lib/credits/index.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
@@ -64,7 +64,8 @@ export async function measureAccountRecord(checkpoints = [0, 10_000, 100_000]): 
     const measureSubmit = async (body: Record<string, unknown>) => {
       const before = { ...tally }
       const t = performance.now()
-      await submitJob(deps, await authenticate(store, `Bearer ${apiKey}`), body, null)
+      const { account, accountRead } = await authenticateCaller(store, `Bearer ${apiKey}`)
+      await submitJob(deps, account, body, null, { accountRead })
       const ms = performance.now() - t
       const ops = (Object.keys(tally) as (keyof Tally)[]).map((k) => [k, tally[k] - before[k]] as const).filter(([, n]) => n > 0)
       return { total: ops.reduce((s, [, n]) => s + n, 0), breakdown: ops.map(([k, n]) => `${n} ${k}`).join(' + '), ms }
@@ -85,12 +86,11 @@ export async function measureAccountRecord(checkpoints = [0, 10_000, 100_000]): 
     const bytes = (await inner.read('account/bench'))!.data.length
     rows.push({
       scenario: `Account record and charged submits after ${target.toLocaleString('en')} charges, each with its own client job id (in-memory store)`,
-      budget: 'record ≤ 16 KB; charged submit flat (5 ops, +1 every tenth for a ledger chunk)',
+      budget: 'record ≤ 16 KB; charged submit flat (4 ops, +1 every tenth for a ledger chunk)',
       measured: `record ${bytes} B; submit (auth + charge): ${alone.total} ops avg over 10, max ${alone.max} (typical: ${alone.breakdown}); first with a client job id: ${first.total} ops (${first.breakdown}); covered follow-up: ${follow.total} ops (${follow.breakdown})`,
       bytes: `${bytes} B record`,
       time: `${alone.ms.toFixed(2)} ms per submit (median); ${target ? `${((fillMs / target) * 1000).toFixed(0)} µs per fill charge` : '—'}`,
-      ok: bytes <= 16 * 1024 && alone.max <= 6,
-      
+      ok: bytes <= 16 * 1024 && alone.max <= 5 && alone.total <= 4.1,
     })
   }
   return rows

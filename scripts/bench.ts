@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { getStore } from '@netlify/blobs'
 import { BlobsServer } from '@netlify/blobs/server'
-import { authenticate, createApiKey } from '../lib/accounts/api-keys.ts'
+import { authenticateCaller, createApiKey } from '../lib/accounts/api-keys.ts'
 import type { Deps, Settings } from '../lib/core/deps.ts'
 import { createAccount } from '../lib/credits/index.ts'
 import { CHUNK_SIZE, type ChunkSource, chunksFromStorage, jobLog } from '../lib/events/log.ts'
@@ -178,11 +178,18 @@ async function runningJob(deps: BenchDeps) {
   }
 }
 
+/** What the submit function does: one read authenticates and gives the account record, which the charge reuses. */
+async function submitAs(deps: Parameters<typeof submitJob>[0], apiKey: string, body: unknown) {
+  const { account, accountRead } = await authenticateCaller(deps.store, `Bearer ${apiKey}`)
+  return submitJob(deps, account, body, null, { accountRead })
+}
+
 const started = performance.now()
 try {
   step('submit')
-  // 1. Submit, happy path: authenticate (1 read) + submitJob (credit quote and charge, lock,
-  // spec); the worker call is a no-op. `summarize` costs 1 credit, so the account is funded.
+  // 1. Submit, happy path, as the submit function does it: authenticate (1 read of the account
+  // record, which also gives the balance) + submitJob (lock, spec, charge); the worker call is a
+  // no-op. `summarize` costs 1 credit, so the account is funded.
   {
     const deps = benchDeps('bench-submit')
     await createAccount(deps.store, deps.clock, ACCOUNT, 1000)
@@ -191,23 +198,22 @@ try {
     const runs = []
     for (let i = 0; i < N; i++) {
       const body = { kind: 'summarize', input: { text: text(2000) } }
-      runs.push(await measure(async () => submitJob(deps, await authenticate(deps.store, `Bearer ${apiKey}`), body, null)))
+      runs.push(await measure(async () => submitAs(deps, apiKey, body)))
     }
     const cost = sum(runs.map((r) => r.cost))
     const perSubmit = runs.map((r) => total(r.cost))
     row({
       scenario: `Submit, happy path (auth + submitJob of \`summarize\`, ${N} submits)`,
-      budget: '≤ 4 ops',
+      budget: '≤ 4 ops (+1 every tenth charge: a ledger chunk)',
       measured: `${num(total(cost) / N)} ops/submit: ${breakdown(cost, N)} (min ${Math.min(...perSubmit)}, max ${Math.max(...perSubmit)}; typical #2: ${breakdown(runs[1]!.cost)})`,
       bytes: `${Math.round(cost.bytes / N)} B/submit avg; #1: ${runs[0]!.cost.bytes} B, #${N}: ${runs[N - 1]!.cost.bytes} B`,
       time: ms(runs.map((r) => r.ms)),
-      ok: Math.max(...perSubmit) <= 4,
-      why: 'besides auth, lock and spec, a charged submit reads the account record (402 before any write) and writes it conditionally; the record is a few KB whatever the history (see the account-record rows)',
+      ok: total(runs[1]!.cost) <= 4 && total(cost) / N <= 4.1,
     })
     const free = []
     for (let i = 0; i < N; i++) {
       const body = { kind: 'summarize_free', input: { text: text(2000) } }
-      free.push(await measure(async () => submitJob(deps, await authenticate(deps.store, `Bearer ${apiKey}`), body, null)))
+      free.push(await measure(async () => submitAs(deps, apiKey, body)))
     }
     const freeCost = sum(free.map((r) => r.cost))
     const perFree = free.map((r) => total(r.cost))

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { registerApiKey } from '../lib/accounts/api-keys.ts'
 import { systemClock } from '../lib/core/clock.ts'
-import { createAccount, readAccount } from '../lib/credits/index.ts'
+import { AccountExistsError, createAccount, readAccount } from '../lib/credits/index.ts'
 import { config as reaperConfig } from '../netlify/functions/reaper.ts'
 import { flags, openStore } from './store.ts'
 import { reaperPeriodMs, scheduleReaper } from './dev-reaper.ts'
@@ -34,7 +34,7 @@ if (missing.length) {
 const adminToken = /^ADMIN_TOKEN=(.*)$/m.exec(readFileSync(envFile, 'utf8'))?.[1] ?? ''
 
 mkdirSync(join(root, '.netlify'), { recursive: true })
-const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : `djk_${randomBytes(32).toString('base64url')}`
+const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : `djk_dev.${randomBytes(32).toString('base64url')}`
 writeFileSync(keyFile, apiKey, { mode: 0o600 })
 // For the demo page only: it prefills its key field from /dev-api-key.json. The file is
 // gitignored, and scripts/build-client.ts deletes it in Netlify builds, so it is never deployed.
@@ -42,7 +42,10 @@ writeFileSync(join(root, 'public', 'dev-api-key.json'), `${JSON.stringify({ apiK
 // Always the local sandbox: the development key and its credits must never reach a deployed site.
 const { store, close } = await openStore({ localOnly: true })
 await registerApiKey(store, systemClock, apiKey, 'dev', 'local development')
-if (!(await readAccount(store, 'dev'))) await createAccount(store, systemClock, 'dev', DEV_CREDITS)
+// A new account (or one its key just made, with no history) gets its opening credits; an existing one keeps its balance.
+await createAccount(store, systemClock, 'dev', DEV_CREDITS).catch((error: unknown) => {
+  if (!(error instanceof AccountExistsError)) throw error
+})
 const balance = (await readAccount(store, 'dev'))?.record.balance
 await close()
 

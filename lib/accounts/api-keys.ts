@@ -1,54 +1,91 @@
 /**
- * API keys: a key maps to an account. Only a SHA-256 of the key is stored
- * (keys are 256 random bits, so a fast hash is enough); the key itself is
- * shown once, when it is made.
+ * API keys. A key is `djk_<account>.<256 random bits>`: it names its account,
+ * and the account record (`account/<name>`, see credits/ledger.ts) keeps the
+ * SHA-256 of each of its keys, never a key. So one read both authenticates a
+ * caller and gives the balance a charged submit is decided on. The key itself
+ * is shown once, when it is made.
+ *
+ * Keys made before this layout (`djk_<43 characters>`, no account in them)
+ * still work through their own record, `apikey/<sha256>`: one more read when
+ * the request also needs the account.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Clock } from '../core/clock.ts'
 import { unauthorized } from '../core/errors.ts'
+import { parseRecord } from '../core/records.ts'
+import { ApiKeyRecordSchema } from '../core/types.ts'
+import { type StoredAccount, changeApiKeys, readAccount } from '../credits/index.ts'
 import { keys, safePart } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
-import { ApiKeyRecordSchema } from '../core/types.ts'
 
 const KEY_PREFIX = 'djk_'
-const KEY_PATTERN = /^djk_[A-Za-z0-9_-]{43}$/
+const ACCOUNT = '[a-z0-9][a-z0-9_-]{0,62}'
+const SECRET = '[A-Za-z0-9_-]{43}'
+/** A key that names its account. */
+const KEY_PATTERN = new RegExp(`^${KEY_PREFIX}(${ACCOUNT})\\.(${SECRET})$`)
+/** A key made before keys named their account. */
+const LEGACY_KEY_PATTERN = new RegExp(`^${KEY_PREFIX}${SECRET}$`)
 
 export const hashApiKey = (apiKey: string) => createHash('sha256').update(apiKey).digest('hex')
 
 export function validAccountName(account: string) {
-  return /^[a-z0-9][a-z0-9_-]{0,62}$/.test(account)
+  return new RegExp(`^${ACCOUNT}$`).test(account)
 }
 
-/** Makes a new key for `account`; returns it in plain text, the only time it exists. */
+/** Makes a new key for `account` (made too if it does not exist yet); returns it in plain text, the only time it exists. */
 export async function createApiKey(store: BlobPort, clock: Clock, account: string, label = 'default') {
   if (!validAccountName(account)) throw new Error('account names are 1-63 characters of a-z 0-9 _ - (starting with a letter or digit)')
-  const apiKey = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`
-  const record = JSON.stringify({ account, label: label.slice(0, 100), createdAt: clock.now() })
-  const created = await store.create(keys.apiKey(hashApiKey(apiKey)), record)
-  if (!created.ok) throw new Error('key collision; try again')
+  const apiKey = `${KEY_PREFIX}${account}.${randomBytes(32).toString('base64url')}`
+  await changeApiKeys(store, clock, account, hashApiKey(apiKey), { label: label.slice(0, 100), createdAt: clock.now() })
   return apiKey
 }
 
-/** Stores a key the caller already has (the local development key). */
+/** Stores a key the caller already has (the local development key), in either format. */
 export async function registerApiKey(store: BlobPort, clock: Clock, apiKey: string, account: string, label: string) {
-  if (!KEY_PATTERN.test(apiKey) || !validAccountName(account)) throw new Error('not a valid key or account')
+  if (!validAccountName(account)) throw new Error('not a valid account')
+  const named = KEY_PATTERN.exec(apiKey)
+  if (named) {
+    if (named[1] !== account) throw new Error('the key names another account')
+    return changeApiKeys(store, clock, account, hashApiKey(apiKey), { label, createdAt: clock.now() })
+  }
+  if (!LEGACY_KEY_PATTERN.test(apiKey)) throw new Error('not a valid key')
   const key = keys.apiKey(hashApiKey(apiKey))
   if (await store.read(key)) return
   await store.create(key, JSON.stringify({ account, label, createdAt: clock.now() }))
 }
 
-export async function revokeApiKey(store: BlobPort, apiKey: string) {
+export async function revokeApiKey(store: BlobPort, clock: Clock, apiKey: string) {
+  const named = KEY_PATTERN.exec(apiKey)
+  if (named) return changeApiKeys(store, clock, named[1]!, hashApiKey(apiKey), null)
   await store.delete(keys.apiKey(hashApiKey(apiKey)))
+}
+
+export interface Caller {
+  account: string
+  /** The account record, when authenticating read it anyway (a key that names its account). */
+  accountRead: StoredAccount | null
+}
+
+/** Who is behind `Authorization: Bearer <key>`, or a 401; a malformed key is refused before any read. */
+export async function authenticateCaller(store: BlobPort, authorization: string | null): Promise<Caller> {
+  const apiKey = bearerToken(authorization)
+  const named = apiKey ? KEY_PATTERN.exec(apiKey) : null
+  if (named) {
+    const accountRead = await readAccount(store, named[1]!)
+    if (!accountRead || accountRead.record.apiKeys[hashApiKey(apiKey!)] === undefined) throw unauthorized()
+    return { account: named[1]!, accountRead }
+  }
+  if (!apiKey || !LEGACY_KEY_PATTERN.test(apiKey)) throw unauthorized()
+  const key = keys.apiKey(hashApiKey(apiKey))
+  const blob = await store.read(key)
+  if (!blob) throw unauthorized()
+  const { account } = parseRecord(key, blob.data, ApiKeyRecordSchema)
+  return { account: safePart(account), accountRead: null }
 }
 
 /** The account behind `Authorization: Bearer <key>`, or a 401. */
 export async function authenticate(store: BlobPort, authorization: string | null): Promise<string> {
-  const apiKey = bearerToken(authorization)
-  if (!apiKey || !KEY_PATTERN.test(apiKey)) throw unauthorized()
-  const blob = await store.read(keys.apiKey(hashApiKey(apiKey)))
-  if (!blob) throw unauthorized()
-  const { account } = ApiKeyRecordSchema.parse(JSON.parse(blob.data))
-  return safePart(account)
+  return (await authenticateCaller(store, authorization)).account
 }
 
 export function bearerToken(authorization: string | null): string | null {

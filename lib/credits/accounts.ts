@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto'
 import type { Clock } from '../core/clock.ts'
 import { readEvents } from '../events/log.ts'
 import { safePart } from '../storage/keys.ts'
-import type { BlobPort } from '../storage/port.ts'
+import { type BlobPort, StorageUnavailableError } from '../storage/port.ts'
 import { type LedgerEntry, LedgerEntrySchema, applyOnce, ledgerLog, newAccountRecord, readAccount, writeAccount } from './ledger.ts'
 
 export class AccountExistsError extends Error {
@@ -23,7 +23,38 @@ export async function createAccount(store: BlobPort, clock: Clock, account: stri
   const existing = await readAccount(store, account)
   const first = existing?.record.ledger.tail[0]
   if (credits && existing && first && LedgerEntrySchema.parse(first).data.op === op) return existing.record
+  // Made by its first API key, with no history yet: this is its opening.
+  if (existing && existing.record.ledger.lastSeq === 0) {
+    if (!credits) return existing.record
+    return (await applyOnce(store, clock, account, new Set([op]), () => entries, { current: existing, checkedUpTo: 0 })).account.record
+  }
   throw new AccountExistsError(`account "${account}" already exists`)
+}
+
+/** At most this many API keys per account, so its record stays small. */
+export const MAX_API_KEYS = 50
+
+/**
+ * Adds or removes an API key's hash in the account record (created if
+ * missing), by conditional writes decided by content: done when the record
+ * says so, whoever wrote last.
+ */
+export async function changeApiKeys(store: BlobPort, clock: Clock, account: string, hash: string, entry: { label: string; createdAt: number } | null) {
+  safePart(account, 'account')
+  for (let round = 0; round < 20; round++) {
+    const current = await readAccount(store, account)
+    const has = current?.record.apiKeys[hash] !== undefined
+    if (has === (entry !== null)) return
+    const base = current?.record ?? newAccountRecord(account, clock.now())
+    const apiKeys = { ...base.apiKeys }
+    if (entry) apiKeys[hash] = entry
+    else delete apiKeys[hash]
+    if (Object.keys(apiKeys).length > MAX_API_KEYS) throw new Error(`an account has at most ${MAX_API_KEYS} API keys; revoke one first`)
+    await writeAccount(store, clock, current, { ...base, apiKeys }, []).catch((error: unknown) => {
+      if (!(error instanceof StorageUnavailableError)) throw error
+    })
+  }
+  throw new StorageUnavailableError(`account ${account} kept changing while its API keys were changed`)
 }
 
 /** Adds (or with a negative amount, removes) credits, with a ledger entry. */

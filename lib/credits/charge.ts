@@ -54,7 +54,13 @@ export const reservationChanged = () =>
   })
 
 /** Decides what the job pays, without writing; 402 if the balance cannot cover it. */
-export async function planCharge(store: BlobPort, clock: Clock, request: ChargeRequest): Promise<ChargePlan> {
+export async function planCharge(
+  store: BlobPort,
+  clock: Clock,
+  request: ChargeRequest,
+  /** The account record as authentication just read it, saving a read. */
+  known: StoredAccount | null = null,
+): Promise<ChargePlan> {
   const { account, cost, clientJobId } = request
   if (cost === 0) return { ...request, amount: 0, reservation: null, basis: 0, read: null, reserved: null }
   const key = clientJobId ? reservationKey(account, clientJobId) : null
@@ -67,7 +73,7 @@ export async function planCharge(store: BlobPort, clock: Clock, request: ChargeR
   else if (reserved && !isOver(reserved.reservation, now)) reservation = null
   // A job its reservation covers needs no account read.
   if (amount === 0) return { ...request, amount, reservation, basis: 0, read: null, reserved }
-  const read = await readAccount(store, account)
+  const read = known ?? (await readAccount(store, account))
   const balance = read?.record.balance ?? 0
   if (amount > balance) throw insufficientCredits(balance, amount)
   return { ...request, amount, reservation, basis: read?.record.ledger.lastSeq ?? 0, read, reserved }

@@ -7,8 +7,8 @@
  * - `charge.ts`: what a submit pays, and the debit after its spec exists;
  * - `settle.ts`: refunds of finished jobs, at most once whoever settles.
  */
-export { AccountRecordSchema, type AccountRecord, type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount } from './ledger.ts'
-export { AccountExistsError, accountView, createAccount, grantCredits, readLedger, setCredits } from './accounts.ts'
+export { AccountRecordSchema, type AccountRecord, type LedgerEntry, LedgerEntrySchema, type StoredAccount, ledgerLog, readAccount } from './ledger.ts'
+export { AccountExistsError, MAX_API_KEYS, accountView, changeApiKeys, createAccount, grantCredits, readLedger, setCredits } from './accounts.ts'
 export {
   RESERVATION_TTL_MS,
   type Reservation,

@@ -29,6 +29,12 @@ export const AccountRecordSchema = z.object({
   updatedAt: z.number(),
   balance: z.number().int(),
   ledger: LogPositionSchema,
+  /**
+   * SHA-256 of each API key of the account (never the key): one read both
+   * authenticates a caller and gives the balance its charge is decided on.
+   * Bounded by MAX_API_KEYS. Defaulted so records written before it parse.
+   */
+  apiKeys: z.record(z.string(), z.object({ label: z.string(), createdAt: z.number() })).default({}),
 })
 export type AccountRecord = z.infer<typeof AccountRecordSchema>
 
@@ -75,6 +81,7 @@ export const newAccountRecord = (account: string, now: number): AccountRecord =>
   updatedAt: now,
   balance: 0,
   ledger: emptyLog(),
+  apiKeys: {},
 })
 
 /** One conditional write of the account: the balance and its ledger entries together. */

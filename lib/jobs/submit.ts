@@ -6,7 +6,7 @@ import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { ApiError, type Issue, invalidRequest } from '../core/errors.ts'
 import { acquireLock, releaseLock } from '../locks/lock.ts'
-import { type ChargePlan, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
+import { type ChargePlan, type StoredAccount, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { UnsafeKeyError, keys, resourceKey } from '../storage/keys.ts'
 import type { JobSpec } from '../core/types.ts'
@@ -58,6 +58,8 @@ export async function submitJob(
   account: string,
   body: unknown,
   idempotencyKey: string | null,
+  /** The caller's account record, when authentication read it: a charged submit then reads it no more. */
+  options: { accountRead?: StoredAccount | null } = {},
 ): Promise<Submitted> {
   const parsed = SubmitBodySchema.safeParse(body)
   if (!parsed.success) throw invalidRequest('The request body is not a valid job submission.', zodIssues(parsed.error))
@@ -86,7 +88,7 @@ export async function submitJob(
   // Decided before anything is written, so a job the balance cannot cover writes nothing.
   let charge: ChargePlan
   try {
-    charge = await planCharge(deps.store, deps.clock, { account, jobId, kind: kindName, cost, clientJobId })
+    charge = await planCharge(deps.store, deps.clock, { account, jobId, kind: kindName, cost, clientJobId }, options.accountRead)
   } catch (error) {
     // A retry of a request that already made its job is answered with that job, whatever the balance is now.
     const replay = idempotencyStorageKey && error instanceof ApiError ? await findReplay(deps, idempotencyStorageKey, parsed.data) : null

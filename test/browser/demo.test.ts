@@ -13,7 +13,7 @@ import { type NetlifyDev, makeProjectRoot, newApiKey, registerKeys, removeRoot, 
 import { SCREENSHOTS, launchChromium } from './support.ts'
 
 const ADMIN_TOKEN = `admin-${secret()}`
-const API_KEY = newApiKey()
+const API_KEY = newApiKey('browser')
 let root: string
 let dev: NetlifyDev | undefined
 let browser: Browser | undefined
@@ -163,7 +163,7 @@ describe('demo page', { timeout: 150_000 }, () => {
   })
 
   it('shows the public message of an error answer', async () => {
-    await page.fill('#api-key', newApiKey()) // well-formed, never registered
+    await page.fill('#api-key', newApiKey('browser')) // well-formed, never registered
     await page.click('#submit')
     await page.waitForSelector('#error:not([hidden])')
     expect(await text('#error')).toMatch(/Send a valid API key.*Check the API key\./)

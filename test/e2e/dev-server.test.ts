@@ -22,7 +22,7 @@ import {
   startNetlifyDev,
 } from './support.ts'
 
-const apiKey = newApiKey()
+const apiKey = newApiKey('e2e-dev-server')
 let root: string
 let dev: NetlifyDev
 

@@ -40,8 +40,8 @@ interface Feed {
 
 const ACCOUNT_A = 'e2e-a'
 const ACCOUNT_B = 'e2e-b'
-const keyA = newApiKey()
-const keyB = newApiKey()
+const keyA = newApiKey(ACCOUNT_A)
+const keyB = newApiKey(ACCOUNT_B)
 const env = { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN: secret() }
 
 let root: string
@@ -276,7 +276,7 @@ describe('netlify dev, end to end', () => {
         [`/api/jobs/${fakeId}/cancel`, 'POST'],
       ] as const
     ).flatMap(([path, method]) =>
-      [undefined, 'Bearer not-a-key', `Bearer ${newApiKey()}`].map(async (auth) => {
+      [undefined, 'Bearer not-a-key', `Bearer ${newApiKey(ACCOUNT_A)}`].map(async (auth) => {
         const res = await api(path, { method, ...(auth ? { auth } : {}) })
         expect(res.status, `${method} ${path} with ${auth ?? 'no key'}`).toBe(401)
         expect(res.body.error.code).toBe('unauthorized')

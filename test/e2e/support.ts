@@ -21,7 +21,7 @@ import { getStore } from '@netlify/blobs'
 import { BlobsServer } from '@netlify/blobs/server'
 import { registerApiKey } from '../../lib/accounts/api-keys.ts'
 import { systemClock } from '../../lib/core/clock.ts'
-import { createAccount, readAccount } from '../../lib/credits/index.ts'
+import { AccountExistsError, createAccount } from '../../lib/credits/index.ts'
 import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
 import { STORE_NAME } from '../../netlify/app.ts'
 
@@ -39,7 +39,8 @@ export const sandboxAccountPath = (root: string, account: string) =>
 const NOT_COPIED = new Set([join(REPO, 'public', 'dev-api-key.json')])
 
 export const secret = () => randomBytes(32).toString('base64url')
-export const newApiKey = () => `djk_${randomBytes(32).toString('base64url')}`
+/** A key in the format `keys:create` makes: it names its account. */
+export const newApiKey = (account: string) => `djk_${account}.${randomBytes(32).toString('base64url')}`
 
 /** A temporary project root: copies of the sources, a symlink to node_modules, no `.netlify/`, no `.env`. */
 export async function makeProjectRoot(): Promise<string> {
@@ -67,7 +68,9 @@ export async function registerKeys(root: string, keys: { apiKey: string; account
     )
     for (const { apiKey, account, credits } of keys) {
       await registerApiKey(store, systemClock, apiKey, account, 'e2e')
-      if (!(await readAccount(store, account))) await createAccount(store, systemClock, account, credits ?? 1000)
+      await createAccount(store, systemClock, account, credits ?? 1000).catch((error: unknown) => {
+        if (!(error instanceof AccountExistsError)) throw error
+      })
     }
   } finally {
     await server.stop()

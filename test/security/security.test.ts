@@ -25,7 +25,7 @@ import { getStore } from '@netlify/blobs'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createApiKey, hashApiKey } from '../../lib/accounts/api-keys.ts'
 import { systemClock } from '../../lib/core/clock.ts'
-import { createAccount } from '../../lib/credits/index.ts'
+import { createAccount, readAccount } from '../../lib/credits/index.ts'
 import * as idModule from '../../lib/core/ids.ts'
 import { SIGNATURE_HEADER, SIGNATURE_WINDOW_MS, TIMESTAMP_HEADER, signWorkerRequest } from '../../lib/core/signing.ts'
 import { STORE_NAME, registerJobKinds } from '../../netlify/app.ts'
@@ -226,7 +226,8 @@ describe('API keys are stored only as hashes', () => {
         const bytes = Buffer.from(entry!.data)
         const haystacks = [key, bytes.toString('utf8'), bytes.toString('latin1'), JSON.stringify(entry!.metadata)]
         for (const apiKey of apiKeys) {
-          const secretPart = apiKey.slice('djk_'.length)
+          // `djk_<account>.<secret>` (or `djk_<secret>` for a key of the old format): the account is not secret.
+          const secretPart = apiKey.slice(Math.max('djk_'.length, apiKey.lastIndexOf('.') + 1))
           const raw = Buffer.from(secretPart, 'base64url')
           for (const hay of haystacks) {
             expect(hay.includes(apiKey), `${name}:${key} holds an API key`).toBe(false)
@@ -239,9 +240,14 @@ describe('API keys are stored only as hashes', () => {
       }
     }
     expect(scanned).toBeGreaterThan(4)
-    // What is stored is the SHA-256 of the key, under apikey/<hash>.
+    // What is stored is the SHA-256 of the key: in its account's record (or, for a key of the old
+    // format, under apikey/<hash>).
     const { keys } = await env.blobs.port(STORE_NAME).list('apikey/')
-    for (const apiKey of apiKeys) expect(keys).toContain(`apikey/${createHash('sha256').update(apiKey).digest('hex')}`)
+    for (const apiKey of apiKeys) {
+      const hash = createHash('sha256').update(apiKey).digest('hex')
+      const record = await readAccount(env.blobs.port(STORE_NAME), keyAccount.get(apiKey)!)
+      expect(keys.includes(`apikey/${hash}`) || record?.record.apiKeys[hash] !== undefined, apiKey.slice(0, 12)).toBe(true)
+    }
     expect(hashApiKey(extra)).toMatch(/^[0-9a-f]{64}$/)
   })
 })
@@ -345,7 +351,7 @@ describe('authentication comes first', () => {
             if (method !== 'HEAD') expect(JSON.parse(res.body).error, label).toMatchObject({ code: 'unauthorized', message: expect.any(String) })
             const ops = Object.fromEntries(Object.entries(env.blobs.ops).map(([type, n]) => [type, n - (opsBefore[type] ?? 0)]).filter(([, n]) => (n as number) > 0))
             if (authorization === unknownKey && !admin) {
-              // The one lookup a well-formed key needs: a read of apikey/<hash>. Nothing else.
+              // The one lookup a well-formed key needs: a read of its account record (or apikey/<hash>). Nothing else.
               expect(Object.keys(ops).filter((t) => t !== 'get' && t !== 'getMetadata'), label).toEqual([])
               expect((ops.get ?? 0) + (ops.getMetadata ?? 0), label).toBeLessThanOrEqual(1)
             } else {
