@@ -11,6 +11,7 @@ import { REAPING_GRACE_MS } from '../../lib/lock.ts'
 import { ApiError } from '../../lib/errors.ts'
 import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/types.ts'
 import { expectCreditInvariants } from '../support/credit-invariants.ts'
+import { checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A } from './sim-store.ts'
 import { ACCOUNTS, type World } from './scenario.ts'
@@ -368,6 +369,7 @@ export async function checkRetention(world: World, refundsDue: Map<string, Map<s
     const record = JSON.parse(world.store.read(key)!.data) as LockRecord
     expect(record.state === 'held', () => `retention: ${key} left ${record.state}`)
   }
-  return { violations, checks }
+  const money = await checkMoney(world)
+  return { violations: [...violations, ...money.violations], checks: checks + money.checks }
 }
 

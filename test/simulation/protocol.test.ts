@@ -83,8 +83,11 @@ import { describe, expect, it } from 'vitest'
 import { storagePortContract } from '../support/storage-contract.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
 import type { JobState } from '../../lib/types.ts'
+import { scenarioArbitrary } from './arbitrary.ts'
 import { type RunResult, type ScenarioParams, type World, runScenario } from './scenario.ts'
 import { Scheduler, emptyStats, type SimStats } from './scheduler.ts'
+import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
+import { simBlobsStore } from './sim-sdk.ts'
 import { AtomicStore, simPort } from './sim-store.ts'
 
 // ---- the simulated store passes the storage contract (auto mode) -------------
@@ -97,24 +100,15 @@ function autoStore(): BlobPort {
 
 storagePortContract('simulated store (auto mode)', autoStore)
 
+// The real Blobs adapter over the simulated SDK, as every actor of a run sees storage.
+storagePortContract('Blobs adapter over the simulated SDK (auto mode)', () => {
+  const sim = new Scheduler({ seed: 1 })
+  sim.auto = true
+  return netlifyBlobsPort(simBlobsStore(sim, new AtomicStore(sim), sim.actors[0]!))
+})
+
 // ---- the scenarios ---------------------------------------------------------
 
-const scenarioArbitrary = fc.record({
-  clients: fc.integer({ min: 1, max: 6 }),
-  resources: fc.integer({ min: 1, max: 3 }),
-  jobsPerClient: fc.integer({ min: 1, max: 3 }),
-  credits: fc.integer({ min: 1, max: 8 }),
-  faultBeforePct: fc.integer({ min: 0, max: 10 }),
-  faultAfterPct: fc.integer({ min: 0, max: 10 }),
-  delayPct: fc.integer({ min: 0, max: 10 }),
-  workerCrashPct: fc.integer({ min: 0, max: 60 }),
-  functionCrashPct: fc.integer({ min: 0, max: 15 }),
-  duplicatePct: fc.integer({ min: 0, max: 50 }),
-  lateStartPct: fc.integer({ min: 0, max: 80 }),
-  cancelPct: fc.integer({ min: 0, max: 60 }),
-  idempotencyPct: fc.integer({ min: 0, max: 100 }),
-  stallPermille: fc.integer({ min: 0, max: 4 }),
-})
 
 const RUNS = Number(process.env.SIM_RUNS ?? 2000)
 const FC_SEED = process.env.SIM_SEED === undefined ? 20261122 : Number(process.env.SIM_SEED)
@@ -151,7 +145,9 @@ function summary(totals: Totals, seconds: number, failed: boolean) {
   const otherCrashes = stats.crashes.submit + stats.crashes.cancel + stats.crashes.feed + stats.crashes.reaper
   return (
     `simulation: ${n(totals.runs)} seeds, ${n(totals.jobs)} jobs, ${n(stats.ops)} storage ops in ${n(stats.steps)} steps; ` +
-    `faults: ${n(stats.faults['fail-before'])} fail-before, ${n(stats.faults['fail-after'])} fail-after (lost answer), ${n(stats.faults.delay)} slow; ` +
+    `SDK faults: ${n(stats.faults['error-before'])} thrown before landing, ${n(stats.faults['error-after'])} thrown after landing, ` +
+    `${n(stats.faults['retried-412'])} retried into 412 after landing, ${n(stats.faults['empty-etag'])} #741 (modified:true, etag ''), ${n(stats.faults.slow)} slow calls; ` +
+    `worker calls: ${n(stats.faults['fail-before'])} failed, ${n(stats.faults['fail-after'])} delivered with the answer lost at once, ${n(stats.faults['invoke-lost'])} delivered with the answer lost after seconds; ` +
     `${n(stats.crashes.worker)} worker crashes, ${n(otherCrashes)} other function crashes, ${n(stats.timeLimitKills)} killed at time limits, ` +
     `${n(stats.orphansLanded)} orphan writes landed, ${n(stats.stalls)} stalls, ${n(stats.heartbeats)} heartbeat ticks; ` +
     `${n(totals.checks)} invariant checks passed${failed ? ' (then a violation)' : ''}; ${seconds.toFixed(1)} s\n` +
@@ -190,6 +186,11 @@ const calm: ScenarioParams = {
   cancelPct: 0,
   idempotencyPct: 0,
   stallPermille: 0,
+  invokeLostPct: 0,
+  clientTimeoutPct: 0,
+  lateClientPct: 0,
+  dieAfterChargePct: 0,
+  operatorGrants: 0,
 }
 
 /** The last landed write of a job's state, and the job's claiming worker. */
@@ -294,6 +295,11 @@ describe('deterministic simulation of the protocol', () => {
       cancelPct: 40,
       idempotencyPct: 50,
       stallPermille: 3,
+      invokeLostPct: 10,
+      clientTimeoutPct: 30,
+      lateClientPct: 20,
+      dieAfterChargePct: 10,
+      operatorGrants: 3,
     }
     for (const seed of [7, 8, 9]) {
       const first = await runScenario({ ...params, seed })

@@ -12,6 +12,7 @@ import { type Feed, cancelJob, getJob, readFeed } from '../../lib/jobs.ts'
 import { reap } from '../../lib/reaper.ts'
 import { EXPIRY_BUCKET_MS } from '../../lib/storage/keys.ts'
 import { memoryAssetPort } from '../../lib/storage/memory-assets.ts'
+import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
 import { StorageUnavailableError } from '../../lib/storage/port.ts'
 import { submitJob } from '../../lib/submit.ts'
 import { type JobEvent, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/types.ts'
@@ -19,7 +20,8 @@ import { runJob } from '../../lib/worker.ts'
 import { type CheckReport, checkInvariants, checkRetention } from './invariants.ts'
 import { simKinds } from './kinds.ts'
 import { type Actor, type ActorKind, type Outcome, Rng, Scheduler, type SimStats, installDeterminism } from './scheduler.ts'
-import { AtomicStore, aliasIds, simPort } from './sim-store.ts'
+import { simBlobsStore } from './sim-sdk.ts'
+import { AtomicStore, aliasIds } from './sim-store.ts'
 
 /** What fast-check generates (and shrinks). Percentages keep the shrinking readable. */
 export interface ScenarioParams {
@@ -43,12 +45,22 @@ export interface ScenarioParams {
   idempotencyPct: number
   /** Per mille, per step: the whole system stalls (clock jump mid-flight). */
   stallPermille: number
+  /** Chance that the worker call is delivered (the worker starts and claims) but its answer is lost seconds later. */
+  invokeLostPct: number
+  /** Chance that a client gives up waiting for a submit (10 or 30 s) and retries while the first request still runs. */
+  clientTimeoutPct: number
+  /** Chance that a client comes back around the hour mark, when its account's reservations are pruned (multi-entry ledger writes). */
+  lateClientPct: number
+  /** Chance that a submit's function instance dies right after its charge landed (deploy, out of memory): a charge whose job never comes to exist. */
+  dieAfterChargePct: number
+  /** Credit grants an operator makes to each account around the hour mark, seconds apart: they race with the reaper's pruning. */
+  operatorGrants: number
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const
 export const REAPER_PERIOD_MS = 5 * 60_000
-/** Netlify's limits: synchronous functions (configurable up to 26 s), scheduled 30 s, background 15 min. */
-export const TIME_LIMIT = { submit: 26_000, cancel: 26_000, feed: 26_000, probe: 26_000, reaper: 30_000, worker: 15 * 60_000 }
+/** Netlify's limits: synchronous functions 60 s, scheduled 30 s, background 15 min. */
+export const TIME_LIMIT = { submit: 60_000, cancel: 60_000, feed: 60_000, probe: 60_000, admin: 60_000, reaper: 30_000, worker: 15 * 60_000 }
 /** Netlify retries a background invocation that failed after 1 and then 3 minutes. */
 export const BACKGROUND_RETRY_DELAYS = [60_000, 180_000]
 
@@ -98,6 +110,14 @@ export class World {
   /** Invariant 7 during the run: another account's requests answered 404. */
   readonly probes = { answered404: 0 }
   readonly freshJobs: { account: string; resource: string; jobId: string | null }[] = []
+  /** Every job id a submit made (answered or not), with the Idempotency-Key it carried. */
+  readonly submitted = new Map<string, { account: string; idempotencyKey: string | null }>()
+  /** Jobs whose submit answered 503 worker_unavailable: the client was told they could not be started. */
+  readonly refused = new Set<string>()
+  /** The job each submit invocation asked the worker to run. */
+  readonly invoked = new Map<Actor, string>()
+  /** Submit invocations fated to die right after their charge lands. */
+  readonly dieAfterCharge = new Set<Actor>()
   /** How often each interesting path was taken, for the summary. */
   readonly coverage = new Map<string, number>()
   crashes = true
@@ -134,7 +154,13 @@ export class World {
 
   deps(actor: Actor): Deps {
     return {
-      store: simPort(this.sim, this.store, actor),
+      // The real Blobs adapter over a simulated SDK: its read-backs are steps too.
+      store: netlifyBlobsPort(
+        simBlobsStore(this.sim, this.store, actor, (key) => {
+          // Dies before its next call: the charge stands, its job will never exist.
+          if (key.startsWith('account/') && this.dieAfterCharge.has(actor)) actor.crashAfterOps = actor.opsRun
+        }),
+      ),
       // Files: no simulated kind saves any.
       assets: memoryAssetPort(),
       clock: this.sim.clockFor(actor),
@@ -142,7 +168,7 @@ export class World {
       kinds: simKinds((ms) => this.sim.sleep(actor, ms)),
       settings: this.settings,
       // The POST to the background function: it can fail before or after it was delivered.
-      invokeWorker: (jobId) => this.sim.op(actor, () => `invoke worker ${aliasIds(jobId)}`, true, () => this.dispatch(jobId)),
+      invokeWorker: (jobId) => this.invoke(actor, jobId),
       log: silentLogger,
     }
   }
@@ -155,7 +181,32 @@ export class World {
   /** One function invocation: capped by Netlify's time limit, maybe fated to crash. */
   fn<T>(kind: Exclude<ActorKind, 'client' | 'worker'>, name: string, body: (actor: Actor) => Promise<T>, jobId?: string) {
     const crash = this.crashes && kind !== 'probe' && this.rng.chance(this.params.functionCrashPct / 100) ? this.rng.int(0, 12) : null
-    return this.sim.spawn({ name, kind, timeLimitMs: TIME_LIMIT[kind], crashAfterOps: crash, ...(jobId ? { jobId } : {}) }, body).outcome
+    const { actor, outcome } = this.sim.spawn({ name, kind, timeLimitMs: TIME_LIMIT[kind], crashAfterOps: crash, ...(jobId ? { jobId } : {}) }, body)
+    if (kind === 'submit' && this.crashes && this.rng.chance(this.params.dieAfterChargePct / 100)) this.dieAfterCharge.add(actor)
+    return outcome
+  }
+
+  /**
+   * The POST to the background function: it can fail before or after it was
+   * delivered; or it is delivered (the worker starts and claims the job) and
+   * its answer is lost seconds later.
+   */
+  private invoke(actor: Actor, jobId: string): Promise<void> {
+    this.invoked.set(actor, jobId)
+    const label = () => `invoke worker ${aliasIds(jobId)}`
+    if (!this.sim.auto && this.crashes && this.rng.chance(this.params.invokeLostPct / 100)) {
+      return this.sim.call(actor, label, {
+        landIn: 0,
+        answerIn: this.rng.int(2_000, 30_000),
+        fault: 'invoke-lost',
+        land: () => (this.dispatch(jobId), 'delivered'),
+        run: () => {
+          this.dispatch(jobId)
+          return { answer: { error: new Error('simulated: the worker call timed out after it was delivered') }, note: 'delivered FAULT answer lost' }
+        },
+      })
+    }
+    return this.sim.op(actor, label, true, () => this.dispatch(jobId))
   }
 
   /** Netlify accepted the background call: one delivery, rarely none, sometimes a duplicate. */
@@ -206,6 +257,8 @@ interface PlannedJob {
   comeBackMs: number | null
   cancel: boolean
   pollers: number
+  /** The client stops waiting for the submit's answer after this long (and retries), or waits for it. */
+  timeoutMs: number | null
 }
 
 function planJobs(world: World, client: number): PlannedJob[] {
@@ -229,14 +282,17 @@ function planJobs(world: World, client: number): PlannedJob[] {
           : roll < 0.82
             ? { kind: 'sim_hang', input: { resource, tickMs: rng.pick([2_000, 7_000, 20_000]) } }
             : { kind: 'sim_chatty', input: { resource, events: rng.pick([5, 12, 25, 120, 260]) } }
+    const late = rng.chance(params.lateClientPct / 100)
     return {
-      thinkMs: rng.chance(0.15) ? rng.int(5 * 60_000, 20 * 60_000) : rng.int(0, 30_000),
+      // A late client comes back around the hour, as the reaper prunes the account's first reservations.
+      thinkMs: late ? rng.int(55 * 60_000, 70 * 60_000) : rng.chance(0.15) ? rng.int(5 * 60_000, 20 * 60_000) : rng.chance(0.3) ? rng.int(0, 1_000) : rng.int(0, 30_000),
       body: rng.chance(0.4) ? { ...body, clientJobId: `cj-${rng.int(0, 2)}` } : body,
       idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,
       // Sometimes just past the lock TTL (16 min), when the first job may be alive only if it started late.
       comeBackMs: rng.chance(0.5) ? rng.pick([60_000, 4 * 60_000, 9 * 60_000, 16 * 60_000 + rng.int(0, 180_000)]) : null,
       cancel: rng.chance(params.cancelPct / 100),
       pollers: rng.chance(0.2) ? 2 : 1,
+      timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
     }
   })
 }
@@ -247,7 +303,7 @@ async function client(world: World, self: Actor, index: number, account: string,
     await sim.sleep(self, job.thinkMs)
     let lockedRetries = 0
     for (let attempt = 0; attempt < 6; attempt++) {
-      const outcome = await world.fn('submit', `submit(c${index})`, (fn) => submitJob(world.deps(fn), account, job.body, job.idempotencyKey))
+      const outcome = await waitAtMost(world, self, job.timeoutMs, submit(world, account, job.body, job.idempotencyKey, `submit(c${index})`))
       if (outcome.value) {
         const { jobId } = outcome.value.body
         sim.log(`client c${index} got ${outcome.value.status} for ${aliasIds(jobId)}`)
@@ -284,6 +340,37 @@ async function client(world: World, self: Actor, index: number, account: string,
       await sim.sleep(self, rng.pick([500, 5_000, 35_000]))
     }
   }
+}
+
+/** One submit invocation; remembers the job id it made, and whether it answered "could not be started". */
+function submit(world: World, account: string, body: PlannedJob['body'], idempotencyKey: string | null, name: string) {
+  return world.fn('submit', name, async (fn) => {
+    const deps = world.deps(fn)
+    const ids = deps.ids
+    deps.ids = (prefix) => {
+      const id = ids(prefix)
+      if (prefix === 'job') world.submitted.set(id, { account, idempotencyKey })
+      return id
+    }
+    try {
+      return await submitJob(deps, account, body, idempotencyKey)
+    } catch (error) {
+      const jobId = world.invoked.get(fn)
+      if (error instanceof ApiError && error.code === 'worker_unavailable' && jobId) world.refused.add(jobId)
+      throw error
+    }
+  })
+}
+
+/** A client's HTTP call with a timeout: past it, the client stops waiting; the function runs on. */
+async function waitAtMost<T>(world: World, self: Actor, timeoutMs: number | null, call: Promise<Outcome<T>>): Promise<Outcome<T>> {
+  if (timeoutMs === null) return call
+  const stop = new AbortController()
+  const timer = world.sim.sleep(self, timeoutMs, stop.signal).then((): Outcome<T> => ({ died: `the client gave up waiting after ${timeoutMs / 1000}s` }))
+  const first = await Promise.race([call, timer])
+  stop.abort()
+  if (first.died?.startsWith('the client gave up')) world.count('client timed out a submit')
+  return first
 }
 
 function startPoller(world: World, jobId: string, account: string) {
@@ -409,6 +496,21 @@ export async function runScenario(
       const account = ACCOUNTS[c % ACCOUNTS.length]!
       const jobs = planJobs(world, c)
       sim.spawn({ name: `client(c${c})`, kind: 'client' }, (self) => client(world, self, c, account, jobs))
+    }
+    // An operator tops up each account around the hour, as the reaper prunes its first reservations.
+    for (const account of ACCOUNTS) {
+      if (params.operatorGrants === 0) continue
+      sim.spawn({ name: `operator(${account})`, kind: 'client' }, async (self) => {
+        await sim.sleep(self, world.rng.int(55 * 60_000, 75 * 60_000))
+        for (let g = 0; g < params.operatorGrants; g++) {
+          const outcome = await world.fn('admin', `grant(${account})`, (fn) => {
+            const deps = world.deps(fn)
+            return grantCredits(deps.store, deps.clock, account, 1, 'top-up')
+          })
+          if (outcome.error && !transient(outcome)) world.violation(`a grant to ${account} threw ${describe(outcome.error)}`)
+          await sim.sleep(self, world.rng.int(0, 5_000))
+        }
+      })
     }
     const cron = sim.cron('reaper', REAPER_PERIOD_MS, sim.now + world.rng.int(0, REAPER_PERIOD_MS), () => {
       void world.fn('reaper', 'reaper', (fn) => reap(world.deps(fn))).then((outcome) => {

@@ -47,7 +47,7 @@ export class Rng {
   }
 }
 
-export type ActorKind = 'client' | 'submit' | 'worker' | 'cancel' | 'feed' | 'probe' | 'reaper'
+export type ActorKind = 'client' | 'submit' | 'worker' | 'cancel' | 'feed' | 'probe' | 'reaper' | 'admin'
 
 export interface Actor {
   readonly id: number
@@ -71,7 +71,17 @@ export interface Actor {
   onDeath(reason: string): void
 }
 
-export type Fault = 'none' | 'fail-before' | 'fail-after' | 'delay'
+export type Fault = 'none' | 'fail-before' | 'fail-after' | 'delay' | SdkFault
+
+/**
+ * Faults of the simulated Blobs SDK (sim-sdk.ts), below the real adapter:
+ * - `error-before`: a thrown network error, nothing landed;
+ * - `error-after`: it landed, then a thrown network error (answer lost);
+ * - `retried-412`: it landed, the SDK's retry got 412 → `{ modified: false }`;
+ * - `empty-etag`: netlify/primitives#741, `{ modified: true, etag: '' }`, landed or not;
+ * - `invoke-lost`: the worker call was delivered, its answer is lost seconds later.
+ */
+export type SdkFault = 'error-before' | 'error-after' | 'retried-412' | 'empty-etag' | 'invoke-lost'
 
 export interface FaultRates {
   /** The op fails before it lands: a 5xx/429 burst outlasting the SDK's retries. */
@@ -82,7 +92,7 @@ export interface FaultRates {
   delay: number
 }
 
-type StepType = 'op' | 'sleep' | 'start' | 'interval' | 'cron' | 'deadline' | 'orphan'
+type StepType = 'op' | 'answer' | 'sleep' | 'start' | 'interval' | 'cron' | 'deadline' | 'orphan'
 
 interface Step {
   id: number
@@ -103,7 +113,7 @@ interface Step {
 export interface SimStats {
   steps: number
   ops: number
-  faults: { 'fail-before': number; 'fail-after': number; delay: number }
+  faults: Record<'fail-before' | 'fail-after' | 'delay' | SdkFault, number> & { slow: number }
   crashes: Record<ActorKind, number>
   timeLimitKills: number
   orphansLanded: number
@@ -114,8 +124,8 @@ export interface SimStats {
 export const emptyStats = (): SimStats => ({
   steps: 0,
   ops: 0,
-  faults: { 'fail-before': 0, 'fail-after': 0, delay: 0 },
-  crashes: { client: 0, submit: 0, worker: 0, cancel: 0, feed: 0, probe: 0, reaper: 0 },
+  faults: { 'fail-before': 0, 'fail-after': 0, delay: 0, 'error-before': 0, 'error-after': 0, 'retried-412': 0, 'empty-etag': 0, 'invoke-lost': 0, slow: 0 },
+  crashes: { client: 0, submit: 0, worker: 0, cancel: 0, feed: 0, probe: 0, reaper: 0, admin: 0 },
   timeLimitKills: 0,
   orphansLanded: 0,
   stalls: 0,
@@ -250,6 +260,60 @@ export class Scheduler {
     if (r < before + after) return write ? 'fail-after' : 'fail-before'
     if (r < before + after + delay) return 'delay'
     return 'none'
+  }
+
+  /**
+   * A call whose effect happens `landIn` ms from now and whose answer comes
+   * `answerIn` ms from now (≥ landIn): a slow call lands at some moment while
+   * its caller waits, and others run in between. `run` performs the effect at
+   * landing time and says what the caller will be answered; `land` is the
+   * effect alone (a write in flight when its caller died may still land).
+   */
+  call<T>(
+    actor: Actor,
+    label: string | (() => string),
+    plan: { landIn: number; answerIn: number; fault: Fault; land: (() => string) | null; run: () => { answer: { value: T } | { error: unknown }; note: string } },
+  ): Promise<T> {
+    const settle = (answer: { value: T } | { error: unknown }, resolve: (v: T) => void, reject: (e: unknown) => void) =>
+      'error' in answer ? reject(answer.error) : resolve(answer.value)
+    if (this.auto) return new Promise<T>((resolve, reject) => settle(plan.run().answer, resolve, reject))
+    if (!actor.alive) return new Promise<T>(() => {})
+    const wait = Math.max(0, plan.answerIn - plan.landIn)
+    return new Promise<T>((resolve, reject) => {
+      this.push({
+        actor,
+        type: 'op',
+        label,
+        readyAt: this.now + plan.landIn,
+        fault: plan.fault,
+        expiresAt: Infinity,
+        ...(plan.land ? { land: plan.land } : {}),
+        fire: () => {
+          actor.opsRun++
+          this.stats.ops++
+          if (plan.fault !== 'none') this.stats.faults[plan.fault]++
+          if (wait > 0) this.stats.faults.slow++
+          const { answer, note } = plan.run()
+          if (wait === 0) {
+            settle(answer, resolve, reject)
+            return note
+          }
+          this.push({
+            actor,
+            type: 'answer',
+            label: () => `answer to: ${text(label)}`,
+            readyAt: this.now + wait,
+            fault: 'none',
+            expiresAt: Infinity,
+            fire: () => {
+              settle(answer, resolve, reject)
+              return 'answered'
+            },
+          })
+          return `${note} (its answer comes ${(wait / 1000).toFixed(1)}s later)`
+        },
+      })
+    })
   }
 
   sleep(actor: Actor, ms: number, signal?: AbortSignal): Promise<void> {
@@ -416,8 +480,9 @@ export class Scheduler {
           ...step,
           type: 'orphan',
           label: () => `${text(step.label)} (in flight when ${actor.name} died)`,
-          readyAt: this.now + this.rng.int(0, 1_000),
-          expiresAt: this.now + 2_000,
+          // A slow write lands when it was due to; any other within a second.
+          readyAt: Math.max(this.now, step.readyAt) + this.rng.int(0, 1_000),
+          expiresAt: Math.max(this.now, step.readyAt) + 2_000,
           // It lands, but nobody is there to read the answer.
           fire: () => {
             this.stats.orphansLanded++

@@ -36,10 +36,13 @@ export interface Commit {
   previousHolderExists?: boolean
 }
 
-const RECORDED = /^(lock|job|queue)\//
+/** Account and ledger writes too: the ledger check compares chunks with committed entries. */
+const RECORDED = /^(lock|job|queue|account|ledger)\//
+
+export type Metadata = Record<string, unknown>
 
 export class AtomicStore {
-  readonly entries = new Map<string, { data: string; version: string }>()
+  readonly entries = new Map<string, { data: string; version: string; metadata?: Metadata }>()
   readonly history: Commit[] = []
   private counter = 0
   private readonly sim: Scheduler
@@ -55,19 +58,30 @@ export class AtomicStore {
     return entry ? { data: entry.data, version: entry.version } : null
   }
 
-  create(key: string, data: string): WriteOutcome {
+  create(key: string, data: string, metadata?: Metadata): WriteOutcome {
     if (this.entries.has(key)) return { ok: false }
-    return { ok: true, version: this.set(key, data, 'create') }
+    return { ok: true, version: this.set(key, data, 'create', metadata) }
   }
 
-  replace(key: string, data: string, version: string): WriteOutcome {
+  replace(key: string, data: string, version: string, metadata?: Metadata): WriteOutcome {
     const entry = this.entries.get(key)
     if (!entry || entry.version !== version) return { ok: false }
-    return { ok: true, version: this.set(key, data, 'replace') }
+    return { ok: true, version: this.set(key, data, 'replace', metadata) }
   }
 
-  put(key: string, data: string) {
-    this.set(key, data, 'put')
+  put(key: string, data: string, metadata?: Metadata) {
+    return this.set(key, data, 'put', metadata)
+  }
+
+  metadata(key: string): { version: string; metadata: Metadata } | null {
+    const entry = this.entries.get(key)
+    return entry ? { version: entry.version, metadata: entry.metadata ?? {} } : null
+  }
+
+  /** Keys under a prefix with their versions (the SDK's `list` reports ETags). */
+  listWithVersions(prefix: string, options: { directories?: boolean } = {}) {
+    const listing = this.list(prefix, options)
+    return { blobs: listing.keys.map((key) => ({ key, etag: this.entries.get(key)!.version })), directories: listing.directories }
   }
 
   delete(key: string) {
@@ -92,10 +106,10 @@ export class AtomicStore {
     return [...this.entries.keys()].filter((key) => key.startsWith(prefix)).sort()
   }
 
-  private set(key: string, data: string, op: Commit['op']) {
+  private set(key: string, data: string, op: Commit['op'], metadata?: Metadata) {
     const before = this.entries.get(key)?.data ?? null
     const version = `"v${(++this.counter).toString(36)}"`
-    this.entries.set(key, { data, version })
+    this.entries.set(key, metadata ? { data, version, metadata } : { data, version })
     this.record(op, key, before, data)
     return version
   }
@@ -130,7 +144,7 @@ export function simPort(sim: Scheduler, store: AtomicStore, actor: Actor): BlobP
       if (!version) throw new TypeError(`replace("${key}") needs the version it read; refusing an unconditional write`)
       return sim.op(actor, label('replace', key), true, () => store.replace(key, data, version), written)
     },
-    put: (key, data) => sim.op(actor, label('put', key), true, () => store.put(key, data)),
+    put: (key, data) => sim.op(actor, label('put', key), true, () => void store.put(key, data)),
     delete: (key) => sim.op(actor, label('delete', key), true, () => store.delete(key)),
     list: (prefix, options) =>
       sim.op(actor, label('list', prefix), false, () => store.list(prefix, options), (listing) => `${listing.keys.length} keys`),
