@@ -8,6 +8,8 @@
  *   left a job that never started: a client retrying it must not pay twice.
  */
 import { readLedger } from '../../lib/credits.ts'
+import { CHUNK_SIZE } from '../../lib/events.ts'
+import { keys } from '../../lib/storage/keys.ts'
 import type { JobSpec, JobState } from '../../lib/types.ts'
 import { aliasIds as A } from './sim-store.ts'
 import { ACCOUNTS, type World } from './scenario.ts'
@@ -29,23 +31,35 @@ export async function checkMoney(world: World): Promise<MoneyReport> {
   const { history } = world.store
 
   // ---- the ledger on storage = what committed account writes hold --------------
+  // Committed: the tail of every landed account write, and the chunks that write
+  // flushed (its writer's own put of each, just before it).
   const committed = new Map<string, Map<number, string>>()
+  const commitEntries = (account: string, entries: { seq: number }[]) => {
+    const known = committed.get(account) ?? new Map<number, string>()
+    committed.set(account, known)
+    for (const entry of entries) {
+      const text = canonical(entry)
+      const earlier = known.get(entry.seq)
+      expect(earlier === undefined || earlier === text, () => `I4 ${account}: ledger entry ${entry.seq} committed twice, differently: ${A(earlier!)} then ${A(text)}`)
+      known.set(entry.seq, text)
+    }
+  }
+  const lastPut = new Map<string, string>()
   for (const commit of history) {
+    if (commit.key.startsWith('ledger/') && commit.after !== null) lastPut.set(`${commit.actor?.id}:${commit.key}`, commit.after)
     if (!commit.key.startsWith('account/') || commit.after === null) continue
     const account = commit.key.slice('account/'.length)
-    const entries = committed.get(account) ?? new Map<number, string>()
-    committed.set(account, entries)
-    const record = JSON.parse(commit.after) as { ledger: { lastSeq: number; tail: { seq: number }[] } }
-    const before = commit.before ? (JSON.parse(commit.before) as { ledger: { lastSeq: number } }).ledger.lastSeq : 0
-    if (record.ledger.lastSeq - before > 1) {
-      world.count('multi-entry ledger write')
-      if (Math.floor(before / 10) < Math.floor((record.ledger.lastSeq - 1) / 10)) world.count('multi-entry ledger write across a chunk')
+    type Ledger = { ledger: { lastSeq: number; flushedSeq: number; tail: { seq: number }[] } }
+    const after = (JSON.parse(commit.after) as Ledger).ledger
+    const before = commit.before ? (JSON.parse(commit.before) as Ledger).ledger : { lastSeq: 0, flushedSeq: 0 }
+    commitEntries(account, after.tail)
+    for (let chunk = before.flushedSeq / CHUNK_SIZE; chunk < after.flushedSeq / CHUNK_SIZE; chunk++) {
+      const put = lastPut.get(`${commit.actor?.id}:${keys.ledgerChunk(account, chunk)}`)
+      if (put) commitEntries(account, JSON.parse(put) as { seq: number }[])
     }
-    for (const entry of record.ledger.tail) {
-      const text = canonical(entry)
-      const earlier = entries.get(entry.seq)
-      expect(earlier === undefined || earlier === text, () => `I4 ${account}: ledger entry ${entry.seq} committed twice, differently: ${A(earlier!)} then ${A(text)}`)
-      entries.set(entry.seq, text)
+    if (after.lastSeq - before.lastSeq > 1) {
+      world.count('multi-entry ledger write')
+      if (after.flushedSeq > before.flushedSeq && after.flushedSeq > before.lastSeq) world.count('multi-entry ledger write flushing its own entries')
     }
   }
   for (const key of world.store.keysUnder('ledger/')) {

@@ -9,11 +9,26 @@
  *   the scheduler picks it, at random among the steps that are due. Between
  *   two picks every actor runs until it parks on its next step, so one seed
  *   is one interleaving, replayable.
- * - Faults per storage call, chosen by the seed: fail before it lands, fail
- *   after it landed (lost answer), or answer slowly. (The Blobs adapter turns
- *   #741's `modified: true` with no ETag and `modified: false` after a retried
- *   write that landed into one of these; test/storage-contract.test.ts covers
- *   that conversion.)
+ * - Every actor sees storage through the REAL Blobs adapter
+ *   (lib/storage/netlify-blobs.ts) over a simulated `@netlify/blobs` Store
+ *   (sim-sdk.ts), so the adapter's own ambiguity handling — the owner-token
+ *   read-back after an answer it cannot trust — is made of steps too, and
+ *   others write between a landed write and its read-back. Faults per SDK
+ *   call, chosen by the seed: a thrown error before it landed; a landed
+ *   write whose answer is lost (thrown), or turned by the SDK's retry into
+ *   412 (`modified: false`), or into netlify/primitives#741 (`modified: true`,
+ *   empty ETag) — #741 also for writes that never landed. A fault comes after
+ *   the SDK's retries (1–25 s); some calls are slow, up to 60 s, longer than
+ *   the 30 s after which an Idempotency-Key counts as abandoned and the 60 s
+ *   orphan-lock grace.
+ * - The worker call (`invokeWorker`) fails before delivery, or is delivered
+ *   and its answer lost at once, or seconds later, after the worker claimed.
+ * - Clients give up waiting for a submit (10 or 30 s) and retry with the same
+ *   Idempotency-Key while the first request still runs; submits sometimes
+ *   die right after their charge landed; late clients and an operator's
+ *   credit grants write the account around the hour, while the reaper's
+ *   pruning refunds several lost charges in one account write (multi-entry
+ *   ledger appends).
  * - Simulated time: a few ms per step; when nothing is due the clock jumps to
  *   the next thing that is (Netlify's retries at +1 and +3 min, the next
  *   reaper run, a client coming back after the lock TTL, retention); and now
@@ -27,7 +42,7 @@
  *   flight may still land within a second); invocations that fail before
  *   running (so the job starts late, on a retry); cancelers; pollers following
  *   the feed with cursors and probing the other account; the reaper every
- *   5 min. Every function is killed at Netlify's limit (26 s sync, 30 s
+ *   5 min. Every function is killed at Netlify's limit (60 s sync, 30 s
  *   scheduled, 15 min background), counted from its start. The worker's
  *   heartbeat `setInterval` runs on simulated time (installDeterminism), as
  *   does every `clock.sleep` in lib (lock waits, credit backoff, long-polls);
@@ -59,7 +74,9 @@
  *    creditCharged > 0 has exactly one charge entry (0 otherwise); charged
  *    jobs that failed or were canceled before starting have exactly one
  *    refund, the others none; a charge whose job never came to exist is
- *    refunded.
+ *    refunded. Every ledger chunk and page on storage holds exactly the
+ *    entries committed account writes hold (invariants-money.ts). A submit
+ *    answered 503 worker_unavailable only for a job that never started.
  * 5. After the quiet phase nothing is live; a job whose worker died ends
  *    failed (or canceled if a client canceled it) and does not hold its lock;
  *    every poller reached `done` having seen exactly one terminal event; a
@@ -70,6 +87,8 @@
  * 7. One account never reads or touches another's job: pollers probe the
  *    other account during the run (status, feed, cancel → 404), and every job
  *    is probed again at the end (404, state unchanged).
+ * And: one Idempotency-Key makes at most one job (besides jobs answered 503)
+ * and leaves at most one charge standing.
  *
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
  * 2000) scenarios; SIM_SEED / SIM_PATH replay a failure fast-check reported.

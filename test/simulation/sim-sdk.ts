@@ -29,11 +29,18 @@ export class SimulatedNetworkError extends Error {
 
 /** `landed` is told of every write of this actor that landed (not of its orphans). */
 export function simBlobsStore(sim: Scheduler, store: AtomicStore, actor: Actor, landed: (key: string) => void = () => {}): Store {
-  /** How long the call takes, and when (within that) it reaches storage. */
+  /**
+   * How long the call takes, and when (within that) it reaches storage. A
+   * fault comes after the SDK's retries (1–25 s); a write whose answer was
+   * lost landed on the first attempt, so others run between its landing and
+   * the adapter's read-back.
+   */
   const timing = (fault: Fault) => {
-    if (sim.auto || !sim.rng.chance(sim.faults.delay)) return { landIn: 0, answerIn: 0 }
-    const answerIn = sim.rng.chance(0.3) ? sim.rng.int(20_000, 60_000) : sim.rng.int(500, 8_000)
-    return { landIn: fault === 'error-before' ? answerIn : sim.rng.int(0, answerIn), answerIn }
+    if (sim.auto) return { landIn: 0, answerIn: 0 }
+    const slow = sim.rng.chance(sim.faults.delay) ? (sim.rng.chance(0.3) ? sim.rng.int(20_000, 60_000) : sim.rng.int(500, 8_000)) : 0
+    const answerIn = fault === 'none' ? slow : Math.max(slow, sim.rng.int(1_000, 25_000))
+    if (fault === 'error-before') return { landIn: answerIn, answerIn }
+    return { landIn: fault === 'none' ? sim.rng.int(0, answerIn) : sim.rng.int(0, Math.min(answerIn, 300)), answerIn }
   }
   const roll = (): 'none' | 'before' | 'after' => {
     if (sim.auto) return 'none'
@@ -82,7 +89,7 @@ export function simBlobsStore(sim: Scheduler, store: AtomicStore, actor: Actor, 
     const op = condition.onlyIfNew ? 'create' : 'replace'
     const said = (result: WriteResult) => (result.modified ? 'ok' : 'conflict')
     return sim.call<WriteResult>(actor, label(op, key), {
-      ...timing(lands ? fault : 'error-before'),
+      ...timing(lands || fault === 'none' ? fault : 'error-before'),
       fault,
       land: lands ? () => said(apply()) : null,
       run: () => {

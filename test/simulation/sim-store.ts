@@ -4,17 +4,11 @@
  * when an op lands), seen by each actor through its own BlobPort whose every
  * call is a scheduler step with an injected fault or none.
  *
- * Faults are injected at the port, as the Blobs adapter would surface them:
- * `StorageUnavailableError` before the op landed (a 5xx/429 burst that
- * outlasted the SDK's retries), after it landed (a lost answer the adapter
- * could not settle), or a slow answer. The adapter-level ambiguities —
- * netlify/primitives#741 (`modified: true` with an empty ETag for a write
- * that never happened) and `modified: false` after a retried request whose
- * first attempt landed — are settled by the adapter (owner token read-back)
- * into a plain outcome or one of these two errors; test/storage-contract.test.ts
- * covers that conversion, so the simulation starts from its result.
+ * The simulation's actors reach it through the real Blobs adapter over a
+ * simulated SDK (sim-sdk.ts), where faults are injected. `simPort` below is
+ * the plain port over the same store (no adapter), for the contract suite.
  *
- * Every landed write to `lock/`, `job/` and `queue/` is recorded, in order,
+ * Every landed write to `lock/`, `job/`, `queue/`, `account/` and `ledger/` is recorded, in order,
  * with the actor that made it: the invariant checks replay that history.
  */
 import type { BlobListing, BlobPort, VersionedBlob, WriteOutcome } from '../../lib/storage/port.ts'
@@ -36,7 +30,7 @@ export interface Commit {
   previousHolderExists?: boolean
 }
 
-/** Account and ledger writes too: the ledger check compares chunks with committed entries. */
+/** Account and ledger writes too: the ledger check compares the chunks on storage with committed entries. */
 const RECORDED = /^(lock|job|queue|account|ledger)\//
 
 export type Metadata = Record<string, unknown>
