@@ -22,3 +22,30 @@ export const scenarioArbitrary = fc.record({
   dieAfterChargePct: fc.integer({ min: 0, max: 30 }),
   operatorGrants: fc.integer({ min: 0, max: 6 }),
 })
+
+/**
+ * Busy accounts: many submits die right after their charge (so the reaper's
+ * pruning refunds several in one account write), grants and late clients
+ * write the account while it prunes, answers are lost and calls are slow.
+ */
+export const busyLedgerArbitrary = fc.record({
+  clients: fc.integer({ min: 4, max: 6 }),
+  resources: fc.integer({ min: 1, max: 3 }),
+  jobsPerClient: fc.integer({ min: 2, max: 3 }),
+  credits: fc.constant(8),
+  faultBeforePct: fc.integer({ min: 0, max: 5 }),
+  faultAfterPct: fc.integer({ min: 3, max: 10 }),
+  delayPct: fc.integer({ min: 3, max: 10 }),
+  workerCrashPct: fc.integer({ min: 0, max: 30 }),
+  functionCrashPct: fc.integer({ min: 0, max: 10 }),
+  duplicatePct: fc.integer({ min: 0, max: 30 }),
+  lateStartPct: fc.integer({ min: 0, max: 30 }),
+  cancelPct: fc.integer({ min: 0, max: 30 }),
+  idempotencyPct: fc.integer({ min: 0, max: 100 }),
+  stallPermille: fc.constant(0),
+  invokeLostPct: fc.integer({ min: 0, max: 10 }),
+  clientTimeoutPct: fc.integer({ min: 0, max: 50 }),
+  lateClientPct: fc.integer({ min: 20, max: 50 }),
+  dieAfterChargePct: fc.integer({ min: 30, max: 60 }),
+  operatorGrants: fc.integer({ min: 4, max: 8 }),
+})

@@ -91,7 +91,9 @@
  * and leaves at most one charge standing.
  *
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
- * 2000) scenarios; SIM_SEED / SIM_PATH replay a failure fast-check reported.
+ * 1600) scenarios, then SIM_BUSY_RUNS (default 400) with busy ledgers
+ * (arbitrary.ts); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
+ * fast-check reported. findings.test.ts replays the seeds that found bugs.
  */
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
@@ -102,7 +104,7 @@ import { describe, expect, it } from 'vitest'
 import { storagePortContract } from '../support/storage-contract.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
 import type { JobState } from '../../lib/types.ts'
-import { scenarioArbitrary } from './arbitrary.ts'
+import { busyLedgerArbitrary, scenarioArbitrary } from './arbitrary.ts'
 import { type RunResult, type ScenarioParams, type World, runScenario } from './scenario.ts'
 import { Scheduler, emptyStats, type SimStats } from './scheduler.ts'
 import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
@@ -129,8 +131,9 @@ storagePortContract('Blobs adapter over the simulated SDK (auto mode)', () => {
 // ---- the scenarios ---------------------------------------------------------
 
 
-const RUNS = Number(process.env.SIM_RUNS ?? 2000)
-const FC_SEED = process.env.SIM_SEED === undefined ? 20261122 : Number(process.env.SIM_SEED)
+const RUNS = Number(process.env.SIM_RUNS ?? 1600)
+const BUSY_RUNS = Number(process.env.SIM_BUSY_RUNS ?? 400)
+const FC_SEED = 20261122
 const FC_PATH = process.env.SIM_PATH
 
 interface Totals {
@@ -165,7 +168,8 @@ function summary(totals: Totals, seconds: number, failed: boolean) {
   return (
     `simulation: ${n(totals.runs)} seeds, ${n(totals.jobs)} jobs, ${n(stats.ops)} storage ops in ${n(stats.steps)} steps; ` +
     `SDK faults: ${n(stats.faults['error-before'])} thrown before landing, ${n(stats.faults['error-after'])} thrown after landing, ` +
-    `${n(stats.faults['retried-412'])} retried into 412 after landing, ${n(stats.faults['empty-etag'])} #741 (modified:true, etag ''), ${n(stats.faults.slow)} slow calls; ` +
+    `${n(stats.faults['retried-412'])} retried into 412 after landing, ${n(stats.faults['empty-etag'])} #741 (modified:true, etag ''), ` +
+    `${n(stats.faults['landed-twice'])} unconditional writes landed again by a retry, ${n(stats.faults.slow)} calls answered late; ` +
     `worker calls: ${n(stats.faults['fail-before'])} failed, ${n(stats.faults['fail-after'])} delivered with the answer lost at once, ${n(stats.faults['invoke-lost'])} delivered with the answer lost after seconds; ` +
     `${n(stats.crashes.worker)} worker crashes, ${n(otherCrashes)} other function crashes, ${n(stats.timeLimitKills)} killed at time limits, ` +
     `${n(stats.orphansLanded)} orphan writes landed, ${n(stats.stalls)} stalls, ${n(stats.heartbeats)} heartbeat ticks; ` +
@@ -329,26 +333,31 @@ describe('deterministic simulation of the protocol', () => {
     }
   }, 120_000)
 
-  it(`${RUNS} scenarios keep all seven invariants`, async () => {
+  const properties: [string, number, typeof scenarioArbitrary, string][] = [
+    [`${RUNS} scenarios keep all seven invariants`, RUNS, scenarioArbitrary, 'SIM_SEED'],
+    [`${BUSY_RUNS} scenarios with busy ledgers keep them too`, BUSY_RUNS, busyLedgerArbitrary, 'SIM_BUSY_SEED'],
+  ]
+  it.each(properties)('%s', async (_name, runs, arbitrary, seedVariable) => {
     const totals: Totals = { coverage: new Map(), runs: 0, jobs: 0, checks: 0, stats: emptyStats() }
     const started = performance.now()
     let failed = false
+    const seed = process.env[seedVariable] === undefined ? FC_SEED : Number(process.env[seedVariable])
     try {
       await fc.assert(
-        fc.asyncProperty(fc.integer(), scenarioArbitrary, async (seed, rest) => {
+        fc.asyncProperty(fc.integer(), arbitrary, async (seed, rest) => {
           const params: ScenarioParams = { seed, ...rest }
           const result = await runScenario(params, { trace: false })
           add(totals, result)
           // A run is a function of its parameters: run it again, tracing, to tell what happened.
           if (result.violations.length > 0) throw new Error(failureReport(params, await runScenario(params, { trace: true })))
         }),
-        { numRuns: RUNS, seed: FC_SEED, ...(FC_PATH ? { path: FC_PATH, endOnFailure: true } : {}) },
+        { numRuns: runs, seed, ...(FC_PATH ? { path: FC_PATH, endOnFailure: true } : {}) },
       )
     } catch (error) {
       failed = true
       const message = error instanceof Error ? error.message : String(error)
       const replay = /seed: (-?\d+), path: "([^"]+)"/.exec(message)
-      const command = replay ? `SIM_SEED=${replay[1]} SIM_PATH=${replay[2]} npx vitest run test/simulation/protocol.test.ts` : '(see above)'
+      const command = replay ? `${seedVariable}=${replay[1]} SIM_PATH=${replay[2]} npx vitest run test/simulation/protocol.test.ts -t '${_name}'` : '(see above)'
       throw new Error(`${message}\n\nreplay: ${command}`, { cause: error })
     } finally {
       console.log(summary(totals, (performance.now() - started) / 1000, failed))

@@ -79,9 +79,11 @@ export type Fault = 'none' | 'fail-before' | 'fail-after' | 'delay' | SdkFault
  * - `error-after`: it landed, then a thrown network error (answer lost);
  * - `retried-412`: it landed, the SDK's retry got 412 → `{ modified: false }`;
  * - `empty-etag`: netlify/primitives#741, `{ modified: true, etag: '' }`, landed or not;
+ * - `landed-twice`: an unconditional write landed, its answer was lost, and the
+ *   SDK's retry landed it again seconds later (then answered ok);
  * - `invoke-lost`: the worker call was delivered, its answer is lost seconds later.
  */
-export type SdkFault = 'error-before' | 'error-after' | 'retried-412' | 'empty-etag' | 'invoke-lost'
+export type SdkFault = 'error-before' | 'error-after' | 'retried-412' | 'empty-etag' | 'landed-twice' | 'invoke-lost'
 
 export interface FaultRates {
   /** The op fails before it lands: a 5xx/429 burst outlasting the SDK's retries. */
@@ -124,7 +126,7 @@ export interface SimStats {
 export const emptyStats = (): SimStats => ({
   steps: 0,
   ops: 0,
-  faults: { 'fail-before': 0, 'fail-after': 0, delay: 0, 'error-before': 0, 'error-after': 0, 'retried-412': 0, 'empty-etag': 0, 'invoke-lost': 0, slow: 0 },
+  faults: { 'fail-before': 0, 'fail-after': 0, delay: 0, 'error-before': 0, 'error-after': 0, 'retried-412': 0, 'empty-etag': 0, 'landed-twice': 0, 'invoke-lost': 0, slow: 0 },
   crashes: { client: 0, submit: 0, worker: 0, cancel: 0, feed: 0, probe: 0, reaper: 0, admin: 0 },
   timeLimitKills: 0,
   orphansLanded: 0,
@@ -272,7 +274,15 @@ export class Scheduler {
   call<T>(
     actor: Actor,
     label: string | (() => string),
-    plan: { landIn: number; answerIn: number; fault: Fault; land: (() => string) | null; run: () => { answer: { value: T } | { error: unknown }; note: string } },
+    plan: {
+      landIn: number
+      answerIn: number
+      fault: Fault
+      land: (() => string) | null
+      run: () => { answer: { value: T } | { error: unknown }; note: string }
+      /** Happens just before the answer (a retry landing the write again). */
+      beforeAnswer?: () => void
+    },
   ): Promise<T> {
     const settle = (answer: { value: T } | { error: unknown }, resolve: (v: T) => void, reject: (e: unknown) => void) =>
       'error' in answer ? reject(answer.error) : resolve(answer.value)
@@ -306,8 +316,9 @@ export class Scheduler {
             fault: 'none',
             expiresAt: Infinity,
             fire: () => {
+              plan.beforeAnswer?.()
               settle(answer, resolve, reject)
-              return 'answered'
+              return plan.beforeAnswer ? 'landed again (the SDK retried), answered' : 'answered'
             },
           })
           return `${note} (its answer comes ${(wait / 1000).toFixed(1)}s later)`

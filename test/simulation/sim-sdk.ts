@@ -12,6 +12,7 @@
  * - after (`after`), writes only: it landed, then the answer was lost: a
  *   thrown error; for a conditional write also the SDK's retry getting 412
  *   (`{ modified: false }` for a write that landed) or #741 after landing;
+ *   for an unconditional write also the SDK's retry landing it again, late;
  * - slow (`delay`): the call takes 0.5–8 s, or 20–60 s (the SDK's retries),
  *   and a write lands at some moment while its caller waits.
  */
@@ -55,11 +56,14 @@ export function simBlobsStore(sim: Scheduler, store: AtomicStore, actor: Actor, 
   /** A call that only reads (or is unconditional): faults are a thrown error, before or after. */
   function plain<T>(op: string, key: string, write: boolean, effect: () => T, describe: (result: T) => string): Promise<T> {
     const kind = roll()
-    const fault: Fault = kind === 'before' || (kind === 'after' && !write) ? 'error-before' : kind === 'after' ? 'error-after' : 'none'
+    const fault: Fault =
+      kind === 'before' || (kind === 'after' && !write) ? 'error-before' : kind === 'after' ? sim.rng.pick(['error-after', 'landed-twice'] as const) : 'none'
+    const land = write && fault !== 'error-before' ? () => describe(effect()) : null
     return sim.call<T>(actor, label(op, key), {
       ...timing(fault),
       fault,
-      land: write && fault !== 'error-before' ? () => describe(effect()) : null,
+      land,
+      ...(fault === 'landed-twice' ? { beforeAnswer: () => void land!() } : {}),
       run: () => {
         if (fault === 'error-before') return { answer: { error: thrown(`${op} ${key}`, false) }, note: 'FAULT thrown before landing' }
         const result = effect()
