@@ -9,7 +9,44 @@ import { describe, expect, it } from 'vitest'
 import { type ScenarioParams, runScenario } from './scenario.ts'
 
 const findings: [string, ScenarioParams][] = [
-  // FINDINGS
+  [
+    // A charge landed, its answer was lost; another submit wrote the account before the adapter's
+    // read-back, which then said "not written"; the retry found the job's own reservation and
+    // recorded the job as free. Seen: "I4 J4: charged 0 but 1 charge entries".
+    'finding 2: a charge that landed but whose answer was lost is recorded as charged (and refunded if the job fails)',
+    { seed: 1811631133, clients: 6, resources: 2, jobsPerClient: 2, credits: 7, faultBeforePct: 2, faultAfterPct: 9, delayPct: 6, workerCrashPct: 2, functionCrashPct: 9, duplicatePct: 38, lateStartPct: 7, cancelPct: 41, idempotencyPct: 6, stallPermille: 4, invokeLostPct: 2, clientTimeoutPct: 24, lateClientPct: 2, dieAfterChargePct: 2, operatorGrants: 6 },
+  ],
+  [
+    // The spec write landed but could not be confirmed (#741/thrown, read-back failed); the submit's
+    // error path deleted the key record although its job existed; the client's retry with the same
+    // key made a second job. Seen: "idempotency acct-a/idem-0-0: one Idempotency-Key created 2 jobs: J2 J3".
+    'finding 4: one Idempotency-Key never makes two jobs',
+    { seed: -788979521, clients: 1, resources: 2, jobsPerClient: 3, credits: 7, faultBeforePct: 3, faultAfterPct: 5, delayPct: 8, workerCrashPct: 30, functionCrashPct: 1, duplicatePct: 50, lateStartPct: 52, cancelPct: 1, idempotencyPct: 96, stallPermille: 4, invokeLostPct: 0, clientTimeoutPct: 28, lateClientPct: 6, dieAfterChargePct: 24, operatorGrants: 4 },
+  ],
+  [
+    // The worker call was delivered and the worker claimed the job; the call's answer was lost;
+    // the submit answered 503 "could not be started" for a job that ran and kept its charge.
+    // Seen: "I4 J15: the submit answered 503 worker_unavailable (could not be started), but its
+    // worker claimed it and it ended complete with 1 credit(s) charged".
+    'finding 6: a submit answers 503 worker_unavailable only for a job that never started',
+    { seed: 1856289999, clients: 2, resources: 3, jobsPerClient: 3, credits: 4, faultBeforePct: 10, faultAfterPct: 3, delayPct: 7, workerCrashPct: 1, functionCrashPct: 1, duplicatePct: 40, lateStartPct: 54, cancelPct: 32, idempotencyPct: 99, stallPermille: 0, invokeLostPct: 3, clientTimeoutPct: 46, lateClientPct: 13, dieAfterChargePct: 18, operatorGrants: 5 },
+  ],
+  [
+    // The reaper's pruning refunded several lost charges in one account write; its plan flushed a
+    // chunk holding its own, uncommitted entries; grants committed meanwhile and flushed that chunk;
+    // then the pruning's stale chunk landed over it and lost the race. Seen: "I4 ledger/acct-a/c/0000000001
+    // holds ledger entry 20 as {… refund J1 …}, but the committed account writes hold {… grant …}"
+    // and "refunds of J1: expected 2 to be less than or equal to 1".
+    'finding 8: a multi-entry ledger append never overwrites a committed ledger chunk',
+    { seed: -2147483647, clients: 4, resources: 1, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 3, delayPct: 4, workerCrashPct: 15, functionCrashPct: 4, duplicatePct: 14, lateStartPct: 29, cancelPct: 27, idempotencyPct: 11, stallPermille: 0, invokeLostPct: 7, clientTimeoutPct: 41, lateClientPct: 44, dieAfterChargePct: 46, operatorGrants: 8 },
+  ],
+  [
+    // A submit died right after its charge (client job id cj-1); an hour later, before the reaper
+    // pruned that expired reservation, a new submit with the same client job id replaced it; the
+    // lost charge was never refunded. Seen: "I4 J8 after retention: 0 refunds, expected 1 (credit lost)".
+    'a charge whose job never came to exist is refunded even if its client job id is used again after the hour',
+    { seed: -6, clients: 3, resources: 2, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 5, delayPct: 3, workerCrashPct: 59, functionCrashPct: 6, duplicatePct: 32, lateStartPct: 6, cancelPct: 45, idempotencyPct: 59, stallPermille: 3, invokeLostPct: 11, clientTimeoutPct: 34, lateClientPct: 39, dieAfterChargePct: 16, operatorGrants: 2 },
+  ],
 ]
 
 describe('scenarios in which the simulation found money lost or doubled', () => {

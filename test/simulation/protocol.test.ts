@@ -91,7 +91,7 @@
  * and leaves at most one charge standing.
  *
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
- * 1600) scenarios, then SIM_BUSY_RUNS (default 400) with busy ledgers
+ * 1500) scenarios, then SIM_BUSY_RUNS (default 300) with busy ledgers
  * (arbitrary.ts); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
  * fast-check reported. findings.test.ts replays the seeds that found bugs.
  */
@@ -131,8 +131,8 @@ storagePortContract('Blobs adapter over the simulated SDK (auto mode)', () => {
 // ---- the scenarios ---------------------------------------------------------
 
 
-const RUNS = Number(process.env.SIM_RUNS ?? 1600)
-const BUSY_RUNS = Number(process.env.SIM_BUSY_RUNS ?? 400)
+const RUNS = Number(process.env.SIM_RUNS ?? 1500)
+const BUSY_RUNS = Number(process.env.SIM_BUSY_RUNS ?? 300)
 const FC_SEED = 20261122
 const FC_PATH = process.env.SIM_PATH
 
