@@ -24,6 +24,15 @@ const findings: [string, ScenarioParams][] = [
     { seed: -788979521, clients: 1, resources: 2, jobsPerClient: 3, credits: 7, faultBeforePct: 3, faultAfterPct: 5, delayPct: 8, workerCrashPct: 30, functionCrashPct: 1, duplicatePct: 50, lateStartPct: 52, cancelPct: 1, idempotencyPct: 96, stallPermille: 4, invokeLostPct: 0, clientTimeoutPct: 28, lateClientPct: 6, dieAfterChargePct: 24, operatorGrants: 4 },
   ],
   [
+    // The first request's lock write took 20 s; its client gave up at 30 s and retried with the same
+    // key; 39 s after the key was claimed its job did not exist yet, so the key counted as abandoned
+    // and made a second job, while the first request went on to make and charge its own. Seen:
+    // "idempotency acct-a/idem-0-0: one Idempotency-Key created 2 jobs: J4 J7" and "… left 2 charges
+    // standing: J4 J7" (and finding 6 for J9).
+    'finding 4: a slow first request and a retry after 30 s do not make two jobs and two charges',
+    { seed: -345571423, clients: 2, resources: 1, jobsPerClient: 2, credits: 8, faultBeforePct: 1, faultAfterPct: 0, delayPct: 9, workerCrashPct: 58, functionCrashPct: 15, duplicatePct: 45, lateStartPct: 60, cancelPct: 34, idempotencyPct: 100, stallPermille: 0, invokeLostPct: 8, clientTimeoutPct: 50, lateClientPct: 10, dieAfterChargePct: 1, operatorGrants: 2 },
+  ],
+  [
     // The worker call was delivered and the worker claimed the job; the call's answer was lost;
     // the submit answered 503 "could not be started" for a job that ran and kept its charge.
     // Seen: "I4 J15: the submit answered 503 worker_unavailable (could not be started), but its
