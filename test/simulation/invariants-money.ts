@@ -12,7 +12,7 @@ import { CHUNK_SIZE } from '../../lib/events.ts'
 import { keys } from '../../lib/storage/keys.ts'
 import type { JobSpec, JobState } from '../../lib/types.ts'
 import { aliasIds as A } from './sim-store.ts'
-import { ACCOUNTS, type World } from './scenario.ts'
+import { ACCOUNTS, type World } from './world.ts'
 
 export interface MoneyReport {
   violations: string[]

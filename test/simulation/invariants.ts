@@ -14,7 +14,7 @@ import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import { checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A } from './sim-store.ts'
-import { ACCOUNTS, type World } from './scenario.ts'
+import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
   violations: string[]
