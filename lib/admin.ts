@@ -1,4 +1,4 @@
-/** The operator snapshot: recent jobs with both error forms, and held locks. */
+/** The operator snapshot: recent jobs with both error forms, held locks, accounts; bounded reads per request. */
 import type { Deps } from './deps.ts'
 import { initialState, readSpec, readState } from './job-state.ts'
 import { readAccount } from './credits.ts'
@@ -6,66 +6,123 @@ import { peekLock } from './lock.ts'
 import { keys } from './storage/keys.ts'
 import { operatorJob } from './views.ts'
 import { invalidRequest } from './errors.ts'
+import { JOB_ID_PATTERN } from './ids.ts'
+import { CorruptRecordError } from './records.ts'
 import { JOB_STATUSES } from './types.ts'
 
-export async function adminSnapshot(deps: Deps, options: { limit: number; status?: string }) {
-  const { keys: stateKeys } = await deps.store.list(keys.statePrefix)
-  const { keys: liveKeys } = await deps.store.list(keys.specPrefix)
+/** Job records read per request at most: a status filter pages through the rest with `before`. */
+export const ADMIN_MAX_READS = 200
+/** Live jobs whose locks are shown per request. */
+export const ADMIN_MAX_LOCKS = 100
+const READ_PARALLEL = 25
+
+export interface AdminQuery {
+  limit: number
+  status?: string
+  /** Only jobs older than this id (the `next` of the previous page). */
+  before?: string
+}
+
+/**
+ * Newest jobs first, a page at a time: at most `max(limit, ADMIN_MAX_READS)`
+ * job records are read per request, whatever the filter matches, and `next`
+ * says where the following page starts. A record that cannot be parsed is
+ * listed under `unreadable` and skipped.
+ */
+export async function adminSnapshot(deps: Deps, options: AdminQuery) {
+  const [{ keys: stateKeys }, { keys: liveKeys }] = await Promise.all([deps.store.list(keys.statePrefix), deps.store.list(keys.specPrefix)])
   const ids = new Set([...stateKeys.map((k) => k.slice(keys.statePrefix.length)), ...liveKeys.map((k) => k.slice(keys.specPrefix.length))])
   // Ids start with their creation time, so sorting them sorts by age.
-  const newest = [...ids].sort().reverse()
-  const jobs = []
-  const locks = []
-  for (const jobId of newest) {
-    if (jobs.length >= options.limit) break
-    const stored = await readState(deps.store, jobId)
-    if (!stored) {
-      const spec = await readSpec(deps.store, jobId)
-      if (!spec || (options.status && options.status !== 'queued')) continue
-      jobs.push(operatorJob(initialState(spec, spec.createdAt)))
-      continue
+  const { before } = options
+  const newest = [...ids].filter((id) => before === undefined || id < before).sort().reverse()
+  const maxReads = Math.max(options.limit, ADMIN_MAX_READS)
+  const jobs: ReturnType<typeof operatorJob>[] = []
+  const unreadable: { record: string }[] = []
+  let examined = 0
+  while (examined < newest.length && jobs.length < options.limit && examined < maxReads) {
+    const batch = newest.slice(examined, Math.min(examined + READ_PARALLEL, maxReads, examined + options.limit - jobs.length))
+    examined += batch.length
+    for (const found of await Promise.all(batch.map((jobId) => readOperatorJob(deps, jobId)))) {
+      if (found === null) continue
+      if ('unreadable' in found) unreadable.push({ record: found.unreadable })
+      else if (!options.status || found.status === options.status) jobs.push(found)
     }
-    if (options.status && stored.state.status !== options.status) continue
-    jobs.push(operatorJob(stored.state))
   }
-  for (const key of liveKeys) {
-    const jobId = key.slice(keys.specPrefix.length)
-    const stored = await readState(deps.store, jobId)
-    const spec = stored ? null : await deps.store.read(key)
-    const lockKey = stored?.state.lockKey ?? (spec ? (JSON.parse(spec.data).lockKey as string | null) : null)
-    if (!lockKey) continue
-    const lock = await peekLock(deps.store, lockKey)
-    if (lock?.record.state === 'held') {
-      locks.push({
-        resource: lockKey,
-        jobId: lock.record.jobId,
-        acquiredAt: new Date(lock.record.acquiredAt).toISOString(),
-        expiresAt: new Date(lock.record.expiresAt).toISOString(),
-        expired: lock.record.expiresAt <= deps.clock.now(),
-      })
-    }
+  const next = examined < newest.length ? (newest[examined - 1] ?? null) : null
+
+  const lockRows = await Promise.all(liveKeys.slice(0, ADMIN_MAX_LOCKS).map((key) => readHeldLock(deps, key.slice(keys.specPrefix.length))))
+  const locks: HeldLock[] = []
+  for (const row of lockRows) {
+    if (row && 'unreadable' in row) unreadable.push({ record: row.unreadable })
+    else if (row) locks.push(row)
   }
   const accounts = []
   const { keys: accountKeys } = await deps.store.list(keys.accountPrefix)
   for (const key of accountKeys.slice(0, 200)) {
     const stored = await readAccount(deps.store, key.slice(keys.accountPrefix.length))
     if (!stored) continue
-    const now = deps.clock.now()
     accounts.push({
       account: stored.record.account,
       balance: stored.record.balance,
       ledgerEntries: stored.record.ledger.lastSeq,
-      reservations: Object.entries(stored.record.reservations).map(([id, r]) => ({
-        id,
-        ...r,
-        chargedAt: new Date(r.chargedAt).toISOString(),
-        expiresAt: new Date(r.expiresAt).toISOString(),
-        refundedAt: r.refundedAt === null ? null : new Date(r.refundedAt).toISOString(),
-        live: r.refundedAt === null && r.expiresAt > now,
-      })),
     })
   }
-  return { generatedAt: new Date(deps.clock.now()).toISOString(), jobs, locks, accounts }
+  return {
+    generatedAt: new Date(deps.clock.now()).toISOString(),
+    jobs,
+    /** Pass as `before` for the next, older page; null when every job was examined. */
+    next,
+    examined,
+    locks,
+    locksTruncated: liveKeys.length > ADMIN_MAX_LOCKS,
+    unreadable,
+    accounts,
+  }
+}
+
+/** Names a record that could not be parsed: listed for the operator, skipped otherwise. */
+type Unreadable = { unreadable: string }
+
+/** A job as the operator sees it; null when gone. */
+async function readOperatorJob(deps: Deps, jobId: string): Promise<ReturnType<typeof operatorJob> | Unreadable | null> {
+  try {
+    const stored = await readState(deps.store, jobId)
+    if (stored) return operatorJob(stored.state)
+    const spec = await readSpec(deps.store, jobId)
+    return spec ? operatorJob(initialState(spec, spec.createdAt)) : null
+  } catch (error) {
+    if (error instanceof CorruptRecordError) return { unreadable: error.key }
+    throw error
+  }
+}
+
+interface HeldLock {
+  resource: string
+  jobId: string
+  acquiredAt: string
+  expiresAt: string
+  expired: boolean
+}
+
+/** The lock a live job holds, if it still holds one. */
+async function readHeldLock(deps: Deps, jobId: string): Promise<HeldLock | Unreadable | null> {
+  try {
+    const stored = await readState(deps.store, jobId)
+    const lockKey = stored ? stored.state.lockKey : ((await readSpec(deps.store, jobId))?.lockKey ?? null)
+    if (!lockKey) return null
+    const lock = await peekLock(deps.store, lockKey)
+    if (lock?.record.state !== 'held') return null
+    return {
+      resource: lockKey,
+      jobId: lock.record.jobId,
+      acquiredAt: new Date(lock.record.acquiredAt).toISOString(),
+      expiresAt: new Date(lock.record.expiresAt).toISOString(),
+      expired: lock.record.expiresAt <= deps.clock.now(),
+    }
+  } catch (error) {
+    if (error instanceof CorruptRecordError) return { unreadable: error.key }
+    throw error
+  }
 }
 
 export function parseAdminQuery(params: URLSearchParams) {
@@ -78,5 +135,9 @@ export function parseAdminQuery(params: URLSearchParams) {
   if (status !== undefined && !(JOB_STATUSES as readonly string[]).includes(status)) {
     throw invalidRequest(`"status" must be one of ${JOB_STATUSES.join(', ')}.`, [{ path: 'query.status', message: 'unknown status' }])
   }
-  return { limit, status }
+  const before = params.get('before') ?? undefined
+  if (before !== undefined && !JOB_ID_PATTERN.test(before)) {
+    throw invalidRequest('"before" must be a job id (the "next" of the previous page).', [{ path: 'query.before', message: 'not a job id' }])
+  }
+  return { limit, status, before }
 }

@@ -21,6 +21,7 @@ import type { Deps } from './deps.ts'
 import { JobFailure, invalidRequest, notFound } from './errors.ts'
 import { ASSET_ID_PATTERN, JOB_ID_PATTERN } from './ids.ts'
 import { readSpec, readState, scheduleAssetCheck } from './job-state.ts'
+import { CorruptRecordError } from './records.ts'
 import { loadOwnedJob } from './jobs.ts'
 import type { AssetPort } from './storage/asset-port.ts'
 import { assetKeys, expiryBucket, keys, safePart } from './storage/keys.ts'
@@ -204,6 +205,7 @@ export type AssetReaping = 'deleted' | 'kept' | 'rechecked' | 'gone'
  * The reaper's judgment of an asset whose marker is due: deleted when its
  * retention is over, or when its job ended without completing with it
  * listed; checked again later while the job is live. Safe to repeat.
+ * Throws `CorruptRecordError` for metadata it cannot parse (left as it is).
  */
 export async function reapAsset(deps: Pick<Deps, 'store' | 'assets' | 'clock' | 'settings'>, assetId: string): Promise<AssetReaping> {
   if (!ASSET_ID_PATTERN.test(assetId)) return 'gone'
@@ -211,10 +213,8 @@ export async function reapAsset(deps: Pick<Deps, 'store' | 'assets' | 'clock' | 
   const metadata = await deps.assets.metadata(key)
   if (!metadata) return 'gone'
   const parsed = AssetRecordSchema.safeParse(metadata)
-  if (!parsed.success) {
-    await deps.assets.delete(key) // not a record this product wrote: nothing to keep it for
-    return 'deleted'
-  }
+  // Another deploy's code may have written it: never delete what cannot be read; an operator decides.
+  if (!parsed.success) throw new CorruptRecordError(key, { cause: parsed.error })
   const asset = parsed.data
   const now = deps.clock.now()
   if (asset.expiresAt > now) {

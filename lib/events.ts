@@ -13,7 +13,8 @@
  *
  * Chunks and pages only ever hold committed events (flushed from the stored
  * tail before the state write that drops them from it), so their content is
- * fixed by their position and rewriting one is harmless.
+ * fixed by their position and rewriting one is harmless. An append of several
+ * events leaves the tail longer than a chunk until the next append flushes it.
  *
  * The log is capped: past `maxEvents`, whole pages are dropped from the front
  * and `firstSeq` tells readers where the log now starts.
@@ -89,12 +90,14 @@ export async function planAppend(
   const appended: JobEvent[] = []
   const written = new Map<number, JobEvent[]>()
 
-  /** Writes the tail as a chunk (and its page when the page is full). */
+  /** Writes the tail's first CHUNK_SIZE events as a chunk (and its page when the page is full). */
   const flush = async () => {
     const chunkIndex = flushedSeq / CHUNK_SIZE
-    writes.push({ key: where.chunk(chunkIndex), data: JSON.stringify(tail) })
-    written.set(chunkIndex, tail)
-    flushedSeq += tail.length
+    const chunk = tail.slice(0, CHUNK_SIZE)
+    writes.push({ key: where.chunk(chunkIndex), data: JSON.stringify(chunk) })
+    written.set(chunkIndex, chunk)
+    flushedSeq += CHUNK_SIZE
+    tail = tail.slice(CHUNK_SIZE)
     if (flushedSeq % PAGE_SIZE === 0) {
       const pageIndex = flushedSeq / PAGE_SIZE - 1
       const pageEvents: JobEvent[] = []
@@ -105,13 +108,13 @@ export async function planAppend(
     }
   }
 
+  // Only committed events are flushed: full chunks of the stored tail, before
+  // this append. New events go to the tail, which may so hold more than one
+  // chunk until the next append; a writer that loses the race for the record
+  // has then written nothing but blobs whose content was already fixed.
+  if (events.length > 0) while (tail.length >= CHUNK_SIZE) await flush()
+
   for (const event of events) {
-    // Only committed events are flushed (the stored tail, before this append),
-    // so a chunk's content is fixed by its position whoever writes it.
-    if (tail.length >= CHUNK_SIZE) {
-      await flush()
-      tail = []
-    }
     lastSeq += 1
     const stored: JobEvent = { seq: lastSeq, type: event.type, data: event.data ?? null, ts: now }
     tail.push(stored)
@@ -139,7 +142,7 @@ export async function planSeal(where: LogKeys, log: LogPosition, chunkSource: Ch
   const pageIndex = Math.floor((log.lastSeq - 1) / PAGE_SIZE)
   const events: JobEvent[] = []
   for (let c = pageIndex * CHUNKS_PER_PAGE; c < log.flushedSeq / CHUNK_SIZE; c++) events.push(...(await chunkSource(c)))
-  events.push(...log.tail)
+  events.push(...log.tail.filter((event) => event.seq > pageIndex * PAGE_SIZE))
   return { log: { ...log, sealed: true }, write: { key: where.page(pageIndex), data: JSON.stringify(events) } }
 }
 

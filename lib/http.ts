@@ -4,6 +4,7 @@
  */
 import { ApiError, invalidRequest, methodNotAllowed } from './errors.ts'
 import type { Logger } from './deps.ts'
+import { CorruptRecordError } from './records.ts'
 import { UnsafeKeyError } from './storage/keys.ts'
 import { StorageUnavailableError } from './storage/port.ts'
 
@@ -36,6 +37,11 @@ export async function respond(log: Logger, route: () => Promise<Response>): Prom
           headers: { 'Retry-After': '2' },
         }),
       )
+    }
+    if (error instanceof CorruptRecordError) {
+      // Not the caller's fault and not transient: say so, and name the record to operators only.
+      log.error('record unreadable', { record: error.key })
+      return errorResponse(new ApiError(500, 'record_unreadable', 'A stored record could not be read. Operators have been told; retrying will not help.'))
     }
     log.error('unhandled error', { error: describe(error) })
     return errorResponse(new ApiError(500, 'internal_error', 'Something went wrong on our side.'))

@@ -3,26 +3,31 @@
  * (`commitState`), and the clean-up every finished job goes through.
  */
 import type { Deps } from './deps.ts'
-import { type ChunkSource, type NewEvent, chunksFromStorage, jobLog, planAppend, planSeal } from './events.ts'
-import { refundCredits } from './credits.ts'
+import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStorage, jobLog, planAppend, planSeal } from './events.ts'
+import { settleJobCredits } from './credits.ts'
 import { releaseLock } from './lock.ts'
 import { expiryBucket, keys } from './storage/keys.ts'
 import type { BlobPort } from './storage/port.ts'
-import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, isTerminal } from './types.ts'
+import { parseRecord } from './records.ts'
+import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, type LogPosition, isTerminal } from './types.ts'
 
 export interface StoredState {
   state: JobState
   version: string
 }
 
+/** A job's state; throws `CorruptRecordError` for a record it cannot parse. */
 export async function readState(store: BlobPort, jobId: string): Promise<StoredState | null> {
-  const blob = await store.read(keys.state(jobId))
-  return blob ? { state: JobStateSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+  const key = keys.state(jobId)
+  const blob = await store.read(key)
+  return blob ? { state: parseRecord(key, blob.data, JobStateSchema), version: blob.version } : null
 }
 
+/** A live job's spec; throws `CorruptRecordError` for a record it cannot parse. */
 export async function readSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
-  const blob = await store.read(keys.spec(jobId))
-  return blob ? JobSpecSchema.parse(JSON.parse(blob.data)) : null
+  const key = keys.spec(jobId)
+  const blob = await store.read(key)
+  return blob ? parseRecord(key, blob.data, JobSpecSchema) : null
 }
 
 /** The state a job starts with when it is claimed or canceled before it ran. */
@@ -49,6 +54,7 @@ export function initialState(spec: JobSpec, now: number): JobState {
     idempotencyRecord: spec.idempotencyRecord,
     creditCharged: spec.creditCharged,
     reservation: spec.reservation,
+    ...(spec.creditBasis === undefined ? {} : { creditBasis: spec.creditBasis }),
     assets: [],
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }
@@ -103,11 +109,8 @@ export async function settleFinishedJob(
     const { finishedAt } = state
     await Promise.all(state.assets.map((asset) => scheduleAssetCheck(deps.store, finishedAt, asset.assetId)))
   }
-  // A job that did no work for its money gets it back; refunding twice is a no-op.
-  const unearned = state.status === 'failed' || (state.status === 'canceled' && state.startedAt === null)
-  if (unearned && state.creditCharged > 0 && state.reservation) {
-    await refundCredits(deps.store, deps.clock, state.account, state.reservation, state.jobId, `job ${state.status}`)
-  }
+  // A job that did no work for its money gets it back, once whoever settles (credits/settle.ts).
+  const credits = await settleJobCredits(deps.store, deps.clock, state)
   if (state.lockKey) {
     const released = await releaseLock(deps.store, deps.clock, state.lockKey, state.jobId)
     if (!released.released && released.reason === 'held_by_another_job') {
@@ -117,7 +120,8 @@ export async function settleFinishedJob(
       })
     }
   }
-  await deps.store.delete(keys.spec(state.jobId))
+  // A charge that may still land keeps the job in the live index, so the reaper settles it again.
+  if (credits === 'settled') await deps.store.delete(keys.spec(state.jobId))
 }
 
 /**
@@ -142,11 +146,55 @@ export async function scheduleAssetCheck(store: BlobPort, at: number, assetId: s
   await store.put(keys.expiry(expiryBucket(at) - 1, 'asset', assetId), '')
 }
 
-/** Deletes a job and everything it wrote (retention). */
-export async function deleteJobData(store: BlobPort, jobId: string) {
-  const { keys: eventKeys } = await store.list(keys.eventsPrefix(jobId))
-  await Promise.all(eventKeys.map((key) => store.delete(key)))
-  await store.delete(keys.spec(jobId))
-  await store.delete(keys.cancelRequest(jobId))
-  await store.delete(keys.state(jobId))
+/**
+ * Deletes a job and everything it wrote (retention), the state last: it is
+ * what says which other blobs exist, so a crash midway is redone from it.
+ * `alongside` are clean-ups that needed the state (its lock, its
+ * Idempotency-Key record); they run with the first wave, and the state is
+ * kept if any of them fails. `marker`, the expiry entry that scheduled this,
+ * is deleted together with the state; should the state's delete fail after
+ * the marker's landed, the marker is put back so the deletion is retried.
+ */
+export async function deleteJobData(
+  store: BlobPort,
+  jobId: string,
+  state: JobState | null,
+  options: { alongside?: (Promise<unknown> | null)[]; marker?: string } = {},
+) {
+  const eventKeys = async () => {
+    const derived = state && eventBlobKeys(jobId, state.log)
+    return derived ?? (await store.list(keys.eventsPrefix(jobId))).keys
+  }
+  await Promise.all([
+    ...(options.alongside ?? []),
+    eventKeys().then((found) => Promise.all(found.map((key) => store.delete(key)))),
+    store.delete(keys.spec(jobId)),
+    // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
+    store.delete(keys.cancelRequest(jobId)),
+  ])
+  const { marker } = options
+  const [stateDeleted, markerDeleted] = await Promise.allSettled([store.delete(keys.state(jobId)), marker ? store.delete(marker) : null])
+  if (stateDeleted.status === 'rejected') {
+    if (marker && markerDeleted.status === 'fulfilled') await store.put(marker, '')
+    throw stateDeleted.reason
+  }
+  if (markerDeleted.status === 'rejected') throw markerDeleted.reason
+}
+
+/**
+ * The event blobs a log can have left, derived from its position so that
+ * retention needs no `list`. Null when only a listing is sure: the cap
+ * dropped pages, and a writer that died between its state write and those
+ * deletes leaves blobs before `firstSeq` that no position names.
+ */
+export function eventBlobKeys(jobId: string, log: LogPosition): string[] | null {
+  if (log.firstSeq > 1) return null
+  const found = new Set<string>()
+  for (let c = 0; c < log.flushedSeq / CHUNK_SIZE; c++) found.add(keys.chunk(jobId, c))
+  for (let p = 0; p < Math.floor(log.flushedSeq / PAGE_SIZE); p++) found.add(keys.page(jobId, p))
+  // A sealed last page, or one whose seal was written but not recorded (the settle died or lost a race).
+  if (log.lastSeq > CHUNK_SIZE) found.add(keys.page(jobId, Math.floor((log.lastSeq - 1) / PAGE_SIZE)))
+  // A full tail: an append that lost its race may have written its chunk already.
+  if (log.tail.length >= CHUNK_SIZE) found.add(keys.chunk(jobId, log.flushedSeq / CHUNK_SIZE))
+  return [...found]
 }

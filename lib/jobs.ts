@@ -16,19 +16,15 @@ export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: un
 export async function loadOwnedJob(deps: Pick<Deps, 'store'>, account: string, jobId: string): Promise<OwnedJob> {
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const stored = await readState(deps.store, jobId)
-  if (stored) {
-    if (stored.state.account !== account) throw notFound()
-    return { stored }
-  }
+  if (stored?.state.account === account) return { stored }
   const spec = await readSpec(deps.store, jobId)
-  if (!spec) {
-    // Claimed (and maybe finished and cleaned up) between our two reads: its state exists now.
-    const claimed = await readState(deps.store, jobId)
-    if (claimed && claimed.state.account === account) return { stored: claimed }
-    throw notFound()
-  }
-  if (spec.account !== account) throw notFound()
-  return { spec }
+  if (!stored && spec?.account === account) return { spec }
+  // Claimed (and maybe finished and cleaned up) between our two reads: its state exists now.
+  // Every 404 takes this third read too, another account's job included, so the
+  // number of reads (and the time) does not tell whether the id exists.
+  const claimed = await readState(deps.store, jobId)
+  if (claimed?.state.account === account) return { stored: claimed }
+  throw notFound()
 }
 
 export async function getJob(deps: Deps, account: string, jobId: string) {

@@ -16,6 +16,7 @@ import type { Clock } from './clock.ts'
 import type { BlobPort } from './storage/port.ts'
 import { StorageUnavailableError } from './storage/port.ts'
 import { keys } from './storage/keys.ts'
+import { parseRecord } from './records.ts'
 import { type LockRecord, LockRecordSchema } from './types.ts'
 
 /** Just past the background function's 15-minute cap. */
@@ -44,10 +45,11 @@ export type ReleaseResult =
 
 const encode = (record: LockRecord) => JSON.stringify(record)
 
-/** Reads a lock without side effects. */
+/** Reads a lock without side effects; throws `CorruptRecordError` for a record it cannot parse. */
 export async function peekLock(store: BlobPort, resource: string) {
-  const blob = await store.read(keys.lock(resource))
-  return blob ? { record: LockRecordSchema.parse(JSON.parse(blob.data)), version: blob.version } : null
+  const key = keys.lock(resource)
+  const blob = await store.read(key)
+  return blob ? { record: parseRecord(key, blob.data, LockRecordSchema), version: blob.version } : null
 }
 
 /** Takes the lock for `jobId`, atomically, taking over an expired or released one. */

@@ -2,17 +2,19 @@
  * Submitting a job: validate, take the resource lock, store the spec, start
  * the worker. Bad input is refused before anything is written.
  */
-import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import type { Deps } from './deps.ts'
 import { ApiError, type Issue, invalidRequest } from './errors.ts'
 import { acquireLock, releaseLock } from './lock.ts'
-import { type ChargeQuote, chargeCredits, quoteCharge, refundCredits, reservationId } from './credits.ts'
+import { type ChargePlan, chargeJob, chargeRefused, planCharge } from './credits.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
-import { UnsafeKeyError, expiryBucket, keys, resourceKey, safePart } from './storage/keys.ts'
-import { IdempotencyRecordSchema, type JobSpec } from './types.ts'
+import { UnsafeKeyError, keys, resourceKey } from './storage/keys.ts'
+import { StorageUnavailableError } from './storage/port.ts'
+import type { JobSpec } from './types.ts'
 import { systemError } from './sanitize.ts'
-import { jobUrls, publicJob } from './views.ts'
+import { type PublicJob, jobUrls, publicJob } from './views.ts'
+import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
+import { dispatchJob, failUndispatched } from './dispatch.ts'
 
 const ClientIdSchema = z
   .string()
@@ -25,10 +27,6 @@ export const SubmitBodySchema = z.strictObject({
   clientJobId: ClientIdSchema.optional(),
 })
 
-/** An Idempotency-Key stays bound to its job for 24 h. */
-export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
-/** A key whose job never got written (the submit died) is reusable after this. */
-const IDEMPOTENCY_ABANDONED_MS = 30_000
 /** A lock whose job was never written (the submit died right after locking). */
 const ORPHAN_LOCK_GRACE_MS = 60_000 // well past the 26 s a synchronous function may run
 
@@ -82,31 +80,26 @@ export async function submitJob(
 
   const idempotencyStorageKey = idempotencyKey === null ? null : idempotencyRecordKey(account, idempotencyKey)
   const cost = kind.cost ?? 0
-  const reservation = reservationId(clientJobId, jobId)
   // Decided before anything is written, so a job the balance cannot cover writes nothing.
-  let quote: ChargeQuote
+  let charge: ChargePlan
   try {
-    quote = await quoteCharge(deps.store, deps.clock, account, reservation, cost)
+    charge = await planCharge(deps.store, deps.clock, { account, jobId, kind: kindName, cost, clientJobId })
   } catch (error) {
     // A retry of a request that already made its job is answered with that job, whatever the balance is now.
     const replay = idempotencyStorageKey && error instanceof ApiError ? await findReplay(deps, idempotencyStorageKey, parsed.data) : null
-    if (replay) return replay
+    if (replay) return replayOf(replay)
     throw error
   }
 
   let submitted!: JobSpec
-  let idempotencyRecord: string | null = null
-  let idempotencyMarker: string | null = null
+  let claim: KeyClaim | null = null
   if (idempotencyStorageKey !== null) {
     const claimed = await claimIdempotencyKey(deps, idempotencyStorageKey, jobId, parsed.data)
-    if ('replay' in claimed) return claimed.replay
-    idempotencyRecord = claimed.key
-    idempotencyMarker = claimed.marker
+    if ('replay' in claimed) return replayOf(claimed.replay)
+    claim = claimed.claim
   }
 
-  let creditCharged = 0
-  // Set before charging: a charge whose answer was lost may have landed, and must be undone too.
-  let chargeTried = false
+  let specCreated = false
   let lockTaken = false
   try {
     if (lockKey) {
@@ -132,15 +125,6 @@ export async function submitJob(
       lockTaken = true
       if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
     }
-    if (quote.amount > 0) {
-      chargeTried = true
-      creditCharged = await chargeCredits(
-        deps.store,
-        deps.clock,
-        { account, reservation, clientJobId, jobId, kind: kindName, cost },
-        quote,
-      )
-    }
     const spec: JobSpec = {
       jobId,
       account,
@@ -150,134 +134,55 @@ export async function submitJob(
       lockKey,
       sourceTaskId,
       clientJobId,
-      idempotencyRecord,
-      creditCharged,
-      reservation: creditCharged > 0 ? reservation : null,
+      idempotencyRecord: claim?.key ?? null,
+      creditCharged: charge.amount,
+      reservation: charge.reservation,
+      creditBasis: charge.basis,
     }
+    // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
+    if (claim) await bindIdempotencyKey(deps.store, claim)
     const created = await deps.store.create(keys.spec(jobId), JSON.stringify(spec))
     if (!created.ok) throw new Error(`job id ${jobId} already exists`)
+    specCreated = true
     submitted = spec
+    // After the spec: whoever settles the job finds by content whether this charge landed.
+    const { paid } = await chargeJob(deps.store, deps.clock, charge)
+    // Charged while another submit of its client job id made the reservation: the charge came back.
+    if (paid !== spec.creditCharged && (await deps.store.replace(keys.spec(jobId), JSON.stringify({ ...spec, creditCharged: paid }), created.version)).ok) {
+      submitted = { ...spec, creditCharged: paid }
+    }
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
-    // Refunds only a reservation this job itself paid, so this is safe when the charge never landed.
-    if (chargeTried) await refundCredits(deps.store, deps.clock, account, reservation, jobId, 'submit failed').catch(() => {})
+    // A job that exists is failed and settled, which returns a charge that landed (and only then).
+    if (specCreated) await failUndispatched(deps, chargeRefused(error) ? { ...submitted, creditCharged: 0, reservation: null } : submitted, error)
     if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
-    if (idempotencyRecord) await deps.store.delete(idempotencyRecord).catch(() => {})
-    if (idempotencyMarker) await deps.store.delete(idempotencyMarker).catch(() => {})
+    if (claim) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
     throw error
   }
   const spec = submitted
 
-  try {
-    await deps.invokeWorker(jobId)
-  } catch (error) {
-    await failUndispatched(deps, spec, error)
-    throw new ApiError(503, 'worker_unavailable', 'The job could not be started. Try again shortly.', {
-      headers: { 'Retry-After': '5' },
-    })
-  }
-
-  const view = publicJob({ spec })
-  return {
-    status: 202,
-    replayed: false,
-    body: {
-      jobId,
-      kind: kindName,
-      status: 'queued',
-      statusUrl: view.statusUrl,
-      eventsUrl: view.eventsUrl,
-      createdAt: view.createdAt,
-    },
-  }
-}
-
-/** The storage key of an Idempotency-Key (per account), or a 400 for a malformed one. */
-function idempotencyRecordKey(account: string, idempotencyKey: string) {
-  if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
-    throw invalidRequest('Idempotency-Key must be 1-255 visible ASCII characters.', [
-      { path: 'headers.idempotency-key', message: 'invalid' },
-    ])
-  }
-  return keys.idempotency(safePart(account), sha256(idempotencyKey))
-}
-
-/** The earlier answer to this same request under this key, if its job exists. */
-async function findReplay(deps: Deps, key: string, request: unknown): Promise<Submitted | null> {
-  const blob = await deps.store.read(key)
-  if (!blob) return null
-  const existing = IdempotencyRecordSchema.parse(JSON.parse(blob.data))
-  if (existing.expiresAt <= deps.clock.now() || existing.requestHash !== sha256(JSON.stringify(request))) return null
-  const job = await findJob(deps, existing.jobId)
-  return job ? replayOf(job) : null
-}
-
-const replayOf = (job: NonNullable<Awaited<ReturnType<typeof findJob>>>): Submitted => ({
-  status: 200,
-  replayed: true,
-  body: {
-    jobId: job.jobId,
-    kind: job.kind,
-    status: job.status,
-    statusUrl: job.statusUrl,
-    eventsUrl: job.eventsUrl,
-    createdAt: job.createdAt,
-  },
-})
-
-async function claimIdempotencyKey(
-  deps: Deps,
-  key: string,
-  jobId: string,
-  request: unknown,
-): Promise<{ key: string; marker: string } | { replay: Submitted }> {
-  const requestHash = sha256(JSON.stringify(request))
-  // Found by the reaper even if this submit dies before its job exists.
-  const expiryMarker = (expiresAt: number) => keys.expiry(expiryBucket(expiresAt), 'idem', key.slice('idem/'.length).replace('/', '.'))
-  for (let round = 0; round < 4; round++) {
-    const now = deps.clock.now()
-    const record = JSON.stringify({ jobId, requestHash, createdAt: now, expiresAt: now + IDEMPOTENCY_TTL_MS })
-    if ((await deps.store.create(key, record)).ok) {
-      const marker = expiryMarker(now + IDEMPOTENCY_TTL_MS)
-      await deps.store.put(marker, '')
-      return { key, marker }
-    }
-
-    const blob = await deps.store.read(key)
-    if (!blob) continue
-    const existing = IdempotencyRecordSchema.parse(JSON.parse(blob.data))
-    const job = await findJob(deps, existing.jobId)
-    const reusable =
-      existing.expiresAt <= now || (!job && existing.createdAt + IDEMPOTENCY_ABANDONED_MS <= now)
-    if (reusable) {
-      if ((await deps.store.replace(key, record, blob.version)).ok) {
-        const marker = expiryMarker(now + IDEMPOTENCY_TTL_MS)
-        await deps.store.put(marker, '')
-        return { key, marker }
-      }
-      continue
-    }
-    if (existing.requestHash !== requestHash) {
-      throw new ApiError(422, 'idempotency_key_reused', 'This Idempotency-Key was used for a different request.')
-    }
-    if (!job) {
-      throw new ApiError(409, 'idempotency_in_progress', 'A request with this Idempotency-Key is still being processed.', {
-        headers: { 'Retry-After': '1' },
-      })
-    }
-    return { replay: replayOf(job) }
-  }
-  throw new ApiError(409, 'idempotency_in_progress', 'A request with this Idempotency-Key is still being processed.', {
-    headers: { 'Retry-After': '1' },
+  const dispatch = await dispatchJob(deps, spec)
+  if (dispatch.outcome === 'started') return accepted(publicJob({ spec }))
+  if (dispatch.outcome === 'claimed') return accepted(publicJob({ state: dispatch.state }))
+  // Neither failed nor claimed as far as we can tell: the key keeps the job, whatever becomes of it.
+  if (dispatch.outcome === 'unknown') throw new StorageUnavailableError(`job ${jobId}: worker call failed and its state could not be read`)
+  // The job failed here and never ran: the key is freed, so the retry we ask for is a new attempt.
+  if (claim) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
+  throw new ApiError(503, 'worker_unavailable', 'The job could not be started. Try again shortly.', {
+    headers: { 'Retry-After': '5' },
   })
 }
 
-async function findJob(deps: Deps, jobId: string) {
-  const stored = await readState(deps.store, jobId)
-  if (stored) return publicJob({ state: stored.state })
-  const spec = await readSpec(deps.store, jobId)
-  return spec ? publicJob({ spec }) : null
-}
+const accepted = (job: PublicJob): Submitted => ({ status: 202, replayed: false, body: answerOf(job) })
+const replayOf = (job: PublicJob): Submitted => ({ status: 200, replayed: true, body: answerOf(job) })
+const answerOf = (job: PublicJob): Submitted['body'] => ({
+  jobId: job.jobId,
+  kind: job.kind,
+  status: job.status,
+  statusUrl: job.statusUrl,
+  eventsUrl: job.eventsUrl,
+  createdAt: job.createdAt,
+})
 
 /** A lock held by a job that was never written: its submit died between the two writes. */
 async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number }) {
@@ -309,20 +214,3 @@ async function recordTakeover(deps: Deps, oldJobId: string, newJobId: string) {
     }
   }
 }
-
-/** The worker could not be reached: the job fails at once instead of waiting for the reaper. */
-async function failUndispatched(deps: Deps, spec: JobSpec, cause: unknown) {
-  const failure = systemError(
-    'worker_unavailable',
-    'The job could not be started.',
-    `worker invocation failed: ${cause instanceof Error ? cause.message : String(cause)}`,
-  )
-  const now = deps.clock.now()
-  const done = await commitState(deps, initialState(spec, now), null, (state) => ({
-    state: { ...state, status: 'failed', finishedAt: now, ...failure },
-    events: [{ type: 'error', data: { error: failure.error } }],
-  })).catch(() => null)
-  if (done) await settleFinishedJob(deps, done).catch(() => {})
-}
-
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')

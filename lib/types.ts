@@ -49,9 +49,11 @@ export const JobSpecSchema = z.object({
   clientJobId: z.string().nullable(),
   /** Storage key of the Idempotency-Key record that created it, removed with the job. */
   idempotencyRecord: z.string().nullable(),
-  /** Credits this job was charged (0 when a live reservation covered it) and that reservation. */
+  /** Credits this job pays (0 when its reservation covers it), and the reservation blob it joins. */
   creditCharged: z.number().int().nonnegative(),
   reservation: z.string().nullable(),
+  /** The ledger seq its charge was based on: the charge entry, if it landed, comes after (absent before this existed). */
+  creditBasis: z.number().int().nonnegative().optional(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -62,7 +64,7 @@ export const LogPositionSchema = z.object({
   /** Every seq up to this one is in chunk blobs. */
   flushedSeq: z.number().int().nonnegative(),
   lastSeq: z.number().int().nonnegative(),
-  /** Events after `flushedSeq`, at most one chunk. */
+  /** Events after `flushedSeq`: one chunk at most, plus the events of the last append. */
   tail: z.array(JobEventSchema),
   /** A finished log whose last page is written too (see planSeal). */
   sealed: z.boolean().optional(),
@@ -104,6 +106,9 @@ export const JobStateSchema = z.object({
   idempotencyRecord: z.string().nullable(),
   creditCharged: z.number().int().nonnegative(),
   reservation: z.string().nullable(),
+  creditBasis: z.number().int().nonnegative().optional(),
+  /** Set once a refund of its own charge is pending: the ledger seq the refund is searched from. */
+  refundFrom: z.number().int().nonnegative().nullable().optional(),
   /** Token of the last worker write, to recognise one that landed despite an error. */
   writeToken: z.string().optional(),
   /** Files the job saved, in order. Defaulted so records written before assets existed still parse. */
@@ -127,10 +132,25 @@ export const ApiKeyRecordSchema = z.object({
 })
 export type ApiKeyRecord = z.infer<typeof ApiKeyRecordSchema>
 
-export const IdempotencyRecordSchema = z.object({
+const IdempotencyClaimFields = {
   jobId: z.string(),
   requestHash: z.string(),
   createdAt: z.number(),
   expiresAt: z.number(),
-})
+}
+
+/**
+ * An Idempotency-Key's record (see `idempotency.ts`): `pending` while its
+ * submit works, `bound` once that submit may write the job, `reaping` just
+ * before it is deleted.
+ * A record without `state` predates the states and counts as `bound`.
+ */
+export const IdempotencyRecordSchema = z.preprocess(
+  (raw) => (raw && typeof raw === 'object' && !('state' in raw) ? { ...raw, state: 'bound' } : raw),
+  z.discriminatedUnion('state', [
+    z.object({ state: z.literal('pending'), ...IdempotencyClaimFields }),
+    z.object({ state: z.literal('bound'), ...IdempotencyClaimFields }),
+    z.object({ state: z.literal('reaping'), since: z.number() }),
+  ]),
+)
 export type IdempotencyRecord = z.infer<typeof IdempotencyRecordSchema>

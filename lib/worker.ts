@@ -133,6 +133,7 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, writer: Fenc
       }
       return writer.update((state) => ({ state, events: [{ type, data: data ?? null }] }))
     },
+    yield: () => new Promise<void>((resolve) => setImmediate(resolve)),
     // The size cap is checked in here, by the worker, never at submit: only the handler knows the size.
     saveAsset: async (file) => {
       writer.signal.throwIfAborted()

@@ -1,5 +1,5 @@
 /**
- * Wiring, in one place: environment, the Blobs store, clock, ids, job kinds.
+ * Wiring, in one place: environment, the Blobs stores (per deploy context), clock, ids, job kinds.
  * Function files call `appFor(req)` and pass what it returns into `lib`.
  */
 import { getStore } from '@netlify/blobs'
@@ -12,6 +12,7 @@ import { MIN_SECRET_LENGTH, signWorkerRequest } from '../lib/signing.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { MIN_MAX_EVENTS } from '../lib/events.ts'
+import { ApiError } from '../lib/errors.ts'
 
 /** The Blobs store holding all job state. */
 export const STORE_NAME = 'durable-jobs'
@@ -44,6 +45,42 @@ export function signingSecret(env = process.env): string {
   return secret
 }
 
+export interface StoreNames {
+  jobs: string
+  assets: string
+}
+
+// Contexts that use the production stores: production itself, and local development
+// (`netlify dev` sends no deploy context, or "dev").
+const PRODUCTION_STORE_CONTEXTS = new Set(['', 'production', 'dev', 'dev-server'])
+
+/**
+ * The deploy context the function runs in. Functions do not get `CONTEXT` at
+ * runtime (only URL, SITE_NAME, SITE_ID); Netlify sends the context with each
+ * request, and this header is what the v2 Context's `deploy.context` reads.
+ */
+export function deployContextOf(req: Request, env = process.env): string {
+  return (req.headers.get('x-nf-deploy-context') ?? env.CONTEXT ?? '').trim().toLowerCase()
+}
+
+/**
+ * Blobs stores are site-wide, so without this a Deploy Preview's functions would
+ * read and write production's jobs, locks, keys and credits with code that is
+ * not production's. Other contexts (deploy-preview, branch-deploy, a branch's
+ * own context) get stores of their own, named per context; reaching production's
+ * data from one takes JOBS_STORE_SCOPE=production.
+ */
+export function storeNamesFor(deployContext: string, env = process.env): StoreNames {
+  const scope = env.JOBS_STORE_SCOPE ?? ''
+  if (scope !== '' && scope !== 'context' && scope !== 'production') {
+    throw new MisconfiguredError('JOBS_STORE_SCOPE must be "context" (the default: stores per deploy context) or "production"')
+  }
+  if (scope === 'production' || PRODUCTION_STORE_CONTEXTS.has(deployContext)) return { jobs: STORE_NAME, assets: ASSET_STORE_NAME }
+  // Store names are at most 64 bytes and cannot hold '/'.
+  const suffix = deployContext.replace(/[^a-z0-9-]+/g, '-').slice(0, 40)
+  return { jobs: `${STORE_NAME}--${suffix}`, assets: `${ASSET_STORE_NAME}--${suffix}` }
+}
+
 export function settingsFrom(env = process.env): Settings {
   const seconds = (name: string, fallbackMs: number, min: number) => {
     const raw = env[name]
@@ -73,20 +110,36 @@ export function settingsFrom(env = process.env): Settings {
   }
 }
 
-/** Everything `lib` needs to serve one request. */
-export function appFor(req: Request, env = process.env): Deps {
+/**
+ * Everything `lib` needs to serve one request. The configuration is checked
+ * first, so a misconfigured deploy refuses every request (500 `misconfigured`,
+ * the reason in the log only) before it reads or writes anything.
+ */
+export function appFor(req: Request, env = process.env, deployContext = deployContextOf(req, env)): Deps {
   const origin = new URL(req.url).origin
+  let settings: Settings
+  let stores: StoreNames
+  try {
+    signingSecret(env)
+    settings = settingsFrom(env)
+    stores = storeNamesFor(deployContext, env)
+  } catch (error) {
+    if (!(error instanceof MisconfiguredError)) throw error
+    log.error('misconfigured: this deploy refuses every request until its environment is fixed', { problem: error.message })
+    throw new ApiError(500, 'misconfigured', 'The service is not configured correctly. Its operator has the details in the function log.')
+  }
   return {
-    store: netlifyBlobsPort(getStore({ name: STORE_NAME, consistency: 'strong' })),
-    assets: netlifyBlobsAssetPort(getStore({ name: ASSET_STORE_NAME, consistency: 'strong' })),
+    store: netlifyBlobsPort(getStore({ name: stores.jobs, consistency: 'strong' })),
+    assets: netlifyBlobsAssetPort(getStore({ name: stores.assets, consistency: 'strong' })),
     clock: systemClock,
     ids: randomIds,
     kinds: registry,
-    settings: settingsFrom(env),
+    settings,
     log,
     // Always the deploy's own origin: process.env.URL is the production site even in previews.
+    // The deploy context travels in the signed body: the worker uses the stores this submit wrote to.
     invokeWorker: async (jobId) => {
-      const body = JSON.stringify({ jobId })
+      const body = JSON.stringify({ jobId, deployContext })
       const res = await fetch(new URL(WORKER_PATH, origin), {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', ...signWorkerRequest(signingSecret(env), body, Date.now()) },

@@ -3,7 +3,8 @@
  * - `.env` with a signing secret and an admin token (made once, random);
  * - a development API key for account "dev", kept in `.netlify/dev-api-key`
  *   and registered in the local Blobs sandbox;
- * - `netlify dev` offline, without Edge Functions (they would download Deno).
+ * - `netlify dev` offline, without Edge Functions (they would download Deno);
+ * - the reaper on its production schedule, which `netlify dev` never fires.
  */
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
@@ -12,7 +13,9 @@ import { join } from 'node:path'
 import { registerApiKey } from '../lib/api-keys.ts'
 import { systemClock } from '../lib/clock.ts'
 import { createAccount, readAccount } from '../lib/credits.ts'
+import { config as reaperConfig } from '../netlify/functions/reaper.ts'
 import { flags, openStore } from './store.ts'
+import { reaperPeriodMs, scheduleReaper } from './dev-reaper.ts'
 
 const root = process.cwd()
 const envFile = join(root, '.env')
@@ -44,12 +47,14 @@ const balance = (await readAccount(store, 'dev'))?.record.balance
 await close()
 
 const { port = '8888' } = flags()
+const reaperPeriod = reaperPeriodMs(String(reaperConfig.schedule))
 console.log(`
   Durable jobs, local development
   API:          http://localhost:${port}/api/jobs
   API key:      ${apiKey}        (account "dev", kept in .netlify/dev-api-key)
   Credits:      ${balance}  (npm run accounts -- grant --account dev --credits 100)
   Admin token:  ${adminToken}    (from .env)
+  Reaper:       every ${reaperPeriod / 1000} s, as scheduled in production (DEV_REAPER_INTERVAL_SECONDS to change)
   Try:  curl -s -X POST http://localhost:${port}/api/jobs -H "Authorization: Bearer ${apiKey}" \\
           -H 'Content-Type: application/json' -d '{"kind":"summarize","input":{"text":"Durable jobs survive restarts. Locks stop double work."}}'
 `)
@@ -59,5 +64,9 @@ const netlify = spawn(
   ['dev', '--offline', '--internal-disable-edge-functions', '--port', port, ...(flags().debug ? ['--debug'] : [])],
   { stdio: 'inherit', env: { ...process.env, NETLIFY_TELEMETRY_DISABLED: '1' } },
 )
+const reaper = scheduleReaper({ baseUrl: `http://localhost:${port}`, periodMs: reaperPeriod })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => netlify.kill(signal))
-netlify.on('exit', (code) => process.exit(code ?? 0))
+netlify.on('exit', (code) => {
+  reaper.stop()
+  process.exit(code ?? 0)
+})

@@ -2,14 +2,15 @@
  * Opens the product's store for a script. By default the local sandbox that
  * `netlify dev` uses (`.netlify/blobs-serve`, site "unlinked"); with
  * NETLIFY_SITE_ID and NETLIFY_AUTH_TOKEN in the environment, the deployed
- * site's store.
+ * site's store: production's, or with CONTEXT=deploy-preview (or another
+ * deploy context) the stores that context's functions use (netlify/app.ts).
  */
 import { join } from 'node:path'
 import { getStore } from '@netlify/blobs'
 import { BlobsServer } from '@netlify/blobs/server'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import { STORE_NAME } from '../netlify/app.ts'
+import { STORE_NAME, storeNamesFor } from '../netlify/app.ts'
 
 export const LOCAL_SITE_ID = 'unlinked'
 
@@ -17,8 +18,9 @@ export async function openStore(options: { localOnly?: boolean } = {}): Promise<
   const siteID = process.env.NETLIFY_SITE_ID
   const token = process.env.NETLIFY_AUTH_TOKEN
   if (siteID && token && !options.localOnly) {
-    const store = getStore({ name: STORE_NAME, siteID, token, consistency: 'strong' })
-    return { store: netlifyBlobsPort(store), where: `site ${siteID}`, close: async () => {} }
+    const name = storeNamesFor((process.env.CONTEXT ?? '').trim().toLowerCase()).jobs
+    const store = getStore({ name, siteID, token, consistency: 'strong' })
+    return { store: netlifyBlobsPort(store), where: `site ${siteID}, store ${name}`, close: async () => {} }
   }
   const token_ = `local-${Math.random().toString(36).slice(2)}`
   const server = new BlobsServer({ directory: join(process.cwd(), '.netlify', 'blobs-serve'), token: token_ })

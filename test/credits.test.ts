@@ -6,10 +6,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { authenticate, createApiKey } from '../lib/api-keys.ts'
-import { accountView, createAccount, readAccount, refundCredits, reservationId } from '../lib/credits.ts'
+import { accountView, createAccount, readAccount, reservationKey } from '../lib/credits.ts'
 import type { Deps } from '../lib/deps.ts'
 import { JobFailure } from '../lib/errors.ts'
-import { readState } from '../lib/job-state.ts'
+import { commitState, initialState, readSpec, readState, settleFinishedJob } from '../lib/job-state.ts'
 import { cancelJob, getJob } from '../lib/jobs.ts'
 import { defineJob } from '../lib/kinds/define.ts'
 import { reap } from '../lib/reaper.ts'
@@ -138,18 +138,22 @@ describe('refunds', () => {
     expect(await balance(deps)).toBe(2)
   })
 
-  it('refunding twice refunds once, from any path; another job cannot refund a reservation it did not pay', async () => {
+  it('a failed job settled by several settlers at once is refunded once, with or without a client job id', async () => {
     const { deps } = await setup(3)
-    const job = await submitJob(deps, 'acct', { kind: 'transcribe', input: { recording: 'r' }, clientJobId: 'dup' }, null)
-    const reservation = reservationId('dup', job.body.jobId)
-    const outcomes = await Promise.all([
-      refundCredits(deps.store, deps.clock, 'acct', reservation, job.body.jobId, 'path one'),
-      refundCredits(deps.store, deps.clock, 'acct', reservation, job.body.jobId, 'path two'),
-      refundCredits(deps.store, deps.clock, 'acct', reservation, job.body.jobId, 'path three'),
-    ])
-    expect(outcomes.filter((o) => o === 'refunded')).toHaveLength(1)
-    expect(await refundCredits(deps.store, deps.clock, 'acct', reservation, 'job_other', 'x')).toBe('not_charged')
-    expect(await balance(deps)).toBe(3)
+    for (const clientJobId of [undefined, 'dup']) {
+      const job = await submitJob(deps, 'acct', { kind: 'transcribe', input: { recording: 'r' }, clientJobId }, null)
+      expect(await balance(deps)).toBe(2)
+      const spec = (await readSpec(deps.store, job.body.jobId))!
+      const failed = (await commitState(deps, initialState(spec, deps.clock.now()), null, (state) => ({
+        state: { ...state, status: 'failed', finishedAt: deps.clock.now() },
+        events: [{ type: 'error', data: null }],
+      })))!
+      await Promise.all([settleFinishedJob(deps, failed), settleFinishedJob(deps, failed), settleFinishedJob(deps, failed)])
+      await settleFinishedJob(deps, failed)
+      expect(await balance(deps)).toBe(3)
+    }
+    const { ledger } = await expectCreditInvariants(deps.store, 'acct')
+    expect(ledger.map((e) => e.type)).toEqual(['grant', 'charge', 'refund', 'charge', 'refund'])
   })
 
   it('a crashed worker’s job is refunded by the reaper, with no request or key in hand', async () => {
@@ -185,6 +189,32 @@ describe('refunds', () => {
     await submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'same' } }, null)
     await expect(submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'same' } }, null)).rejects.toMatchObject({ status: 409 })
     expect(await balance(deps)).toBe(2)
+  })
+})
+
+describe('reservation blobs', () => {
+  it('the reaper removes a reservation past its hour in two runs, one blob at a time, and keeps one a job still uses', async () => {
+    const { deps, clock, release } = await setup(5)
+    const done = await submitJob(deps, 'acct', { kind: 'transcribe', input: { recording: 'r' }, clientJobId: 'old' }, null)
+    expect(await runJob(deps, done.body.jobId)).toBe('complete')
+    const live = await submitJob(deps, 'acct', { kind: 'hanging', input: { resource: 'r' }, clientJobId: 'busy' }, null)
+    const run = runJob(deps, live.body.jobId)
+    await until(async () => (await readState(deps.store, live.body.jobId))?.state.status === 'running')
+    expect((await deps.store.list('reservation/acct/')).keys).toHaveLength(2)
+    // Past the hour; the hanging job keeps writing heartbeats, so it is not reaped.
+    for (let minutes = 0; minutes < 75; minutes += 5) {
+      clock.advance(5 * 60_000)
+      await commitState(deps, (await readState(deps.store, live.body.jobId))!.state, (await readState(deps.store, live.body.jobId))!.version, (state) => ({
+        state: { ...state, heartbeatAt: deps.clock.now() },
+        events: [],
+      }))
+      await reap(deps)
+    }
+    const left = (await deps.store.list('reservation/acct/')).keys
+    expect(left).toHaveLength(1)
+    expect(left[0]).toBe(reservationKey('acct', 'busy'))
+    release()
+    await run.catch(() => {})
   })
 })
 

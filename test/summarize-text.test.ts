@@ -8,6 +8,8 @@ import {
   splitWindows,
   summarizeWindow,
 } from '../lib/kinds/summarize-text.ts'
+import type { JobContext } from '../lib/kinds/define.ts'
+import { summarize } from '../lib/kinds/summarize.ts'
 
 // Deterministic pseudo-random generator so generated documents are reproducible.
 function lcg(seed: number): () => number {
@@ -319,5 +321,48 @@ describe('large input', () => {
     const title = deriveTitle(doc)
     expect(title.length).toBeGreaterThan(0)
     expect(title.length).toBeLessThanOrEqual(80)
+  })
+})
+
+// Shapes that made the old splitter quadratic: at these sizes it ran for minutes,
+// far past the test timeout; linear code takes milliseconds.
+describe('hostile input', () => {
+  it('splits a long run of dots followed by a letter', () => {
+    const dots = '.'.repeat(100_000)
+    expect(splitSentences(`Intro${dots}x tail. Next sentence here.`)).toEqual([`Intro${dots}x tail.`, 'Next sentence here.'])
+    expect(splitSentences(`${'....x'.repeat(40_000)} End.`)).toEqual([`${'....x'.repeat(40_000)} End.`])
+  })
+
+  it('joins a long run of hard-wrapped lines', () => {
+    // Lines that start in uppercase continue the block only because the previous one ends in ','.
+    const lines = 'Word,\n'.repeat(100_000)
+    expect(splitSentences(`${lines}End. Next one.`)).toEqual([`${'Word, '.repeat(100_000)}End.`, 'Next one.'])
+  })
+
+  it('finds a heading between long runs of emphasis and hashes', () => {
+    const stars = '*'.repeat(1_500)
+    expect(deriveTitle(`# ${stars}Solar Report${stars} ${'#'.repeat(1_000)}\n\nBody.`)).toBe('Solar Report')
+  })
+})
+
+describe('summarize handler', () => {
+  it('yields between windows, so a timer (heartbeat, cancel) runs even when its writes never wait', async () => {
+    const controller = new AbortController()
+    const windowsDone: number[] = []
+    const ctx: JobContext<{ text: string }> = {
+      jobId: 'job_test',
+      account: 'acct',
+      input: { text: generateDoc(400_000, 5) },
+      signal: controller.signal,
+      progress: async () => {},
+      emit: async (_type, data) => {
+        windowsDone.push((data as { index: number }).index)
+      },
+      saveAsset: () => Promise.reject(new Error('not used')),
+      yield: () => new Promise<void>((resolve) => setImmediate(resolve)),
+    }
+    setTimeout(() => controller.abort(new Error('canceled by a timer')), 0)
+    await expect(summarize.run(ctx)).rejects.toThrow('canceled by a timer')
+    expect(windowsDone.length).toBeLessThan(20) // 400 KB makes 20+ windows: it stopped part way
   })
 })

@@ -19,6 +19,11 @@ export interface JobContext<Input> {
    * throws `JobFailure('asset_too_large')` before anything is written.
    */
   saveAsset(file: AssetFile): Promise<JobAsset>
+  /**
+   * Lets timers run (the heartbeat that keeps the job alive, the cancel check).
+   * Call it between CPU-heavy steps: a handler that never awaits blocks them.
+   */
+  yield(): Promise<void>
 }
 
 export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown> {

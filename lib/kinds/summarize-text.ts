@@ -31,9 +31,12 @@ const NEAR_DUPLICATE = 0.8; // Jaccard similarity of term sets
 
 const WORD = /[\p{L}\p{N}]+(?:['-][\p{L}\p{N}]+)*/gu;
 const HAS_LETTER = /\p{L}/u;
-// Sentence terminators: only count when followed by whitespace or the end, which
-// rules out decimals ("3.14"), URLs and inner dots of "e.g.".
-const TERMINATOR = /[.!?]+["'”’)\]]*(?=\s|$)/g;
+// A run of sentence punctuation and closing quotes. It ends a sentence only when
+// whitespace or the end follows (checked in code, not by a lookahead: a lookahead
+// after `+` backtracks through the run from every start, quadratic on "....x"),
+// which rules out decimals ("3.14"), URLs and inner dots of "e.g.".
+const TERMINATOR = /[.!?]+["'”’)\]]*/g;
+const WHITESPACE = /\s/;
 
 /** Collapse whitespace runs to ' ', '\n' or '\n\n' (paragraph break) and trim. */
 export function normalizeText(text: string): string {
@@ -47,20 +50,23 @@ export function normalizeText(text: string): string {
 
 export function splitSentences(text: string): string[] {
   const out: string[] = [];
-  let block = '';
+  // A block's lines are joined once, at the end: growing one string and asking it
+  // `endsWith` flattens it on every line, which is quadratic on long wrapped blocks.
+  let lines: string[] = [];
   const flush = (): void => {
-    if (block) splitBlock(block, out);
-    block = '';
+    if (lines.length > 0) splitBlock(lines.join(' '), out);
+    lines = [];
   };
   for (const raw of text.split(/\r\n|\r|\n/)) {
     const line = raw.replace(/\s+/g, ' ').trim();
+    const previous = lines[lines.length - 1];
     if (!line) {
       flush(); // blank line = paragraph break
-    } else if (block && (/^\p{Ll}/u.test(line) || block.endsWith(','))) {
-      block += ' ' + line; // hard-wrapped prose: the line continues the previous one
+    } else if (previous !== undefined && (/^\p{Ll}/u.test(line) || previous.endsWith(','))) {
+      lines.push(line); // hard-wrapped prose: the line continues the previous one
     } else {
       flush(); // headings, list items and new lines of prose stand alone
-      block = line;
+      lines.push(line);
     }
   }
   flush();
@@ -71,6 +77,7 @@ function splitBlock(block: string, out: string[]): void {
   let start = 0;
   for (const m of block.matchAll(TERMINATOR)) {
     const end = m.index + m[0].length;
+    if (end < block.length && !WHITESPACE.test(block.charAt(end))) continue;
     if (m[0].startsWith('.') && !m[0].startsWith('..') && !periodEndsSentence(block, m.index, end)) continue;
     pushSentence(out, block.slice(start, end));
     start = end;
@@ -159,7 +166,10 @@ function tokenize(text: string): Tokens {
  * the opening sentences, which tend to state the topic.
  */
 export function scoreSentences(sentences: string[]): number[] {
-  const tokenized = sentences.map(tokenize);
+  return scoreTokenized(sentences.map(tokenize));
+}
+
+function scoreTokenized(tokenized: Tokens[]): number[] {
   const freq = new Map<string, number>();
   let maxFreq = 1;
   for (const { terms } of tokenized) {
@@ -169,7 +179,7 @@ export function scoreSentences(sentences: string[]): number[] {
       if (n > maxFreq) maxFreq = n;
     }
   }
-  const early = Math.max(3, Math.ceil(sentences.length * 0.1));
+  const early = Math.max(3, Math.ceil(tokenized.length * 0.1));
   return tokenized.map(({ terms, wordCount }, i) => {
     let sum = 0;
     for (const term of terms) sum += (freq.get(term) ?? 0) / maxFreq;
@@ -180,7 +190,7 @@ export function scoreSentences(sentences: string[]): number[] {
 
 export function summarizeWindow(text: string, maxSentences = 3): { summary: string; sentences: string[] } {
   const all = splitSentences(text);
-  const sentences = pickDistinct(all, scoreSentences(all), maxSentences);
+  const sentences = pickDistinct(all, all.map(tokenize), maxSentences);
   return { summary: sentences.join(' '), sentences };
 }
 
@@ -189,12 +199,13 @@ export function extractKeyPoints(text: string, count = 5): string[] {
   // Sentence splitting and scoring are linear, so the whole text is scored at
   // once: global term frequencies rank better than per-window scores.
   const all = splitSentences(text);
-  return pickDistinct(all, scoreSentences(all), count).map((s) => truncate(s, KEY_POINT_MAX));
+  return pickDistinct(all, all.map(tokenize), count).map((s) => truncate(s, KEY_POINT_MAX));
 }
 
 // Highest-scoring sentences (ties: earlier first), skipping near-duplicates of
 // ones already chosen, returned in their original order.
-function pickDistinct(sentences: string[], scores: number[], limit: number): string[] {
+function pickDistinct(sentences: string[], tokenized: Tokens[], limit: number): string[] {
+  const scores = scoreTokenized(tokenized); // tokenized once, for scores and for near-duplicates
   const want = Math.max(0, Math.floor(limit));
   const ranked = sentences.map((_, i) => i).sort((a, b) => (scores[b] ?? 0) - (scores[a] ?? 0) || a - b);
   const chosen: { index: number; key: string; terms: Set<string> }[] = [];
@@ -202,7 +213,7 @@ function pickDistinct(sentences: string[], scores: number[], limit: number): str
     if (chosen.length >= want) break;
     const sentence = sentences[index] ?? '';
     const key = sentence.toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
-    const terms = new Set(tokenize(sentence).terms);
+    const terms = new Set(tokenized[index]?.terms);
     if (!chosen.some((c) => c.key === key || jaccard(c.terms, terms) >= NEAR_DUPLICATE)) {
       chosen.push({ index, key, terms });
     }
@@ -240,7 +251,8 @@ function findHeading(text: string): string | undefined {
   // Only the head of the document can hold its title; don't scan 2 MB for it.
   const lines = text.slice(0, 4000).split(/\r\n|\r|\n/).map((l) => l.trim()).filter(Boolean).slice(0, 10);
   for (const line of lines) {
-    const markdown = /^#{1,6}\s+(.*?)[\s#]*$/.exec(line)?.[1];
+    const hashes = /^#{1,6}\s+/.exec(line)?.[0];
+    const markdown = hashes === undefined ? undefined : trimChars(line.slice(hashes.length), /[\s#]/);
     if (markdown && HAS_LETTER.test(markdown)) return stripEmphasis(markdown);
   }
   // A short first line without sentence punctuation ("Quarterly Report 2024").
@@ -255,7 +267,17 @@ function findHeading(text: string): string | undefined {
 }
 
 function stripEmphasis(line: string): string {
-  return line.replace(/^[*_`]+|[*_`]+$/g, '').replace(/\s+/g, ' ').trim();
+  return trimChars(line, /[*_`]/, true).replace(/\s+/g, ' ').trim();
+}
+
+// Strips characters matching `char` from the end (and the start too, with `both`).
+// A loop, because /x+$/ retries from every position of a long run of x.
+function trimChars(text: string, char: RegExp, both = false): string {
+  let start = 0;
+  let end = text.length;
+  while (end > 0 && char.test(text.charAt(end - 1))) end--;
+  while (both && start < end && char.test(text.charAt(start))) start++;
+  return text.slice(start, end);
 }
 
 // Cut at a word boundary when one is reasonably close, marking the cut with '…'.

@@ -33,11 +33,14 @@ export const summarize = defineJob({
   input: summarizeInput,
   cost: 1,
   lockKey: (input, account) => [account, 'summarize', createHash('sha256').update(input.text).digest('hex').slice(0, 32)],
-  async run({ input, progress, emit, signal }): Promise<SummarizeResult> {
+  // Every step is linear in the text; between steps the handler yields so the
+  // heartbeat keeps the job alive while a 2 MB text is worked through.
+  async run({ input, progress, emit, signal, yield: yieldToTimers }): Promise<SummarizeResult> {
     const windows = splitWindows(input.text, input.windowChars)
     await progress(`Split into ${windows.length} window${windows.length === 1 ? '' : 's'}`, 0)
     const summaries: SummarizeResult['windows'] = []
     for (const [index, window] of windows.entries()) {
+      await yieldToTimers()
       signal.throwIfAborted()
       const { summary } = summarizeWindow(window)
       summaries.push({ index, chars: window.length, summary })
@@ -47,11 +50,10 @@ export const summarize = defineJob({
     signal.throwIfAborted()
     await progress('Picking key points', 97)
     const overall = summarizeWindow(summaries.map((w) => w.summary).join('\n\n'), 5)
-    return {
-      title: input.title ?? deriveTitle(input.text),
-      summary: overall.summary,
-      keyPoints: extractKeyPoints(input.text),
-      windows: summaries,
-    }
+    await yieldToTimers()
+    const keyPoints = extractKeyPoints(input.text)
+    await yieldToTimers()
+    signal.throwIfAborted()
+    return { title: input.title ?? deriveTitle(input.text), summary: overall.summary, keyPoints, windows: summaries }
   },
 })

@@ -32,6 +32,8 @@ export const keys = {
   accountPrefix: 'account/',
   ledgerChunk: (account: string, index: number) => `ledger/${account}/c/${pad(index)}`,
   ledgerPage: (account: string, index: number) => `ledger/${account}/p/${pad(index)}`,
+  /** Jobs sharing a client job id (see credits/reservations.ts); the id is hashed. */
+  reservation: (account: string, clientJobIdHash: string) => `reservation/${account}/${clientJobIdHash}`,
   spec: (jobId: string) => `queue/${jobId}`,
   specPrefix: 'queue/',
   state: (jobId: string) => `job/${jobId}`,
@@ -46,8 +48,10 @@ export const keys = {
   idempotency: (account: string, keyHash: string) => `idem/${account}/${keyHash}`,
   /** Retention is found through time buckets, so the reaper lists only what is due. */
   expiryFolder: (bucket: number) => `expiry/${pad(bucket, 12)}`,
-  expiry: (bucket: number, kind: 'job' | 'account' | 'asset' | 'idem', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
+  expiry: (bucket: number, kind: 'job' | 'asset' | 'idem' | 'reservation', id: string) => `expiry/${pad(bucket, 12)}/${kind}~${id}`,
   expiryPrefix: 'expiry/',
+  /** Where the reaper's last run stopped, so the next one goes on from there. */
+  reaperCursor: 'reaper/cursor',
 }
 
 /**

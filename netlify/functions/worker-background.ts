@@ -16,17 +16,20 @@ export default async (req: Request, _context: Context) => {
     log.error('worker refused an unsigned or stale request', { reason: check.reason })
     return new Response(null, { status: 401 })
   }
-  const jobId = parseJobId(body)
-  if (!jobId) return new Response(null, { status: 400 })
-  const outcome = await runJob(appFor(req), jobId)
+  const call = parseWorkerCall(body)
+  if (!call) return new Response(null, { status: 400 })
+  const { jobId, deployContext } = call
+  const outcome = await runJob(appFor(req, process.env, deployContext), jobId)
   log.info('worker finished', { jobId, outcome })
   return new Response(null, { status: 204 })
 }
 
-function parseJobId(body: string): string | null {
+/** The signed body: the job, and the deploy context of the submit (whose stores hold the job). */
+function parseWorkerCall(body: string): { jobId: string; deployContext: string | undefined } | null {
   try {
-    const { jobId } = JSON.parse(body) as { jobId?: unknown }
-    return typeof jobId === 'string' && JOB_ID_PATTERN.test(jobId) ? jobId : null
+    const { jobId, deployContext } = JSON.parse(body) as { jobId?: unknown; deployContext?: unknown }
+    if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId)) return null
+    return { jobId, deployContext: typeof deployContext === 'string' ? deployContext : undefined }
   } catch {
     return null
   }

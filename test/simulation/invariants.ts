@@ -3,7 +3,7 @@
  * writes (see sim-store.ts), the final store and what the actors observed.
  * protocol.test.ts explains each one; the numbers match the design brief.
  */
-import { readAccount, readLedger } from '../../lib/credits.ts'
+import { type Reservation, ReservationSchema, earnedCharge, readAccount, readLedger } from '../../lib/credits.ts'
 import { jobLog, readEvents } from '../../lib/events.ts'
 import { readState } from '../../lib/job-state.ts'
 import { cancelJob, getJob, readFeed } from '../../lib/jobs.ts'
@@ -148,7 +148,8 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     let previous: JobState | null = null
     for (const [i, { commit, state }] of job.commits.entries()) {
       const actor = commit.actor
-      // Sealing a finished log (writing its last page, marking the log sealed) changes nothing else.
+      // Sealing a finished log (writing its last page, marking the log sealed) changes nothing
+      // else; nor does marking its refund pending (settling its credits).
       const seal = previous !== null && isTerminal(previous.status) && withoutLogLayout(previous) === withoutLogLayout(state)
       if (seal) {
         previous = state
@@ -228,22 +229,50 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     }
     const charges = tally('charge')
     const refunds = tally('refund')
+    // Jobs listed in a reservation pay together (lib/credits/reservations.ts): refunded
+    // together iff every job listed ended without earning its charge.
+    // Taken from the history (the reaper may have removed a reservation since): for each job,
+    // the last version of its reservation that lists it, i.e. its generation's final one.
+    const listedIn = new Map<string, Reservation>()
+    for (const commit of history) {
+      if (!commit.key.startsWith(`reservation/${account}/`) || commit.after === null) continue
+      const reservation = ReservationSchema.parse(JSON.parse(commit.after))
+      for (const [jobId, listed] of Object.entries(reservation.jobs)) if (listed.paid > 0 || listed.cost > 0) listedIn.set(jobId, reservation)
+    }
     for (const job of jobs.values()) {
       if (!job.spec || job.spec.account !== account) continue
       const name = A(job.jobId)
-      const charged = job.spec.creditCharged
-      expect((charges.get(job.jobId) ?? 0) === (charged > 0 ? 1 : 0), () => `I4 ${name}: charged ${charged} but ${charges.get(job.jobId) ?? 0} charge entries`)
+      const charged = charges.get(job.jobId) ?? 0
+      // The spec says what the job is to pay; the charge lands after it (or never, if the submit failed first).
+      expect(charged <= (job.spec.creditCharged > 0 ? 1 : 0), () => `I4 ${name}: to pay ${job.spec!.creditCharged} but ${charged} charge entries`)
       const final = finals.get(job.jobId)
-      if (charged > 0 && final && isTerminal(final.status)) {
-        const unearned = final.status === 'failed' || (final.status === 'canceled' && final.startedAt === null)
-        due.set(job.jobId, unearned ? 1 : 0)
-        expect((refunds.get(job.jobId) ?? 0) === (unearned ? 1 : 0), () => `I4 ${name}: ${final.status}${final.startedAt === null ? ' before it started' : ''} with ${refunds.get(job.jobId) ?? 0} refunds`)
+      if (charged === 0 || !final || !isTerminal(final.status)) continue
+      const reservation = listedIn.get(job.jobId)
+      let owed: number
+      if (reservation && reservation.jobs[job.jobId]!.paid === 0) {
+        owed = 1 // charged while another job created its reservation: given back when it joined
+      } else if (reservation) {
+        const ended = Object.keys(reservation.jobs).every((id) => (finals.get(id) ? isTerminal(finals.get(id)!.status) : true))
+        const someoneEarned = Object.keys(reservation.jobs).some((id) => finals.get(id) && earnedCharge(finals.get(id)!))
+        owed = ended && !someoneEarned ? 1 : 0
+      } else {
+        owed = earnedCharge(final) ? 0 : 1
       }
+      due.set(job.jobId, owed)
+      expect((refunds.get(job.jobId) ?? 0) === owed, () => `I4 ${name}: ${final.status}${final.startedAt === null ? ' before it started' : ''}${reservation ? ' (reservation)' : ''} with ${refunds.get(job.jobId) ?? 0} refunds, ${owed} owed`)
     }
-    // A charge whose job never came to exist (its submit failed after charging) is refunded:
-    // by the submit itself, or — if it died or its refund failed — when the reaper prunes the
-    // reservation an hour later. Checked after the retention phase (checkRetention).
-    for (const [jobId] of charges) if (!jobs.get(jobId)?.spec) due.set(jobId, 1)
+    // A job that earned its charge is paid for: by its own charge, or by its reservation's payments.
+    for (const job of jobs.values()) {
+      const final = finals.get(job.jobId)
+      if (!job.spec || job.spec.account !== account || !final || !earnedCharge(final)) continue
+      if (job.spec.creditCharged === 0 && !job.spec.reservation) continue
+      const reservation = listedIn.get(job.jobId)
+      const payers = reservation ? Object.entries(reservation.jobs).filter(([, listed]) => listed.paid > 0).map(([id]) => id) : [job.jobId]
+      const paid = payers.length > 0 && payers.every((id) => charges.get(id) === 1 && !refunds.get(id))
+      expect(paid && (!reservation || reservation.covered >= reservation.jobs[job.jobId]!.cost), () => `I4 ${A(job.jobId)}: ${final.status} but unpaid (payers ${payers.map(A).join(' ')})`)
+    }
+    // Every charge has its job (the spec is written before the charge), so none is orphaned.
+    for (const [jobId] of charges) expect(!!jobs.get(jobId)?.spec, () => `I4 ${A(jobId)}: charged but its job was never created`)
     for (const [jobId] of refunds) expect(due.has(jobId), () => `I4 ${A(jobId)}: refunded but never charged, or charged and completed`)
     const stored = await readAccount(store, account)
     expect((stored?.record.balance ?? 0) >= 0, () => `I4 ${account}: negative balance`)
@@ -319,7 +348,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 /** A state without where its log's blobs are: equal for two versions that differ only by a seal. */
 function withoutLogLayout(state: JobState) {
   const { firstSeq, lastSeq } = state.log
-  return canonical({ ...state, log: { firstSeq, lastSeq } })
+  return canonical({ ...state, refundFrom: undefined, log: { firstSeq, lastSeq } })
 }
 
 /** JSON with sorted keys: a record read back through its schema comes out in another key order. */

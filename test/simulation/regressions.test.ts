@@ -91,7 +91,7 @@ describe('regressions found by the protocol simulation', () => {
     expect(feed.done).toBe(true)
   })
 
-  it('a charge whose write landed but whose answer was lost is refunded when the submit fails', async () => {
+  it('a charge whose write landed but whose answer was lost is recognised by content: charged once, the job runs', async () => {
     const { store, deps } = await setup(5)
     let lost = false
     const flaky = interceptedStore(store, async (op, key, call) => {
@@ -102,40 +102,37 @@ describe('regressions found by the protocol simulation', () => {
       }
       return result
     })
-    await expect(submitJob({ ...deps, store: flaky }, 'acct', { kind: 'paid', input: { n: 1 } }, null)).rejects.toBeInstanceOf(StorageUnavailableError)
+    const { body } = await submitJob({ ...deps, store: flaky }, 'acct', { kind: 'paid', input: { n: 1 } }, null)
+    expect(await runJob(deps, body.jobId)).toBe('complete')
     const { balance, ledger } = await expectCreditInvariants(store, 'acct')
-    expect(balance).toBe(5)
-    expect(ledger.map((e) => e.type)).toEqual(['grant', 'charge', 'refund'])
+    expect(balance).toBe(4)
+    expect(ledger.map((e) => e.type)).toEqual(['grant', 'charge'])
   })
 
-  it('a charge the failed submit could not refund (or whose submit died) is refunded when the reaper prunes its reservation', async () => {
+  it('a submit that died right after its charge: the reaper fails the never-started job and returns the charge', async () => {
     const { store, clock, deps } = await setup(5)
-    // The outage that fails the spec write also fails the compensating refund.
-    let outage = false
-    const failing = interceptedStore(store, async (op, key, call) => {
-      if (op === 'create' && key.startsWith('queue/')) outage = true
-      if (outage && (key.startsWith('queue/') || key.startsWith('account/'))) throw new StorageUnavailableError('503')
-      return call()
+    // The function is killed once the charge landed: nothing it does afterwards reaches storage.
+    let dead = false
+    const dying = interceptedStore(store, async (op, key, call) => {
+      if (dead) throw new StorageUnavailableError('function killed')
+      const result = await call()
+      if (op === 'replace' && key === 'account/acct') dead = true
+      return result
     })
-    await expect(submitJob({ ...deps, store: failing }, 'acct', { kind: 'paid', input: { n: 1 } }, null)).rejects.toBeInstanceOf(StorageUnavailableError)
-    expect((await readAccount(store, 'acct'))!.record.balance).toBe(4) // charged, job never created
+    void submitJob({ ...deps, store: dying, invokeWorker: () => new Promise<void>(() => {}) }, 'acct', { kind: 'paid', input: { n: 1 } }, null)
+    while (!dead) await new Promise((resolve) => setImmediate(resolve))
+    expect((await readAccount(store, 'acct'))!.record.balance).toBe(4) // charged, its job never started
 
-    // A job that did exist and completed is charged for good, next to it.
+    // A job that did run and completed is charged for good, next to it.
     const { body } = await submitJob(deps, 'acct', { kind: 'paid', input: { n: 2 } }, null)
     expect(await runJob(deps, body.jobId)).toBe('complete')
 
-    clock.advance(65 * 60_000)
-    await reap(deps)
-    clock.advance(10 * 60_000)
+    clock.advance(deps.settings.queuedTimeoutMs + 1)
+    expect((await reap(deps)).failed).toBe(1)
     await reap(deps)
     const { balance, ledger } = await expectCreditInvariants(store, 'acct')
     expect(balance).toBe(4)
-    expect(ledger.map((e) => `${e.type}${e.type === 'refund' ? `:${e.data.reason}` : ''}`)).toEqual([
-      'grant',
-      'charge',
-      'charge',
-      'refund:job was never created',
-    ])
+    expect(ledger.map((e) => `${e.type}${e.type === 'refund' ? `:${e.data.reason}` : ''}`)).toEqual(['grant', 'charge', 'charge', 'refund:job failed'])
   })
 
   it('a stale appender whose append fills a chunk cannot change the committed log', async () => {

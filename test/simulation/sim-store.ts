@@ -31,7 +31,7 @@ export interface Commit {
 }
 
 /** Account and ledger writes too: the ledger check compares the chunks on storage with committed entries. */
-const RECORDED = /^(lock|job|queue|account|ledger)\//
+const RECORDED = /^(lock|job|queue|reservation|account|ledger)\//
 
 export type Metadata = Record<string, unknown>
 

@@ -239,5 +239,5 @@ export const describe = (error: unknown) =>
 export const transient = (outcome: Outcome<unknown>) =>
   outcome.died !== undefined ||
   outcome.error instanceof StorageUnavailableError ||
-  (outcome.error instanceof ApiError && (outcome.error.status === 503 || outcome.error.code === 'idempotency_in_progress' || outcome.error.code === 'job_busy'))
+  (outcome.error instanceof ApiError && (outcome.error.status === 503 || outcome.error.code === 'idempotency_in_progress' || outcome.error.code === 'job_busy' || outcome.error.code === 'client_job_busy'))
 

@@ -1,0 +1,75 @@
+/** Accounts for operators and owners: create, grant, set, and read the balance and ledger. */
+import { randomBytes } from 'node:crypto'
+import type { Clock } from '../clock.ts'
+import { readEvents } from '../events.ts'
+import { safePart } from '../storage/keys.ts'
+import type { BlobPort } from '../storage/port.ts'
+import { type LedgerEntry, LedgerEntrySchema, applyOnce, ledgerLog, newAccountRecord, readAccount, writeAccount } from './ledger.ts'
+
+export class AccountExistsError extends Error {
+  override name = 'AccountExistsError'
+}
+
+const operatorOp = (type: string) => `${type}:${randomBytes(9).toString('base64url')}`
+
+export async function createAccount(store: BlobPort, clock: Clock, account: string, credits = 0) {
+  safePart(account, 'account')
+  if (!Number.isInteger(credits)) throw new Error('credits must be a whole number')
+  const op = operatorOp('grant')
+  const entries = credits ? [{ type: 'grant' as const, amount: credits, reason: 'opening balance', jobId: null, clientJobId: null, kind: null, op }] : []
+  const created = await writeAccount(store, clock, null, newAccountRecord(account, clock.now()), entries)
+  if (created) return created.record
+  // "Not written" may hide our own landed write: recognise it by its opening entry.
+  const existing = await readAccount(store, account)
+  const first = existing?.record.ledger.tail[0]
+  if (credits && existing && first && LedgerEntrySchema.parse(first).data.op === op) return existing.record
+  throw new AccountExistsError(`account "${account}" already exists`)
+}
+
+/** Adds (or with a negative amount, removes) credits, with a ledger entry. */
+export async function grantCredits(store: BlobPort, clock: Clock, account: string, amount: number, reason = 'grant') {
+  if (!Number.isInteger(amount)) throw new Error('amount must be a whole number')
+  const op = operatorOp('grant')
+  const applied = await applyOnce(store, clock, account, new Set([op]), () => [
+    { type: 'grant', amount, reason, jobId: null, clientJobId: null, kind: null, op },
+  ])
+  return applied.account.record
+}
+
+/** Sets the balance, recording the difference as an adjustment so the ledger still sums to it. */
+export async function setCredits(store: BlobPort, clock: Clock, account: string, balance: number, reason = 'set by operator') {
+  if (!Number.isInteger(balance)) throw new Error('balance must be a whole number')
+  const op = operatorOp('adjust')
+  const applied = await applyOnce(store, clock, account, new Set([op]), (record) => [
+    { type: 'adjust', amount: balance - record.balance, reason, jobId: null, clientJobId: null, kind: null, op },
+  ])
+  return applied.account.record
+}
+
+/** The account as its owner sees it: balance and the newest ledger entries. */
+export async function accountView(store: BlobPort, account: string, recent = 20) {
+  const stored = await readAccount(store, account)
+  if (!stored) return { account, balance: 0, ledger: [] as LedgerEntry[] }
+  const { ledger } = stored.record
+  const after = Math.max(0, ledger.lastSeq - recent)
+  const { events } = await readEvents(store, ledgerLog(account), ledger, after, recent)
+  return {
+    account,
+    balance: stored.record.balance,
+    ledger: events.map((event) => LedgerEntrySchema.parse(event)).reverse(),
+  }
+}
+
+/** Every ledger entry of an account, oldest first (audits and tests). */
+export async function readLedger(store: BlobPort, account: string): Promise<LedgerEntry[]> {
+  const stored = await readAccount(store, account)
+  if (!stored) return []
+  const entries: LedgerEntry[] = []
+  let after = 0
+  while (after < stored.record.ledger.lastSeq) {
+    const { events } = await readEvents(store, ledgerLog(account), stored.record.ledger, after, 1000)
+    entries.push(...events.map((event) => LedgerEntrySchema.parse(event)))
+    after = events.at(-1)?.seq ?? stored.record.ledger.lastSeq
+  }
+  return entries
+}

@@ -1,0 +1,78 @@
+/**
+ * What the reaper does to one job: check a live one (fail it when its worker
+ * is gone, settle it when it finished but was not cleaned up), and retire a
+ * finished one past retention. Each is safe to repeat after a crash at any
+ * point, and throws rather than guess when a record is unreadable.
+ */
+import type { Deps } from './deps.ts'
+import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from './job-state.ts'
+import { removeReleasedLock } from './lock.ts'
+import { forgetIdempotencyRecord } from './idempotency.ts'
+import { systemError } from './sanitize.ts'
+import { isTerminal } from './types.ts'
+
+export type LiveOutcome = 'alive' | 'failed' | 'settled'
+
+export async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcome> {
+  const now = deps.clock.now()
+  const stored = await readState(deps.store, jobId)
+  if (stored && isTerminal(stored.state.status)) {
+    await settleFinishedJob(deps, stored)
+    return 'settled'
+  }
+  let base = stored?.state
+  if (!base) {
+    const spec = await readSpec(deps.store, jobId)
+    if (!spec) return 'alive' // finished and settled between our reads
+    if (spec.createdAt + deps.settings.queuedTimeoutMs > now) return 'alive'
+    base = initialState(spec, now)
+  } else if ((base.heartbeatAt ?? base.updatedAt) + deps.settings.heartbeatTimeoutMs > now) {
+    return 'alive'
+  }
+
+  const failure = stored
+    ? systemError(
+        'worker_lost',
+        'The job stopped responding and was ended.',
+        `no heartbeat since ${new Date(base.heartbeatAt ?? base.updatedAt).toISOString()} (attempt ${base.attempt}); reaped`,
+      )
+    : systemError(
+        'worker_never_started',
+        'The job could not be started.',
+        `queued since ${new Date(base.createdAt).toISOString()} and never claimed; reaped`,
+      )
+  // Conditional on what we read: a worker that wrote meanwhile is alive and wins.
+  const done = await commitState(deps, base, stored?.version ?? null, (state) => ({
+    state: { ...state, status: 'failed', finishedAt: now, lease: null, ...failure },
+    events: [{ type: 'error', data: { error: failure.error } }],
+  }))
+  if (!done) return 'alive'
+  deps.log.info('reaped a job whose worker was gone', { jobId, reason: failure.error.code })
+  await settleFinishedJob(deps, done)
+  return 'failed'
+}
+
+/**
+ * Deletes a finished job past retention with everything it wrote, its
+ * long-released lock and its Idempotency-Key record, and then `marker`, the
+ * expiry entry that scheduled it. One state read, one parallel wave (lock,
+ * record, event blobs derived from the log position, spec, cancel marker),
+ * then the state and the marker together: 5 round trips at most, whatever
+ * the job's size. Returns the number of locks removed.
+ */
+export async function retireJob(deps: Deps, jobId: string, marker: string): Promise<number> {
+  const stored = await readState(deps.store, jobId)
+  const state = stored?.state ?? null
+  let locksRemoved = 0
+  const removeLock = async (lockKey: string) => {
+    if (await removeReleasedLock(deps.store, deps.clock, lockKey, deps.settings.retentionMs / 2)) locksRemoved++
+  }
+  await deleteJobData(deps.store, jobId, state, {
+    alongside: [
+      state?.lockKey ? removeLock(state.lockKey) : null,
+      state?.idempotencyRecord ? forgetIdempotencyRecord(deps.store, deps.clock, state.idempotencyRecord, jobId) : null,
+    ],
+    marker,
+  })
+  return locksRemoved
+}
