@@ -1,7 +1,7 @@
 /**
  * Replays of the scenarios in which the widened simulation found the bugs a
  * review of the protocol reported (the reliability issue's findings 2, 4, 6
- * and 8), and one more it found by itself. Each is one seeded run of
+ * and 8), and more it found by itself. Each is one seeded run of
  * protocol.test.ts's model; the comment tells what the seed showed on the
  * code it was found on. A fixed bug makes its run clean.
  */
@@ -55,6 +55,22 @@ const findings: [string, ScenarioParams][] = [
     // lost charge was never refunded. Seen: "I4 J8 after retention: 0 refunds, expected 1 (credit lost)".
     'a charge whose job never came to exist is refunded even if its client job id is used again after the hour',
     { seed: -6, clients: 3, resources: 2, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 5, delayPct: 3, workerCrashPct: 59, functionCrashPct: 6, duplicatePct: 32, lateStartPct: 6, cancelPct: 45, idempotencyPct: 59, stallPermille: 3, invokeLostPct: 11, clientTimeoutPct: 34, lateClientPct: 39, dieAfterChargePct: 16, operatorGrants: 2 },
+  ],
+  [
+    // Found on the redesigned code: a spec create landed, the SDK's retry answered 412 and the
+    // adapter's read-back threw; the submit freed the key without failing the job, which stayed
+    // queued until the reaper failed it, while the client's retry with the same key made a second
+    // job. Seen: "idempotency acct-b/idem-1-1: one Idempotency-Key created 2 jobs: J44 J46".
+    'a spec write that landed but threw is failed by its submit before the key is freed',
+    { seed: 668053128, clients: 6, resources: 1, jobsPerClient: 3, credits: 8, faultBeforePct: 0, faultAfterPct: 5, delayPct: 7, workerCrashPct: 1, functionCrashPct: 0, duplicatePct: 0, lateStartPct: 0, cancelPct: 1, idempotencyPct: 88, stallPermille: 0, invokeLostPct: 0, clientTimeoutPct: 30, lateClientPct: 38, dieAfterChargePct: 54, operatorGrants: 7 },
+  ],
+  [
+    // Found on the redesigned code: a retry with the same key read the job's state (none: queued),
+    // then the reaper failed the job and removed its spec before the retry's spec read; the key
+    // looked abandoned and the retry made a second job. Seen: "idempotency acct-a/idem-0-0: one
+    // Idempotency-Key created 2 jobs: J4 J6".
+    'a retry whose key\'s job changes from queued to failed between two reads is answered with that job',
+    { seed: 644140438, clients: 3, resources: 2, jobsPerClient: 2, credits: 5, faultBeforePct: 0, faultAfterPct: 0, delayPct: 8, workerCrashPct: 15, functionCrashPct: 0, duplicatePct: 10, lateStartPct: 36, cancelPct: 1, idempotencyPct: 79, stallPermille: 2, invokeLostPct: 11, clientTimeoutPct: 16, lateClientPct: 1, dieAfterChargePct: 1, operatorGrants: 0 },
   ],
 ]
 

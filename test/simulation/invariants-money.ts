@@ -1,9 +1,10 @@
 /**
  * Invariants about money and promises to clients, checked once everything
- * has settled (after retention, when every lost charge has been pruned):
+ * has settled (after retention):
  * - the ledger's chunks and pages on storage hold exactly the entries that
  *   committed account writes hold (a losing writer never leaves its own);
- * - one Idempotency-Key makes at most one job and at most one charge that stands;
+ * - one Idempotency-Key makes at most one job (besides jobs failed as "could
+ *   not be started" before any worker took them) and at most one charge that stands;
  * - a submit that answered 503 worker_unavailable ("could not be started")
  *   left a job that never started: a client retrying it must not pay twice.
  */
@@ -84,13 +85,21 @@ export async function checkMoney(world: World): Promise<MoneyReport> {
   }
   const created = new Map<string, string>()
   for (const commit of history) if (commit.key.startsWith('queue/') && commit.op === 'create') created.set(commit.key.slice('queue/'.length), commit.after!)
+  // A job its own submit failed as "could not be started" before any worker took it frees its key
+  // (lib/idempotency.ts), whether or not that submit lived to answer 503: the retry is a new attempt.
+  const failedUnstarted = (jobId: string) => {
+    if (history.some((c) => c.key === `job/${jobId}` && c.actor?.kind === 'worker')) return false
+    const last = history.filter((c) => c.key === `job/${jobId}` && c.after !== null).at(-1)
+    const final = last ? (JSON.parse(last.after!) as JobState) : null
+    return final?.status === 'failed' && final.startedAt === null && final.error?.code === 'worker_unavailable'
+  }
   const byKey = new Map<string, { jobs: string[]; charged: string[] }>()
   for (const [jobId, { account, idempotencyKey }] of world.submitted) {
     if (idempotencyKey === null) continue
     const key = `${account}/${idempotencyKey}`
     const group = byKey.get(key) ?? { jobs: [], charged: [] }
     byKey.set(key, group)
-    if (created.has(jobId) && !world.refused.has(jobId)) group.jobs.push(jobId)
+    if (created.has(jobId) && !world.refused.has(jobId) && !failedUnstarted(jobId)) group.jobs.push(jobId)
     if (standing(account, jobId) > 0) group.charged.push(jobId)
   }
   for (const [key, { jobs, charged }] of byKey) {
