@@ -26,7 +26,7 @@ import { ApiError, invalidRequest } from './errors.ts'
 import { readSpec, readState } from './job-state.ts'
 import { expiryBucket, keys, safePart } from './storage/keys.ts'
 import type { BlobPort } from './storage/port.ts'
-import { type IdempotencyRecord, IdempotencyRecordSchema } from './types.ts'
+import { type IdempotencyRecord, IdempotencyRecordSchema, type JobState } from './types.ts'
 import { type PublicJob, publicJob } from './views.ts'
 import { parseRecord } from './records.ts'
 
@@ -208,14 +208,18 @@ async function judge(deps: Pick<Deps, 'store'>, record: IdempotencyRecord, now: 
 
 async function findJob(store: BlobPort, jobId: string) {
   const stored = await readState(store, jobId)
-  if (stored) {
-    const { state } = stored
-    // Failed by its own submit because no worker could be reached: that client was told to try again.
-    const neverDispatched = state.status === 'failed' && state.startedAt === null && state.error?.code === 'worker_unavailable'
-    return { view: publicJob({ state }), neverDispatched }
-  }
+  if (stored) return stateView(stored.state)
   const spec = await readSpec(store, jobId)
-  return spec ? { view: publicJob({ spec }), neverDispatched: false } : null
+  if (spec) return { view: publicJob({ spec }), neverDispatched: false }
+  // Claimed or failed (its spec then removed) between the two reads: its state exists now.
+  const claimed = await readState(store, jobId)
+  return claimed ? stateView(claimed.state) : null
+}
+
+function stateView(state: JobState) {
+  // Failed by its own submit because no worker could be reached: that client was told to try again.
+  const neverDispatched = state.status === 'failed' && state.startedAt === null && state.error?.code === 'worker_unavailable'
+  return { view: publicJob({ state }), neverDispatched }
 }
 
 async function readRecord(store: BlobPort, key: string) {
