@@ -90,6 +90,7 @@ export async function client(world: World, self: Actor, index: number, account: 
       const { error } = outcome
       sim.log(`client c${index} submit failed: ${outcome.died ? `function died (${outcome.died})` : describe(error)}`)
       if (error instanceof ApiError) world.count(`submit ${error.status} ${error.code}`)
+      if (error instanceof ApiError && /took it over/.test(error.message)) world.count('a slow request lost its Idempotency-Key to a retry')
       if (error instanceof ApiError && error.code === 'resource_locked') {
         if (job.comeBackMs === null || lockedRetries++ >= 3) break
         await sim.sleep(self, job.comeBackMs)
@@ -118,7 +119,9 @@ function submit(world: World, account: string, body: PlannedJob['body'], idempot
       return id
     }
     try {
-      return await submitJob(deps, account, body, idempotencyKey)
+      const answer = await submitJob(deps, account, body, idempotencyKey)
+      if (world.invokeFailed.has(fn)) world.count('worker call failed after its worker claimed: answered 202')
+      return answer
     } catch (error) {
       const jobId = world.invoked.get(fn)
       if (error instanceof ApiError && error.code === 'worker_unavailable' && jobId) world.refused.add(jobId)

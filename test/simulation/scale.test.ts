@@ -6,22 +6,24 @@
  *   run in parallel where the code runs them in parallel), so the reaper's
  *   20 s budget and Netlify's 30 s limit for it are measured in storage round trips.
  * - Submits arrive every 360 ms for SCALE_MINUTES (default 30: 5,000 jobs),
- *   each starting its worker 50 ms later; one job in ten fails (refunded).
+ *   each starting its worker 50 ms later; one job in ten fails (refunded);
+ *   one in four carries a client job id, so it pays through a reservation
+ *   blob of its own, which the reaper removes past its hour.
  * - The reaper runs every 5 minutes, killed at 30 s like a scheduled function.
- * - Retention is 75 minutes (just past the reservations' hour, so lost
- *   charges are refunded as reservations are pruned); the run goes on with
- *   the reaper alone until every job is past retention.
+ * - Retention is 75 minutes; the run goes on with the reaper alone until
+ *   every job and reservation is past it.
  *
  * Checks: the account record stays ≤ 16 KB after every charge; the credit
  * invariants hold, with exactly one charge per job and one refund per failed
  * job; no reaper run is killed or throws; after every reaper run, no job
- * finished more than retention + one bucket + one reaper period ago is left.
+ * finished more than retention + one bucket + one reaper period ago is left,
+ * nor a reservation more than two periods past its hour.
  * If the record passes RECORD_STOP (512 KB: a record that grows with history makes
  * every charge slower), submitting stops early so the run still ends.
  */
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createAccount, readLedger } from '../../lib/credits.ts'
+import { ReservationSchema, createAccount, readLedger } from '../../lib/credits.ts'
 import { DEFAULT_SETTINGS, type Deps, silentLogger } from '../../lib/deps.ts'
 import { JobFailure } from '../../lib/errors.ts'
 import { defineJob, kindRegistry } from '../../lib/kinds/define.ts'
@@ -106,6 +108,7 @@ describe('scale: one account at 10,000 charged jobs an hour, reaper every 5 minu
     let stoppedEarly: string | null = null
     const recordBytes = async () => (await store.read(keys.account(ACCOUNT)))?.data.length ?? 0
     const reaperRuns: { at: number; ms: number; outcome: string }[] = []
+    let reservationsPeak = 0
     try {
       sim.auto = true
       await createAccount(store, sim.clockFor(sim.actors[0]!), ACCOUNT, 1_000_000)
@@ -119,7 +122,8 @@ describe('scale: one account at 10,000 charged jobs an hour, reaper every 5 minu
           await sim.sleep(self, SUBMIT_EVERY_MS)
           const fail = n % 10 === 9
           const { outcome } = sim.spawn({ name: `submit(${n})`, kind: 'submit', timeLimitMs: 60_000 }, async (fn) => {
-            await submitJob(deps(fn), ACCOUNT, { kind: 'scale_task', input: { n, fail } }, null)
+            const clientJobId = n % 4 === 1 ? { clientJobId: `work-${n}` } : {}
+            await submitJob(deps(fn), ACCOUNT, { kind: 'scale_task', input: { n, fail }, ...clientJobId }, null)
             const bytes = await recordBytes()
             maxRecordBytes = Math.max(maxRecordBytes, bytes)
             if (bytes > RECORD_LIMIT && !firstOverLimit) firstOverLimit = `${bytes} bytes after ${n + 1} jobs (${((sim.now - startedAt) / 1000).toFixed(0)} s)`
@@ -143,6 +147,9 @@ describe('scale: one account at 10,000 charged jobs an hour, reaper every 5 minu
           const stored = store.snapshot()
           const late = [...finished].filter(([jobId, f]) => f.at < horizon && stored.has(keys.state(jobId)))
           if (late.length) problems.push(`retention behind at +${((sim.now - startedAt) / 60_000).toFixed(0)} min: ${late.length} jobs past retention still stored`)
+          const overdue = [...stored].filter(([key, blob]) => key.startsWith('reservation/') && ReservationSchema.parse(JSON.parse(blob)).expiresAt < sim.now - 2 * REAPER_PERIOD_MS - EXPIRY_BUCKET_MS)
+          if (overdue.length) problems.push(`retention behind at +${((sim.now - startedAt) / 60_000).toFixed(0)} min: ${overdue.length} reservations past their hour still stored`)
+          reservationsPeak = Math.max(reservationsPeak, [...stored.keys()].filter((key) => key.startsWith('reservation/')).length)
         })
       })
       // The reaper alone, until every job is past retention and two more periods.
@@ -165,12 +172,12 @@ describe('scale: one account at 10,000 charged jobs an hour, reaper every 5 minu
         if (charges.get(jobId) !== 1) problems.push(`${jobId}: ${charges.get(jobId) ?? 0} charges`)
         if ((refunds.get(jobId) ?? 0) !== (failed ? 1 : 0)) problems.push(`${jobId} (${failed ? 'failed' : 'complete'}): ${refunds.get(jobId) ?? 0} refunds`)
       }
-      const leftover = [...store.snapshot().keys()].filter((key) => /^(job|queue|events)\//.test(key))
+      const leftover = [...store.snapshot().keys()].filter((key) => /^(job|queue|events|reservation)\//.test(key))
       if (leftover.length) problems.push(`after retention: ${leftover.length} job keys left (${leftover.slice(0, 3).join(' ')})`)
       console.log(
         `scale: ${submitted} submits over ${MINUTES} simulated min (${finished.size} jobs finished, ${[...finished.values()].filter((f) => f.failed).length} failed and refunded); ` +
           `account record max ${maxRecordBytes} bytes${firstOverLimit ? `, over 16 KB at ${firstOverLimit}` : ''}${stoppedEarly ? `; ${stoppedEarly}` : ''}; ` +
-          `reaper runs: ${reaperRuns.length}, longest ${Math.max(0, ...reaperRuns.map((r) => r.ms)) / 1000} s, ${reaperRuns.filter((r) => r.outcome !== 'done').length} not done; ` +
+          `reservation blobs at most ${reservationsPeak}; reaper runs: ${reaperRuns.length}, longest ${Math.max(0, ...reaperRuns.map((r) => r.ms)) / 1000} s, ${reaperRuns.filter((r) => r.outcome !== 'done').length} not done; ` +
           `${(await readLedger(store, ACCOUNT)).length} ledger entries, final record ${await recordBytes()} bytes`,
       )
       expect(problems.slice(0, 20)).toEqual([])

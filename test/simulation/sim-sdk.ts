@@ -29,7 +29,15 @@ export class SimulatedNetworkError extends Error {
 }
 
 /** `landed` is told of every write of this actor that landed (not of its orphans). */
-export function simBlobsStore(sim: Scheduler, store: AtomicStore, actor: Actor, landed: (key: string) => void = () => {}): Store {
+export function simBlobsStore(
+  sim: Scheduler,
+  store: AtomicStore,
+  actor: Actor,
+  landed: (key: string) => void = () => {},
+  note: (what: string) => void = () => {},
+): Store {
+  /** Conditional writes of this actor that landed but were answered with an error, 412 or #741: the version each made. */
+  const unsure = new Map<string, string>()
   /**
    * How long the call takes, and when (within that) it reaches storage. A
    * fault comes after the SDK's retries (1–25 s); a write whose answer was
@@ -99,6 +107,7 @@ export function simBlobsStore(sim: Scheduler, store: AtomicStore, actor: Actor, 
       run: () => {
         const result = lands ? apply() : null
         if (result?.modified) landed(key)
+        if (result?.modified && fault !== 'none') unsure.set(key, result.etag!)
         const what = result ? said(result) : 'not landed'
         if (fault === 'error-before' || fault === 'error-after') return { answer: { error: thrown(`${op} ${key}`, lands) }, note: `${what} FAULT thrown` }
         if (fault === 'retried-412') return { answer: { value: { modified: false } }, note: `${what} FAULT the retry got 412` }
@@ -117,6 +126,10 @@ export function simBlobsStore(sim: Scheduler, store: AtomicStore, actor: Actor, 
     getMetadata(key: string) {
       return plain('getMetadata', key, false, () => {
         const found = store.metadata(key)
+        // The adapter's read-back after an answer it cannot trust: someone else wrote in between.
+        const made = unsure.get(key)
+        unsure.delete(key)
+        if (made !== undefined && found?.version !== made) note(`${key.split('/')[0]}/ write landed, its answer lost, overwritten before the read-back`)
         return found ? { etag: found.version, metadata: found.metadata } : null
       }, (found) => (found ? `found ${found.etag}` : 'absent'))
     },

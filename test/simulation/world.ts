@@ -110,6 +110,8 @@ export class World {
   readonly refused = new Set<string>()
   /** The job each submit invocation asked the worker to run. */
   readonly invoked = new Map<Actor, string>()
+  /** Submit invocations whose worker call failed (maybe after the worker claimed). */
+  readonly invokeFailed = new Set<Actor>()
   /** Submit invocations fated to die right after their charge lands. */
   readonly dieAfterCharge = new Set<Actor>()
   /** How often each interesting path was taken, for the summary. */
@@ -153,7 +155,7 @@ export class World {
         simBlobsStore(this.sim, this.store, actor, (key) => {
           // Dies before its next call: the charge stands, its job will never exist.
           if (key.startsWith('account/') && this.dieAfterCharge.has(actor)) actor.crashAfterOps = actor.opsRun
-        }),
+        }, (what) => this.count(what)),
       ),
       // Files: no simulated kind saves any.
       assets: memoryAssetPort(),
@@ -186,6 +188,13 @@ export class World {
    * its answer is lost seconds later.
    */
   private invoke(actor: Actor, jobId: string): Promise<void> {
+    return this.invokeCall(actor, jobId).catch((error: unknown) => {
+      this.invokeFailed.add(actor)
+      throw error
+    })
+  }
+
+  private invokeCall(actor: Actor, jobId: string): Promise<void> {
     this.invoked.set(actor, jobId)
     const label = () => `invoke worker ${aliasIds(jobId)}`
     if (!this.sim.auto && this.crashes && this.rng.chance(this.params.invokeLostPct / 100)) {
