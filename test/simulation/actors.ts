@@ -47,6 +47,19 @@ export function planJobs(world: World, client: number): PlannedJob[] {
           : roll < 0.82
             ? { kind: 'sim_hang', input: { resource, tickMs: rng.pick([2_000, 7_000, 20_000]) } }
             : { kind: 'sim_chatty', input: { resource, events: rng.pick([5, 12, 25, 120, 260]) } }
+    // Work shared under one client job id at two prices, meant to fail: a reservation with several
+    // payers that ends unearned, refunded in one multi-entry account write.
+    if (params.sharedWorkPct && rng.chance(params.sharedWorkPct / 100)) {
+      return {
+        thinkMs: rng.int(0, 20_000),
+        body: { kind: rng.pick(['sim_free', 'sim_dear']), input: { ...task, fail: 'public' }, clientJobId: 'cj-shared' },
+        idempotencyKey: null,
+        comeBackMs: null,
+        cancel: false,
+        pollers: 1,
+        timeoutMs: null,
+      }
+    }
     const late = rng.chance(params.lateClientPct / 100)
     return {
       // A late client comes back around the hour, as the reaper prunes the account's first reservations.
@@ -90,7 +103,6 @@ export async function client(world: World, self: Actor, index: number, account: 
       const { error } = outcome
       sim.log(`client c${index} submit failed: ${outcome.died ? `function died (${outcome.died})` : describe(error)}`)
       if (error instanceof ApiError) world.count(`submit ${error.status} ${error.code}`)
-      if (error instanceof ApiError && /took it over/.test(error.message)) world.count('a slow request lost its Idempotency-Key to a retry')
       if (error instanceof ApiError && error.code === 'resource_locked') {
         if (job.comeBackMs === null || lockedRetries++ >= 3) break
         await sim.sleep(self, job.comeBackMs)
@@ -123,6 +135,7 @@ function submit(world: World, account: string, body: PlannedJob['body'], idempot
       if (world.invokeFailed.has(fn)) world.count('worker call failed after its worker claimed: answered 202')
       return answer
     } catch (error) {
+      if (error instanceof ApiError && /took it over/.test(error.message)) world.count('a slow request lost its Idempotency-Key to a retry')
       const jobId = world.invoked.get(fn)
       if (error instanceof ApiError && error.code === 'worker_unavailable' && jobId) world.refused.add(jobId)
       throw error

@@ -24,9 +24,10 @@ export const scenarioArbitrary = fc.record({
 })
 
 /**
- * Busy accounts: many submits die right after their charge (so the reaper's
- * pruning refunds several in one account write), grants and late clients
- * write the account while it prunes, answers are lost and calls are slow.
+ * Busy accounts: many submits die right after their charge, grants and late
+ * clients write the account, failing work shared under one client job id at
+ * two prices is refunded several payers in one account write, answers are
+ * lost and calls are slow.
  */
 export const busyLedgerArbitrary = fc.record({
   clients: fc.integer({ min: 4, max: 6 }),
@@ -48,4 +49,5 @@ export const busyLedgerArbitrary = fc.record({
   lateClientPct: fc.integer({ min: 20, max: 50 }),
   dieAfterChargePct: fc.integer({ min: 30, max: 60 }),
   operatorGrants: fc.integer({ min: 4, max: 8 }),
+  sharedWorkPct: fc.integer({ min: 0, max: 40 }),
 })

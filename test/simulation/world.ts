@@ -49,6 +49,8 @@ export interface ScenarioParams {
   dieAfterChargePct: number
   /** Credit grants an operator makes to each account around the hour mark, seconds apart: they race with the reaper's pruning. */
   operatorGrants: number
+  /** Chance that a job is failing work shared under one client job id at two prices (a reservation with several payers). */
+  sharedWorkPct?: number
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const
