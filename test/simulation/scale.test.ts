@@ -77,7 +77,7 @@ function timed(sim: Scheduler, store: BlobPort, actor: Actor): BlobPort {
 
 describe('scale: one account at 10,000 charged jobs an hour, reaper every 5 minutes', () => {
   it(`${MINUTES} simulated minutes keep the account record small, the credits right and retention on time`, async () => {
-    const sim = new Scheduler({ seed: 1, trace: false })
+    const sim = new Scheduler({ seed: 1, trace: false, stepMs: 0 })
     const restore = installDeterminism(sim)
     const store = memoryPort()
     const kinds = kindRegistry([scaleTask])

@@ -51,6 +51,12 @@ export interface SchedulerOptions {
   orphanLandRate?: number
   /** Record a human-readable trace of every step. */
   trace?: boolean
+  /**
+   * Each step moves the clock by up to this many ms (default 40): the time a
+   * call takes. 0 when the caller puts time on its calls itself (the scale
+   * simulation), so parallel calls do not add up.
+   */
+  stepMs?: number
 }
 
 const IDLE = Symbol('idle')
@@ -73,6 +79,7 @@ export class Scheduler {
   auto = false
   stepNo = 0
   readonly tracing: boolean
+  private readonly stepMs: number
   private steps: Step[] = []
   private nextStepId = 0
   private readonly system: Actor
@@ -86,6 +93,7 @@ export class Scheduler {
     this.stallJumps = options.stallJumps ?? []
     this.orphanLandRate = options.orphanLandRate ?? 0
     this.tracing = options.trace ?? true
+    this.stepMs = options.stepMs ?? 40
     this.system = this.newActor('system', 'client', null, null)
   }
 
@@ -487,7 +495,7 @@ export class Scheduler {
     this.current = step.actor
     const outcome = step.fire()
     if (this.tracing && step.type !== 'sleep' && step.type !== 'interval') this.log(`${step.actor.name} ${text(step.label)} → ${outcome}`)
-    this.now += this.rng.int(0, 40)
+    this.now += this.rng.int(0, this.stepMs)
     if (this.stallJumps.length && this.rng.chance(this.stallRate)) {
       const jump = this.rng.pick(this.stallJumps) + this.rng.int(0, 5_000)
       this.stats.stalls++
