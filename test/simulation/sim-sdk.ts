@@ -107,7 +107,10 @@ export function simBlobsStore(
       run: () => {
         const result = lands ? apply() : null
         if (result?.modified) landed(key)
-        if (result?.modified && fault !== 'none') unsure.set(key, result.etag!)
+        if (result?.modified && fault !== 'none') {
+          unsure.set(key, result.etag!)
+          note(`${key.split('/')[0]}/ write landed, its answer lost`)
+        }
         const what = result ? said(result) : 'not landed'
         if (fault === 'error-before' || fault === 'error-after') return { answer: { error: thrown(`${op} ${key}`, lands) }, note: `${what} FAULT thrown` }
         if (fault === 'retried-412') return { answer: { value: { modified: false } }, note: `${what} FAULT the retry got 412` }

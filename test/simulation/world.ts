@@ -156,7 +156,10 @@ export class World {
       store: netlifyBlobsPort(
         simBlobsStore(this.sim, this.store, actor, (key) => {
           // Dies before its next call: the charge stands, its job will never exist.
-          if (key.startsWith('account/') && this.dieAfterCharge.has(actor)) actor.crashAfterOps = actor.opsRun
+          if (key.startsWith('account/') && this.dieAfterCharge.has(actor)) {
+            actor.crashAfterOps = actor.opsRun
+            this.count('submit died right after its charge')
+          }
         }, (what) => this.count(what)),
       ),
       // Files: no simulated kind saves any.
