@@ -62,7 +62,7 @@ export function planJobs(world: World, client: number): PlannedJob[] {
     }
     const late = rng.chance(params.lateClientPct / 100)
     return {
-      // A late client comes back around the hour, as the reaper prunes the account's first reservations.
+      // A late client comes back around the hour, as the account's first reservations expire.
       thinkMs: late ? rng.int(55 * 60_000, 70 * 60_000) : rng.chance(0.15) ? rng.int(5 * 60_000, 20 * 60_000) : rng.chance(0.3) ? rng.int(0, 1_000) : rng.int(0, 30_000),
       body: rng.chance(0.4) ? { ...body, clientJobId: `cj-${rng.int(0, 2)}` } : body,
       idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,

@@ -1,8 +1,11 @@
 /**
  * Invariants about money and promises to clients, checked once everything
  * has settled (after retention):
+ * - every committed account record is flat (balance and ledger position, no
+ *   reservations) and at most 16 KB;
  * - the ledger's chunks and pages on storage hold exactly the entries that
  *   committed account writes hold (a losing writer never leaves its own);
+ * - no operation (`charge:<job>`, `refund:<job>`, a grant) is in the ledger twice;
  * - one Idempotency-Key makes at most one job (besides jobs failed as "could
  *   not be started" before any worker took them) and at most one charge that stands;
  * - a submit that answered 503 worker_unavailable ("could not be started")
@@ -21,6 +24,8 @@ export interface MoneyReport {
 }
 
 const LEDGER_BLOB = /^ledger\/([^/]+)\/(c|p)\/(\d+)$/
+const FLAT_ACCOUNT = 'account balance createdAt ledger updatedAt'
+const RECORD_LIMIT = 16 * 1024
 
 export async function checkMoney(world: World): Promise<MoneyReport> {
   const violations: string[] = []
@@ -51,6 +56,11 @@ export async function checkMoney(world: World): Promise<MoneyReport> {
     if (!commit.key.startsWith('account/') || commit.after === null) continue
     const account = commit.key.slice('account/'.length)
     type Ledger = { ledger: { lastSeq: number; flushedSeq: number; tail: { seq: number }[] } }
+    // The record is flat: balance and ledger position only, a few KB whatever the history.
+    const fields = Object.keys(JSON.parse(commit.after) as object).sort().join(' ')
+    expect(fields === FLAT_ACCOUNT && commit.after.length <= RECORD_LIMIT, () =>
+      `I4 ${commit.key}: a committed record of ${commit.after!.length} bytes with fields ${fields} (flat, at most ${RECORD_LIMIT} bytes)`,
+    )
     const after = (JSON.parse(commit.after) as Ledger).ledger
     const before = commit.before ? (JSON.parse(commit.before) as Ledger).ledger : { lastSeq: 0, flushedSeq: 0 }
     commitEntries(account, after.tail)
@@ -78,6 +88,16 @@ export async function checkMoney(world: World): Promise<MoneyReport> {
   // ---- one Idempotency-Key: one job, one charge ------------------------------------
   const ledgers = new Map<string, Awaited<ReturnType<typeof readLedger>>>()
   for (const account of ACCOUNTS) ledgers.set(account, await readLedger(world.directDeps().store, account))
+  // Every balance change carries an operation id unique to it: none is applied twice.
+  for (const [account, ledger] of ledgers) {
+    const seen = new Set<string>()
+    for (const entry of ledger) {
+      const op = entry.data.op
+      if (op === undefined) continue
+      expect(!seen.has(op), () => `I4 ${account}: operation ${A(op)} applied twice (ledger entry ${entry.seq})`)
+      seen.add(op)
+    }
+  }
   const standing = (account: string, jobId: string) => {
     let total = 0
     for (const entry of ledgers.get(account) ?? []) if (entry.data.jobId === jobId && (entry.type === 'charge' || entry.type === 'refund')) total -= entry.data.amount

@@ -369,7 +369,7 @@ export async function checkRetention(world: World, refundsDue: Map<string, Map<s
     checks++
     if (!condition) violations.push(message())
   }
-  // 4, once every reservation has been pruned: no charge lost, none refunded twice or wrongly.
+  // 4, once every reservation has been removed: no charge lost, none refunded twice or wrongly.
   const store = world.directDeps().store
   for (const account of ACCOUNTS) {
     try {

@@ -26,9 +26,9 @@
  * - Clients give up waiting for a submit (10 or 30 s) and retry with the same
  *   Idempotency-Key while the first request still runs; submits sometimes
  *   die right after their charge landed; late clients and an operator's
- *   credit grants write the account around the hour, while the reaper's
- *   pruning refunds several lost charges in one account write (multi-entry
- *   ledger appends).
+ *   credit grants write the account around the hour; in busy runs, failing
+ *   work shared under one client job id at two prices is refunded to several
+ *   payers in one account write (multi-entry ledger appends).
  * - Simulated time: a few ms per step; when nothing is due the clock jumps to
  *   the next thing that is (Netlify's retries at +1 and +3 min, the next
  *   reaper run, a client coming back after the lock TTL, retention); and now
@@ -70,13 +70,16 @@
  *    running under its own lease — once a takeover, the reaper or a cancel
  *    changed the lease or finished the job, nothing from the old lease lands.
  * 4. Credits: balance = sum of the ledger, never negative, at most one refund
- *    per charge (test/support/credit-invariants.ts); every job with
- *    creditCharged > 0 has exactly one charge entry (0 otherwise); charged
- *    jobs that failed or were canceled before starting have exactly one
- *    refund, the others none; a charge whose job never came to exist is
- *    refunded. Every ledger chunk and page on storage holds exactly the
- *    entries committed account writes hold (invariants-money.ts). A submit
- *    answered 503 worker_unavailable only for a job that never started.
+ *    per charge (test/support/credit-invariants.ts); a job has at most one
+ *    charge entry, none if its spec says it pays nothing, and every charge
+ *    has its job (the spec is written first); a charged job that did not
+ *    earn it (failed, or canceled before starting) is refunded once, the
+ *    others never; jobs under one reservation are refunded together iff none
+ *    earned its charge; a job that earned its charge is paid for. The account
+ *    record stays flat and ≤ 16 KB; no operation is in the ledger twice;
+ *    every ledger chunk and page on storage holds exactly the entries
+ *    committed account writes hold (invariants-money.ts). A submit answered
+ *    503 worker_unavailable only for a job that never started.
  * 5. After the quiet phase nothing is live; a job whose worker died ends
  *    failed (or canceled if a client canceled it) and does not hold its lock;
  *    every poller reached `done` having seen exactly one terminal event; a
@@ -87,8 +90,9 @@
  * 7. One account never reads or touches another's job: pollers probe the
  *    other account during the run (status, feed, cancel → 404), and every job
  *    is probed again at the end (404, state unchanged).
- * And: one Idempotency-Key makes at most one job (besides jobs answered 503)
- * and leaves at most one charge standing.
+ * And: one Idempotency-Key makes at most one job (besides jobs failed as
+ * "could not be started" before any worker took them) and leaves at most one
+ * charge standing.
  *
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
  * 1500) scenarios, then SIM_BUSY_RUNS (default 300) with busy ledgers

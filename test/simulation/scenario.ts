@@ -51,7 +51,7 @@ export async function runScenario(
       void world.fn('reaper', 'reaper', (fn) => reap(world.deps(fn))).then((outcome) => {
         if (outcome.error && !transient(outcome)) world.violation(`reaper threw ${describe(outcome.error)}`)
       })
-      // Around the hour, as the reaper prunes the first reservations, a billing run tops up each account.
+      // Around the hour, as the first reservations expire, a billing run tops up each account.
       const elapsed = sim.now - origin
       if (params.operatorGrants > 0 && elapsed >= 55 * 60_000 && elapsed <= 80 * 60_000) {
         for (const account of ACCOUNTS) sim.spawn({ name: `operator(${account})`, kind: 'client' }, (self) => topUp(world, self, account))

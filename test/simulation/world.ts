@@ -43,11 +43,11 @@ export interface ScenarioParams {
   invokeLostPct: number
   /** Chance that a client gives up waiting for a submit (10 or 30 s) and retries while the first request still runs. */
   clientTimeoutPct: number
-  /** Chance that a client comes back around the hour mark, when its account's reservations are pruned (multi-entry ledger writes). */
+  /** Chance that a client comes back around the hour mark, when its account's first reservations expire. */
   lateClientPct: number
   /** Chance that a submit's function instance dies right after its charge landed (deploy, out of memory): a charge whose job never comes to exist. */
   dieAfterChargePct: number
-  /** Credit grants an operator makes to each account around the hour mark, seconds apart: they race with the reaper's pruning. */
+  /** Credit grants an operator makes to each account around the hour mark, seconds apart: they race with charges and refunds. */
   operatorGrants: number
   /** Chance that a job is failing work shared under one client job id at two prices (a reservation with several payers). */
   sharedWorkPct?: number
