@@ -274,6 +274,14 @@ const tampers: [string, (world: World) => void, RegExp][] = [
     /^I4 acct-a: balance of acct-a = sum of its ledger/,
   ],
   [
+    'an account record that carries reservations again',
+    (world) => {
+      const commit = world.store.history.find((c) => c.key === 'account/acct-a' && c.after !== null)!
+      commit.after = JSON.stringify({ ...JSON.parse(commit.after!), reservations: {} })
+    },
+    /^I4 account\/acct-a: a committed record of \d+ bytes with fields account balance createdAt ledger reservations updatedAt/,
+  ],
+  [
     'a job still live after the quiet phase',
     (world) => {
       const { state } = finishedJob(world)
