@@ -26,7 +26,7 @@ import { ApiError, invalidRequest } from '../core/errors.ts'
 import { readSpec, readState } from './state.ts'
 import { expiryBucket, keys, safePart } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
-import { type IdempotencyRecord, IdempotencyRecordSchema } from '../core/types.ts'
+import { type IdempotencyRecord, IdempotencyRecordSchema, type JobState } from '../core/types.ts'
 import { type PublicJob, publicJob } from './views.ts'
 import { parseRecord } from '../core/records.ts'
 
@@ -208,16 +208,20 @@ async function judge(deps: Pick<Deps, 'store'>, record: IdempotencyRecord, now: 
 
 async function findJob(store: BlobPort, jobId: string) {
   const stored = await readState(store, jobId)
-  if (stored) {
-    const { state } = stored
-    // Failed before it ever ran because no worker could be reached (by its submit, which told the
-    // client to try again, or by the reaper): a retry with the key is a new attempt.
-    const neverDispatched =
-      state.status === 'failed' && state.startedAt === null && (state.error?.code === 'worker_unavailable' || state.error?.code === 'worker_never_started')
-    return { view: publicJob({ state }), neverDispatched }
-  }
+  if (stored) return stateView(stored.state)
   const spec = await readSpec(store, jobId)
-  return spec ? { view: publicJob({ spec }), neverDispatched: false } : null
+  if (spec) return { view: publicJob({ spec }), neverDispatched: false }
+  // Claimed or failed (its spec then removed) between the two reads: its state exists now.
+  const claimed = await readState(store, jobId)
+  return claimed ? stateView(claimed.state) : null
+}
+
+function stateView(state: JobState) {
+  // Failed before it ever ran because no worker could be reached (by its submit, which told the
+  // client to try again, or by the reaper): a retry with the key is a new attempt.
+  const neverDispatched =
+    state.status === 'failed' && state.startedAt === null && (state.error?.code === 'worker_unavailable' || state.error?.code === 'worker_never_started')
+  return { view: publicJob({ state }), neverDispatched }
 }
 
 async function readRecord(store: BlobPort, key: string) {

@@ -9,6 +9,7 @@ import { acquireLock, releaseLock } from '../locks/lock.ts'
 import { type ChargePlan, type StoredAccount, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { UnsafeKeyError, keys, resourceKey } from '../storage/keys.ts'
+import { StorageUnavailableError } from '../storage/port.ts'
 import type { JobSpec } from '../core/types.ts'
 import { systemError } from '../core/sanitize.ts'
 import { type PublicJob, jobUrls, publicJob } from './views.ts'
@@ -105,6 +106,8 @@ export async function submitJob(
   }
 
   let specCreated = false
+  /** The spec write was sent: if it threw, it may still have landed. */
+  let specSent = false
   let lockTaken = false
   try {
     if (lockKey) {
@@ -146,10 +149,11 @@ export async function submitJob(
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)
+    submitted = spec
+    specSent = true
     const created = await deps.store.create(keys.spec(jobId), JSON.stringify(spec))
     if (!created.ok) throw new Error(`job id ${jobId} already exists`)
     specCreated = true
-    submitted = spec
     // After the spec: whoever settles the job finds by content whether this charge landed.
     const { paid } = await chargeJob(deps.store, deps.clock, charge)
     // Charged while another submit of its client job id made the reservation: the charge came back.
@@ -159,9 +163,19 @@ export async function submitJob(
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
     // A job that exists is failed and settled, which returns a charge that landed (and only then).
-    if (specCreated) await failUndispatched(deps, chargeRefused(error) ? { ...submitted, creditCharged: 0, reservation: null } : submitted, error)
+    // So is one whose spec write threw but landed (nothing was charged for it yet): read to know.
+    let exists: boolean | null = specCreated
+    if (!specCreated && specSent && error instanceof StorageUnavailableError) {
+      exists = await readSpec(deps.store, jobId).then((found) => found !== null, () => null)
+    }
+    let undone = exists === false
+    if (exists) {
+      const unpaid = !specCreated || chargeRefused(error)
+      undone = (await failUndispatched(deps, unpaid ? { ...submitted, creditCharged: 0, reservation: null } : submitted, error)).outcome === 'failed'
+    }
     if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
-    if (claim) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
+    // A job that may exist and could not be failed keeps the key: a retry is answered with it, not given a second job.
+    if (claim && undone) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
     throw error
   }
   const spec = submitted

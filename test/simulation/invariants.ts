@@ -3,7 +3,7 @@
  * writes (see sim-store.ts), the final store and what the actors observed.
  * protocol.test.ts explains each one; the numbers match the design brief.
  */
-import { type Reservation, ReservationSchema, earnedCharge, readAccount, readLedger } from '../../lib/credits/index.ts'
+import { readLedger } from '../../lib/credits/index.ts'
 import { jobLog, readEvents } from '../../lib/events/log.ts'
 import { readState } from '../../lib/jobs/state.ts'
 import { cancelJob, getJob, readFeed } from '../../lib/jobs/read.ts'
@@ -11,9 +11,11 @@ import { REAPING_GRACE_MS } from '../../lib/locks/lock.ts'
 import { ApiError } from '../../lib/core/errors.ts'
 import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/core/types.ts'
 import { expectCreditInvariants } from '../support/credit-invariants.ts'
+import { checkCredits } from './invariants-credits.ts'
+import { checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A } from './sim-store.ts'
-import { ACCOUNTS, type World } from './scenario.ts'
+import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
   violations: string[]
@@ -210,72 +212,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
   }
 
   // ---- 4. credits --------------------------------------------------------------
-  const refundsDue = new Map<string, Map<string, number>>()
-  for (const account of ACCOUNTS) {
-    const due = new Map<string, number>()
-    refundsDue.set(account, due)
-    try {
-      await expectCreditInvariants(store, account)
-      checks++
-    } catch (error) {
-      violations.push(`I4 ${account}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`)
-    }
-    const ledger = await readLedger(store, account)
-    const tally = (type: string) => {
-      const counts = new Map<string, number>()
-      for (const entry of ledger) if (entry.type === type && entry.data.jobId) counts.set(entry.data.jobId, (counts.get(entry.data.jobId) ?? 0) + 1)
-      return counts
-    }
-    const charges = tally('charge')
-    const refunds = tally('refund')
-    // Jobs listed in a reservation pay together (lib/credits/reservations.ts): refunded
-    // together iff every job listed ended without earning its charge.
-    // Taken from the history (the reaper may have removed a reservation since): for each job,
-    // the last version of its reservation that lists it, i.e. its generation's final one.
-    const listedIn = new Map<string, Reservation>()
-    for (const commit of history) {
-      if (!commit.key.startsWith(`reservation/${account}/`) || commit.after === null) continue
-      const reservation = ReservationSchema.parse(JSON.parse(commit.after))
-      for (const [jobId, listed] of Object.entries(reservation.jobs)) if (listed.paid > 0 || listed.cost > 0) listedIn.set(jobId, reservation)
-    }
-    for (const job of jobs.values()) {
-      if (!job.spec || job.spec.account !== account) continue
-      const name = A(job.jobId)
-      const charged = charges.get(job.jobId) ?? 0
-      // The spec says what the job is to pay; the charge lands after it (or never, if the submit failed first).
-      expect(charged <= (job.spec.creditCharged > 0 ? 1 : 0), () => `I4 ${name}: to pay ${job.spec!.creditCharged} but ${charged} charge entries`)
-      const final = finals.get(job.jobId)
-      if (charged === 0 || !final || !isTerminal(final.status)) continue
-      const reservation = listedIn.get(job.jobId)
-      let owed: number
-      if (reservation && reservation.jobs[job.jobId]!.paid === 0) {
-        owed = 1 // charged while another job created its reservation: given back when it joined
-      } else if (reservation) {
-        const ended = Object.keys(reservation.jobs).every((id) => (finals.get(id) ? isTerminal(finals.get(id)!.status) : true))
-        const someoneEarned = Object.keys(reservation.jobs).some((id) => finals.get(id) && earnedCharge(finals.get(id)!))
-        owed = ended && !someoneEarned ? 1 : 0
-      } else {
-        owed = earnedCharge(final) ? 0 : 1
-      }
-      due.set(job.jobId, owed)
-      expect((refunds.get(job.jobId) ?? 0) === owed, () => `I4 ${name}: ${final.status}${final.startedAt === null ? ' before it started' : ''}${reservation ? ' (reservation)' : ''} with ${refunds.get(job.jobId) ?? 0} refunds, ${owed} owed`)
-    }
-    // A job that earned its charge is paid for: by its own charge, or by its reservation's payments.
-    for (const job of jobs.values()) {
-      const final = finals.get(job.jobId)
-      if (!job.spec || job.spec.account !== account || !final || !earnedCharge(final)) continue
-      if (job.spec.creditCharged === 0 && !job.spec.reservation) continue
-      const reservation = listedIn.get(job.jobId)
-      const payers = reservation ? Object.entries(reservation.jobs).filter(([, listed]) => listed.paid > 0).map(([id]) => id) : [job.jobId]
-      const paid = payers.length > 0 && payers.every((id) => charges.get(id) === 1 && !refunds.get(id))
-      expect(paid && (!reservation || reservation.covered >= reservation.jobs[job.jobId]!.cost), () => `I4 ${A(job.jobId)}: ${final.status} but unpaid (payers ${payers.map(A).join(' ')})`)
-    }
-    // Every charge has its job (the spec is written before the charge), so none is orphaned.
-    for (const [jobId] of charges) expect(!!jobs.get(jobId)?.spec, () => `I4 ${A(jobId)}: charged but its job was never created`)
-    for (const [jobId] of refunds) expect(due.has(jobId), () => `I4 ${A(jobId)}: refunded but never charged, or charged and completed`)
-    const stored = await readAccount(store, account)
-    expect((stored?.record.balance ?? 0) >= 0, () => `I4 ${account}: negative balance`)
-  }
+  const refundsDue = await checkCredits(store, history, jobs, finals, expect)
 
   // ---- 5. a dead worker's job ends failed, its lock freed, pollers see the end --
   expect(world.store.keysUnder('queue/').length === 0, () => `I5 live jobs remain after the quiet phase: ${A(world.store.keysUnder('queue/').join(' '))}`)
@@ -368,7 +305,7 @@ export async function checkRetention(world: World, refundsDue: Map<string, Map<s
     checks++
     if (!condition) violations.push(message())
   }
-  // 4, once every reservation has been pruned: no charge lost, none refunded twice or wrongly.
+  // 4, once every reservation has been removed: no charge lost, none refunded twice or wrongly.
   const store = world.directDeps().store
   for (const account of ACCOUNTS) {
     try {
@@ -397,6 +334,7 @@ export async function checkRetention(world: World, refundsDue: Map<string, Map<s
     const record = JSON.parse(world.store.read(key)!.data) as LockRecord
     expect(record.state === 'held', () => `retention: ${key} left ${record.state}`)
   }
-  return { violations, checks }
+  const money = await checkMoney(world)
+  return { violations: [...violations, ...money.violations], checks: checks + money.checks }
 }
 

@@ -18,7 +18,7 @@ const TaskInput = z.strictObject({
 const HangInput = z.strictObject({ resource: Resource, tickMs: z.number().int().min(1000).max(30_000) })
 const ChattyInput = z.strictObject({ resource: Resource, events: z.number().int().min(1).max(400) })
 
-export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty'
+export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty' | 'sim_dear'
 
 async function steps(input: z.infer<typeof TaskInput>, ctx: { emit: (t: string, d?: unknown) => Promise<void>; progress: (m: string, p?: number) => Promise<void>; signal: AbortSignal }, sleep: (ms: number) => Promise<void>) {
   for (let i = 1; i <= input.steps; i++) {
@@ -49,6 +49,13 @@ export function simKinds(sleep: (ms: number) => Promise<void>): KindRegistry {
     defineJob({
       kind: 'sim_free',
       cost: 1,
+      input: TaskInput,
+      run: (ctx) => steps(ctx.input, ctx, sleep),
+    }),
+    /** Like sim_free at three times the price: a follow-up under its client job id pays the difference. */
+    defineJob({
+      kind: 'sim_dear',
+      cost: 3,
       input: TaskInput,
       run: (ctx) => steps(ctx.input, ctx, sleep),
     }),

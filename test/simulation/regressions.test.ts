@@ -109,6 +109,52 @@ describe('regressions found by the protocol simulation', () => {
     expect(ledger.map((e) => e.type)).toEqual(['grant', 'charge'])
   })
 
+  it('a spec write that landed but threw: the submit fails that job at once, so a retry with its Idempotency-Key makes the only job', async () => {
+    // Seen as "one Idempotency-Key created 2 jobs": the first stayed queued after its submit freed
+    // the key, and only the reaper failed it, minutes later.
+    const { store, deps } = await setup(5)
+    let lost: string | null = null
+    const flaky = interceptedStore(store, async (op, key, call) => {
+      const result = await call()
+      if (op === 'create' && key.startsWith('queue/') && !lost) {
+        lost = key.slice('queue/'.length)
+        throw new StorageUnavailableError('answer lost after the write landed')
+      }
+      return result
+    })
+    const request = { kind: 'paid', input: { n: 1 } }
+    await expect(submitJob({ ...deps, store: flaky }, 'acct', request, 'key-1')).rejects.toBeInstanceOf(StorageUnavailableError)
+    expect((await readState(store, lost!))?.state).toMatchObject({ status: 'failed', startedAt: null, error: { code: 'worker_unavailable' } })
+    expect(await runJob(deps, lost!)).toBe('already_claimed') // a late delivery cannot run it
+    const retry = await submitJob(deps, 'acct', request, 'key-1')
+    expect(retry.body.jobId).not.toBe(lost)
+    expect(await runJob(deps, retry.body.jobId)).toBe('complete')
+    const { balance, ledger } = await expectCreditInvariants(store, 'acct')
+    expect(balance).toBe(4)
+    expect(ledger.map((e) => e.type)).toEqual(['grant', 'charge'])
+  })
+
+  it('a retry with an Idempotency-Key whose job is claimed between the two reads of it is answered with that job', async () => {
+    // Seen as "one Idempotency-Key created 2 jobs": the retry read no state (still queued), then the
+    // reaper failed the job and removed its spec before the spec read, so the key looked abandoned.
+    const { store, clock, deps } = await setup(5)
+    const request = { kind: 'paid', input: { n: 1 } }
+    const first = await submitJob(deps, 'acct', request, 'key-1')
+    clock.advance(2 * 60_000) // past the 90 s after which a bound key without a job is free
+    let raced = false
+    const racing = interceptedStore(store, async (op, key, call) => {
+      if (op === 'read' && key === `queue/${first.body.jobId}` && !raced) {
+        raced = true
+        expect(await runJob(deps, first.body.jobId)).toBe('complete')
+      }
+      return call()
+    })
+    const retry = await submitJob({ ...deps, store: racing }, 'acct', request, 'key-1')
+    expect(raced).toBe(true)
+    expect(retry).toMatchObject({ status: 200, replayed: true, body: { jobId: first.body.jobId, status: 'complete' } })
+    expect((await expectCreditInvariants(store, 'acct')).balance).toBe(4)
+  })
+
   it('a submit that died right after its charge: the reaper fails the never-started job and returns the charge', async () => {
     const { store, clock, deps } = await setup(5)
     // The function is killed once the charge landed: nothing it does afterwards reaches storage.

@@ -18,71 +18,11 @@
  */
 import { StorageUnavailableError } from '../../lib/storage/port.ts'
 import type { Clock } from '../../lib/core/clock.ts'
+import { type Actor, type ActorKind, type Fault, type FaultRates, type Outcome, Rng, SimInterval, emptyStats } from './sim-types.ts'
 
-/** mulberry32: small, fast, good enough to drive a schedule. */
-export class Rng {
-  private state: number
-  constructor(seed: number) {
-    this.state = (seed ^ 0x9e3779b9) >>> 0
-  }
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0)
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  /** An integer in [min, max]. */
-  int(min: number, max: number): number {
-    return min + Math.floor(this.next() * (max - min + 1))
-  }
-  chance(p: number): boolean {
-    return p > 0 && this.next() < p
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)]!
-  }
-  /** A fresh generator derived from this one (independent streams per purpose). */
-  fork(): Rng {
-    return new Rng(Math.floor(this.next() * 2 ** 32))
-  }
-}
+export { type Actor, type ActorKind, type Fault, type FaultRates, type Outcome, Rng, SimInterval, type SdkFault, type SimStats, emptyStats } from './sim-types.ts'
 
-export type ActorKind = 'client' | 'submit' | 'worker' | 'cancel' | 'feed' | 'probe' | 'reaper'
-
-export interface Actor {
-  readonly id: number
-  readonly name: string
-  readonly kind: ActorKind
-  alive: boolean
-  finished: boolean
-  /** Sim time at which the platform kills the invocation (Netlify's function time limits). */
-  deadline: number | null
-  /** The actor dies instead of running its storage op number `crashAfterOps + 1`. */
-  crashAfterOps: number | null
-  opsRun: number
-  death: string | null
-  startedAt: number
-  diedAt: number | null
-  /** The step at which it ended (returned, threw or died), for ordering against the store's history. */
-  endedStep: number | null
-  /** Set by the scenario: what this actor is about (a job id). */
-  jobId?: string
-  /** Called once when the actor dies (crash, time limit). */
-  onDeath(reason: string): void
-}
-
-export type Fault = 'none' | 'fail-before' | 'fail-after' | 'delay'
-
-export interface FaultRates {
-  /** The op fails before it lands: a 5xx/429 burst outlasting the SDK's retries. */
-  before: number
-  /** The op lands, then its answer is lost: the adapter could not settle it. */
-  after: number
-  /** A slow answer: the op becomes due seconds later. */
-  delay: number
-}
-
-type StepType = 'op' | 'sleep' | 'start' | 'interval' | 'cron' | 'deadline' | 'orphan'
+type StepType = 'op' | 'answer' | 'sleep' | 'start' | 'interval' | 'cron' | 'deadline' | 'orphan'
 
 interface Step {
   id: number
@@ -100,28 +40,6 @@ interface Step {
   land?: () => string
 }
 
-export interface SimStats {
-  steps: number
-  ops: number
-  faults: { 'fail-before': number; 'fail-after': number; delay: number }
-  crashes: Record<ActorKind, number>
-  timeLimitKills: number
-  orphansLanded: number
-  stalls: number
-  heartbeats: number
-}
-
-export const emptyStats = (): SimStats => ({
-  steps: 0,
-  ops: 0,
-  faults: { 'fail-before': 0, 'fail-after': 0, delay: 0 },
-  crashes: { client: 0, submit: 0, worker: 0, cancel: 0, feed: 0, probe: 0, reaper: 0 },
-  timeLimitKills: 0,
-  orphansLanded: 0,
-  stalls: 0,
-  heartbeats: 0,
-})
-
 export interface SchedulerOptions {
   seed: number
   start?: number
@@ -133,6 +51,12 @@ export interface SchedulerOptions {
   orphanLandRate?: number
   /** Record a human-readable trace of every step. */
   trace?: boolean
+  /**
+   * Each step moves the clock by up to this many ms (default 40): the time a
+   * call takes. 0 when the caller puts time on its calls itself (the scale
+   * simulation), so parallel calls do not add up.
+   */
+  stepMs?: number
 }
 
 const IDLE = Symbol('idle')
@@ -155,6 +79,7 @@ export class Scheduler {
   auto = false
   stepNo = 0
   readonly tracing: boolean
+  private readonly stepMs: number
   private steps: Step[] = []
   private nextStepId = 0
   private readonly system: Actor
@@ -168,6 +93,7 @@ export class Scheduler {
     this.stallJumps = options.stallJumps ?? []
     this.orphanLandRate = options.orphanLandRate ?? 0
     this.tracing = options.trace ?? true
+    this.stepMs = options.stepMs ?? 40
     this.system = this.newActor('system', 'client', null, null)
   }
 
@@ -250,6 +176,69 @@ export class Scheduler {
     if (r < before + after) return write ? 'fail-after' : 'fail-before'
     if (r < before + after + delay) return 'delay'
     return 'none'
+  }
+
+  /**
+   * A call whose effect happens `landIn` ms from now and whose answer comes
+   * `answerIn` ms from now (≥ landIn): a slow call lands at some moment while
+   * its caller waits, and others run in between. `run` performs the effect at
+   * landing time and says what the caller will be answered; `land` is the
+   * effect alone (a write in flight when its caller died may still land).
+   */
+  call<T>(
+    actor: Actor,
+    label: string | (() => string),
+    plan: {
+      landIn: number
+      answerIn: number
+      fault: Fault
+      land: (() => string) | null
+      run: () => { answer: { value: T } | { error: unknown }; note: string }
+      /** Happens just before the answer (a retry landing the write again). */
+      beforeAnswer?: () => void
+    },
+  ): Promise<T> {
+    const settle = (answer: { value: T } | { error: unknown }, resolve: (v: T) => void, reject: (e: unknown) => void) =>
+      'error' in answer ? reject(answer.error) : resolve(answer.value)
+    if (this.auto) return new Promise<T>((resolve, reject) => settle(plan.run().answer, resolve, reject))
+    if (!actor.alive) return new Promise<T>(() => {})
+    const wait = Math.max(0, plan.answerIn - plan.landIn)
+    return new Promise<T>((resolve, reject) => {
+      this.push({
+        actor,
+        type: 'op',
+        label,
+        readyAt: this.now + plan.landIn,
+        fault: plan.fault,
+        expiresAt: Infinity,
+        ...(plan.land ? { land: plan.land } : {}),
+        fire: () => {
+          actor.opsRun++
+          this.stats.ops++
+          if (plan.fault !== 'none') this.stats.faults[plan.fault]++
+          if (wait > 0) this.stats.faults.slow++
+          const { answer, note } = plan.run()
+          if (wait === 0) {
+            settle(answer, resolve, reject)
+            return note
+          }
+          this.push({
+            actor,
+            type: 'answer',
+            label: () => `answer to: ${text(label)}`,
+            readyAt: this.now + wait,
+            fault: 'none',
+            expiresAt: Infinity,
+            fire: () => {
+              plan.beforeAnswer?.()
+              settle(answer, resolve, reject)
+              return plan.beforeAnswer ? 'landed again (the SDK retried), answered' : 'answered'
+            },
+          })
+          return `${note} (its answer comes ${(wait / 1000).toFixed(1)}s later)`
+        },
+      })
+    })
   }
 
   sleep(actor: Actor, ms: number, signal?: AbortSignal): Promise<void> {
@@ -416,8 +405,9 @@ export class Scheduler {
           ...step,
           type: 'orphan',
           label: () => `${text(step.label)} (in flight when ${actor.name} died)`,
-          readyAt: this.now + this.rng.int(0, 1_000),
-          expiresAt: this.now + 2_000,
+          // A slow write lands when it was due to; any other within a second.
+          readyAt: Math.max(this.now, step.readyAt) + this.rng.int(0, 1_000),
+          expiresAt: Math.max(this.now, step.readyAt) + 2_000,
           // It lands, but nobody is there to read the answer.
           fire: () => {
             this.stats.orphansLanded++
@@ -505,7 +495,7 @@ export class Scheduler {
     this.current = step.actor
     const outcome = step.fire()
     if (this.tracing && step.type !== 'sleep' && step.type !== 'interval') this.log(`${step.actor.name} ${text(step.label)} → ${outcome}`)
-    this.now += this.rng.int(0, 40)
+    this.now += this.rng.int(0, this.stepMs)
     if (this.stallJumps.length && this.rng.chance(this.stallRate)) {
       const jump = this.rng.pick(this.stallJumps) + this.rng.int(0, 5_000)
       this.stats.stalls++
@@ -517,30 +507,8 @@ export class Scheduler {
 
 const text = (label: string | (() => string)) => (typeof label === 'function' ? label() : label)
 
-export type Outcome<T> = { value: T; error?: undefined; died?: undefined } | { error: unknown; value?: undefined; died?: undefined } | { died: string; value?: undefined; error?: undefined }
-
 export class SimulationStuckError extends Error {
   override name = 'SimulationStuckError'
-}
-
-/** What the simulated `setInterval` returns: enough of a Timeout for lib's use. */
-export class SimInterval {
-  readonly clear: () => void
-  constructor(clear: () => void) {
-    this.clear = clear
-  }
-  unref() {
-    return this
-  }
-  ref() {
-    return this
-  }
-  hasRef() {
-    return false
-  }
-  [Symbol.toPrimitive]() {
-    return 0
-  }
 }
 
 /**

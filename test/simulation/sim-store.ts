@@ -4,17 +4,11 @@
  * when an op lands), seen by each actor through its own BlobPort whose every
  * call is a scheduler step with an injected fault or none.
  *
- * Faults are injected at the port, as the Blobs adapter would surface them:
- * `StorageUnavailableError` before the op landed (a 5xx/429 burst that
- * outlasted the SDK's retries), after it landed (a lost answer the adapter
- * could not settle), or a slow answer. The adapter-level ambiguities —
- * netlify/primitives#741 (`modified: true` with an empty ETag for a write
- * that never happened) and `modified: false` after a retried request whose
- * first attempt landed — are settled by the adapter (owner token read-back)
- * into a plain outcome or one of these two errors; test/storage-contract.test.ts
- * covers that conversion, so the simulation starts from its result.
+ * The simulation's actors reach it through the real Blobs adapter over a
+ * simulated SDK (sim-sdk.ts), where faults are injected. `simPort` below is
+ * the plain port over the same store (no adapter), for the contract suite.
  *
- * Every landed write to `lock/`, `job/` and `queue/` is recorded, in order,
+ * Every landed write to `lock/`, `job/`, `queue/`, `account/` and `ledger/` is recorded, in order,
  * with the actor that made it: the invariant checks replay that history.
  */
 import type { BlobListing, BlobPort, VersionedBlob, WriteOutcome } from '../../lib/storage/port.ts'
@@ -36,10 +30,13 @@ export interface Commit {
   previousHolderExists?: boolean
 }
 
-const RECORDED = /^(lock|job|queue|reservation)\//
+/** Account and ledger writes too: the ledger check compares the chunks on storage with committed entries. */
+const RECORDED = /^(lock|job|queue|reservation|account|ledger)\//
+
+export type Metadata = Record<string, unknown>
 
 export class AtomicStore {
-  readonly entries = new Map<string, { data: string; version: string }>()
+  readonly entries = new Map<string, { data: string; version: string; metadata?: Metadata }>()
   readonly history: Commit[] = []
   private counter = 0
   private readonly sim: Scheduler
@@ -55,19 +52,30 @@ export class AtomicStore {
     return entry ? { data: entry.data, version: entry.version } : null
   }
 
-  create(key: string, data: string): WriteOutcome {
+  create(key: string, data: string, metadata?: Metadata): WriteOutcome {
     if (this.entries.has(key)) return { ok: false }
-    return { ok: true, version: this.set(key, data, 'create') }
+    return { ok: true, version: this.set(key, data, 'create', metadata) }
   }
 
-  replace(key: string, data: string, version: string): WriteOutcome {
+  replace(key: string, data: string, version: string, metadata?: Metadata): WriteOutcome {
     const entry = this.entries.get(key)
     if (!entry || entry.version !== version) return { ok: false }
-    return { ok: true, version: this.set(key, data, 'replace') }
+    return { ok: true, version: this.set(key, data, 'replace', metadata) }
   }
 
-  put(key: string, data: string) {
-    this.set(key, data, 'put')
+  put(key: string, data: string, metadata?: Metadata) {
+    return this.set(key, data, 'put', metadata)
+  }
+
+  metadata(key: string): { version: string; metadata: Metadata } | null {
+    const entry = this.entries.get(key)
+    return entry ? { version: entry.version, metadata: entry.metadata ?? {} } : null
+  }
+
+  /** Keys under a prefix with their versions (the SDK's `list` reports ETags). */
+  listWithVersions(prefix: string, options: { directories?: boolean } = {}) {
+    const listing = this.list(prefix, options)
+    return { blobs: listing.keys.map((key) => ({ key, etag: this.entries.get(key)!.version })), directories: listing.directories }
   }
 
   delete(key: string) {
@@ -92,10 +100,10 @@ export class AtomicStore {
     return [...this.entries.keys()].filter((key) => key.startsWith(prefix)).sort()
   }
 
-  private set(key: string, data: string, op: Commit['op']) {
+  private set(key: string, data: string, op: Commit['op'], metadata?: Metadata) {
     const before = this.entries.get(key)?.data ?? null
     const version = `"v${(++this.counter).toString(36)}"`
-    this.entries.set(key, { data, version })
+    this.entries.set(key, metadata ? { data, version, metadata } : { data, version })
     this.record(op, key, before, data)
     return version
   }
@@ -130,7 +138,7 @@ export function simPort(sim: Scheduler, store: AtomicStore, actor: Actor): BlobP
       if (!version) throw new TypeError(`replace("${key}") needs the version it read; refusing an unconditional write`)
       return sim.op(actor, label('replace', key), true, () => store.replace(key, data, version), written)
     },
-    put: (key, data) => sim.op(actor, label('put', key), true, () => store.put(key, data)),
+    put: (key, data) => sim.op(actor, label('put', key), true, () => void store.put(key, data)),
     delete: (key) => sim.op(actor, label('delete', key), true, () => store.delete(key)),
     list: (prefix, options) =>
       sim.op(actor, label('list', prefix), false, () => store.list(prefix, options), (listing) => `${listing.keys.length} keys`),

@@ -1,0 +1,124 @@
+/**
+ * The protocol simulation's checks are not vacuous: a calm run passes, and
+ * each kind of damage done to a finished run (a write landing where it must
+ * not, a balance its ledger does not explain, a record that grew back...)
+ * makes the right check fail. See protocol.test.ts for the model.
+ */
+import { describe, expect, it } from 'vitest'
+import type { JobState } from '../../lib/core/types.ts'
+import { type ScenarioParams, type World, runScenario } from './scenario.ts'
+
+const calm: ScenarioParams = {
+  seed: 3,
+  clients: 4,
+  resources: 1,
+  jobsPerClient: 2,
+  credits: 8,
+  faultBeforePct: 0,
+  faultAfterPct: 0,
+  delayPct: 0,
+  workerCrashPct: 0,
+  functionCrashPct: 0,
+  duplicatePct: 0,
+  lateStartPct: 0,
+  cancelPct: 0,
+  idempotencyPct: 0,
+  stallPermille: 0,
+  invokeLostPct: 0,
+  clientTimeoutPct: 0,
+  lateClientPct: 0,
+  dieAfterChargePct: 0,
+  operatorGrants: 0,
+}
+
+/** The last landed write of a job's state, and the job's claiming worker. */
+function finishedJob(world: World) {
+  const { history } = world.store
+  const claim = history.find((c) => c.key.startsWith('job/') && c.op === 'create' && c.actor?.kind === 'worker')!
+  const last = history.filter((c) => c.key === claim.key).at(-1)!
+  return { claim, last, state: JSON.parse(last.after!) as JobState }
+}
+
+const tampers: [string, (world: World) => void, RegExp][] = [
+  [
+    'a worker write landing after its job finished (fencing, one terminal state)',
+    (world) => {
+      const { claim, last, state } = finishedJob(world)
+      const seq = state.log.lastSeq + 1
+      const after = { ...state, status: 'running', log: { ...state.log, lastSeq: seq, tail: [...state.log.tail, { seq, type: 'step', data: { i: 9 }, ts: 0 }] } }
+      world.store.history.push({ ...last, n: world.store.history.length, actor: claim.actor, op: 'replace', before: last.after, after: JSON.stringify(after) })
+    },
+    /^I3 .*although the job was (complete|failed|canceled)/,
+  ],
+  [
+    'a job written after it was terminal',
+    (world) => {
+      const { last, state } = finishedJob(world)
+      const status = state.status === 'failed' ? 'complete' : 'failed'
+      world.store.history.push({ ...last, n: world.store.history.length, actor: null, op: 'replace', before: last.after, after: JSON.stringify({ ...state, status }) })
+    },
+    /^I2 .*written .* after it was (complete|failed|canceled)/,
+  ],
+  [
+    'a worker writing while another job holds the lock',
+    (world) => {
+      const { claim } = finishedJob(world)
+      claim.lockAt = JSON.stringify({ state: 'held', jobId: 'job_someoneelse', acquiredAt: 0, expiresAt: 1 })
+    },
+    /^I1 .*its worker wrote at .* while lock/,
+  ],
+  [
+    'a lock overwritten without a condition',
+    (world) => {
+      const lock = world.store.history.find((c) => c.key.startsWith('lock/'))!
+      world.store.history.push({ ...lock, n: world.store.history.length, op: 'put' })
+    },
+    /^I1 lock\/.*illegal put/,
+  ],
+  [
+    'a balance that its ledger does not explain',
+    (world) => {
+      const entry = world.store.entries.get('account/acct-a')!
+      const record = JSON.parse(entry.data) as { balance: number }
+      entry.data = JSON.stringify({ ...record, balance: record.balance + 1 })
+    },
+    /^I4 acct-a: balance of acct-a = sum of its ledger/,
+  ],
+  [
+    'an account record that carries reservations again',
+    (world) => {
+      const commit = world.store.history.find((c) => c.key === 'account/acct-a' && c.after !== null)!
+      commit.after = JSON.stringify({ ...JSON.parse(commit.after!), reservations: {} })
+    },
+    /^I4 account\/acct-a: a committed record of \d+ bytes with fields account apiKeys balance createdAt ledger reservations updatedAt/,
+  ],
+  [
+    'a job still live after the quiet phase',
+    (world) => {
+      const { state } = finishedJob(world)
+      world.store.entries.set(`queue/${state.jobId}`, { data: '{}', version: '"x"' })
+    },
+    /^I5 live jobs remain/,
+  ],
+  [
+    "a job readable by another account",
+    (world) => {
+      const { state } = finishedJob(world)
+      const entry = world.store.entries.get(`job/${state.jobId}`)!
+      entry.data = JSON.stringify({ ...JSON.parse(entry.data), account: 'acct-b' })
+    },
+    /^I7 acct-b asking for J\d+ got an answer/,
+  ],
+]
+
+describe('the invariant checks catch what they are meant to', () => {
+  it('an undamaged calm run passes', async () => {
+    const result = await runScenario(calm, { trace: false })
+    expect(result.jobs).toBeGreaterThan(2)
+    expect(result.violations).toEqual([])
+  })
+  it.each(tampers)('%s', async (_name, tamper, pattern) => {
+    const result = await runScenario(calm, { trace: false, tamper })
+    expect(result.violations.some((v) => pattern.test(v)), result.violations.join('\n')).toBe(true)
+  })
+})

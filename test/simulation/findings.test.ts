@@ -1,0 +1,102 @@
+/**
+ * Replays of the scenarios in which the widened simulation found the bugs a
+ * review of the protocol reported (the reliability issue's findings 2, 4, 6
+ * and 8), and more it found by itself. Each is one seeded run of
+ * protocol.test.ts's model; the comment tells what the seed showed on the
+ * code it was found on.
+ *
+ * The credit redesign changed the order of a submit's writes (the spec before
+ * the charge, the Idempotency-Key bound before the spec), so a seed no longer
+ * takes the path it took then. Each replay therefore names the situation it
+ * must reach (a coverage count of the run) and uses a seed of the same
+ * scenario that reaches it on today's code; the seed that found the bug is in
+ * the comment. A replay that no longer reaches its situation fails too.
+ */
+import { describe, expect, it } from 'vitest'
+import { type ScenarioParams, runScenario } from './scenario.ts'
+
+const findings: [string, string | null, ScenarioParams][] = [
+  [
+    // Found by seed 1811631133: a charge landed, its answer was lost; another submit wrote the account
+    // before the adapter's read-back, which then said "not written"; the retry found the job's own
+    // reservation and recorded the job as free. Seen: "I4 J4: charged 0 but 1 charge entries".
+    'finding 2: a charge that landed but whose answer was lost is recorded as charged (and refunded if the job fails)',
+    'account/ write landed, its answer lost, overwritten before the read-back',
+    { seed: 1811631151, clients: 6, resources: 2, jobsPerClient: 2, credits: 7, faultBeforePct: 2, faultAfterPct: 9, delayPct: 6, workerCrashPct: 2, functionCrashPct: 9, duplicatePct: 38, lateStartPct: 7, cancelPct: 41, idempotencyPct: 6, stallPermille: 4, invokeLostPct: 2, clientTimeoutPct: 24, lateClientPct: 2, dieAfterChargePct: 2, operatorGrants: 6 },
+  ],
+  [
+    // Found by seed -788979521: the spec write landed but could not be confirmed (#741/thrown,
+    // read-back failed); the submit's error path deleted the key record although its job existed;
+    // the client's retry with the same key made a second job. Seen: "idempotency acct-a/idem-0-0:
+    // one Idempotency-Key created 2 jobs: J2 J3".
+    'finding 4: one Idempotency-Key never makes two jobs',
+    'queue/ write landed, its answer lost',
+    { seed: -788979514, clients: 1, resources: 2, jobsPerClient: 3, credits: 7, faultBeforePct: 3, faultAfterPct: 5, delayPct: 8, workerCrashPct: 30, functionCrashPct: 1, duplicatePct: 50, lateStartPct: 52, cancelPct: 1, idempotencyPct: 96, stallPermille: 4, invokeLostPct: 0, clientTimeoutPct: 28, lateClientPct: 6, dieAfterChargePct: 24, operatorGrants: 4 },
+  ],
+  [
+    // Found by seed -345571423: the first request's lock write took 20 s; its client gave up at 30 s
+    // and retried with the same key; 39 s after the key was claimed its job did not exist yet, so the
+    // key counted as abandoned and made a second job, while the first request went on to make and
+    // charge its own. Seen: "idempotency acct-a/idem-0-0: one Idempotency-Key created 2 jobs: J4 J7"
+    // and "… left 2 charges standing: J4 J7" (and finding 6 for J9).
+    'finding 4: a slow first request and a retry after 30 s do not make two jobs and two charges',
+    'a slow request lost its Idempotency-Key to a retry',
+    { seed: -345571374, clients: 2, resources: 1, jobsPerClient: 2, credits: 8, faultBeforePct: 1, faultAfterPct: 0, delayPct: 9, workerCrashPct: 58, functionCrashPct: 15, duplicatePct: 45, lateStartPct: 60, cancelPct: 34, idempotencyPct: 100, stallPermille: 0, invokeLostPct: 8, clientTimeoutPct: 50, lateClientPct: 10, dieAfterChargePct: 1, operatorGrants: 2 },
+  ],
+  [
+    // Found by seed 1856289999: the worker call was delivered and the worker claimed the job; the
+    // call's answer was lost; the submit answered 503 "could not be started" for a job that ran and
+    // kept its charge. Seen: "I4 J15: the submit answered 503 worker_unavailable (could not be
+    // started), but its worker claimed it and it ended complete with 1 credit(s) charged".
+    'finding 6: a submit answers 503 worker_unavailable only for a job that never started',
+    'worker call failed after its worker claimed: answered 202',
+    { seed: 1856290057, clients: 2, resources: 3, jobsPerClient: 3, credits: 4, faultBeforePct: 10, faultAfterPct: 3, delayPct: 7, workerCrashPct: 1, functionCrashPct: 1, duplicatePct: 40, lateStartPct: 54, cancelPct: 32, idempotencyPct: 99, stallPermille: 0, invokeLostPct: 3, clientTimeoutPct: 46, lateClientPct: 13, dieAfterChargePct: 18, operatorGrants: 5 },
+  ],
+  [
+    // Found by seed -2147483647: the reaper's pruning refunded several lost charges in one account
+    // write; its plan flushed a chunk holding its own, uncommitted entries; grants committed meanwhile
+    // and flushed that chunk; then the pruning's stale chunk landed over it and lost the race. Seen:
+    // "I4 ledger/acct-a/c/0000000001 holds ledger entry 20 as {… refund J1 …}, but the committed
+    // account writes hold {… grant …}". Today several payers of one reservation are refunded in one
+    // write (sharedWorkPct).
+    'finding 8: a multi-entry ledger append never overwrites a committed ledger chunk',
+    'multi-entry ledger write',
+    { seed: -2147483619, clients: 4, resources: 1, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 3, delayPct: 4, workerCrashPct: 15, functionCrashPct: 4, duplicatePct: 14, lateStartPct: 29, cancelPct: 27, idempotencyPct: 11, stallPermille: 0, invokeLostPct: 7, clientTimeoutPct: 41, lateClientPct: 44, dieAfterChargePct: 46, operatorGrants: 8, sharedWorkPct: 30 },
+  ],
+  [
+    // Found by seed -6: a submit died right after its charge (client job id cj-1); an hour later,
+    // before the reaper pruned that expired reservation, a new submit with the same client job id
+    // replaced it; the lost charge was never refunded. Seen: "I4 J8 after retention: 0 refunds,
+    // expected 1 (credit lost)". Today the spec precedes the charge, so that job exists and is settled.
+    'a charge whose submit died is refunded even if its client job id is used again after the hour',
+    'submit died right after its charge',
+    { seed: -5, clients: 3, resources: 2, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 5, delayPct: 3, workerCrashPct: 59, functionCrashPct: 6, duplicatePct: 32, lateStartPct: 6, cancelPct: 45, idempotencyPct: 59, stallPermille: 3, invokeLostPct: 11, clientTimeoutPct: 34, lateClientPct: 39, dieAfterChargePct: 16, operatorGrants: 2 },
+  ],
+  [
+    // Found on the redesigned code: a spec create landed, the SDK's retry answered 412 and the
+    // adapter's read-back threw; the submit freed the key without failing the job, which stayed
+    // queued until the reaper failed it, while the client's retry with the same key made a second
+    // job. Seen: "idempotency acct-b/idem-1-1: one Idempotency-Key created 2 jobs: J44 J46".
+    'a spec write that landed but threw is failed by its submit before the key is freed',
+    'queue/ write landed, its answer lost',
+    { seed: 668053128, clients: 6, resources: 1, jobsPerClient: 3, credits: 8, faultBeforePct: 0, faultAfterPct: 5, delayPct: 7, workerCrashPct: 1, functionCrashPct: 0, duplicatePct: 0, lateStartPct: 0, cancelPct: 1, idempotencyPct: 88, stallPermille: 0, invokeLostPct: 0, clientTimeoutPct: 30, lateClientPct: 38, dieAfterChargePct: 54, operatorGrants: 7 },
+  ],
+  [
+    // Found on the redesigned code: a retry with the same key read the job's state (none: queued),
+    // then the reaper failed the job and removed its spec before the retry's spec read; the key
+    // looked abandoned and the retry made a second job. Seen: "idempotency acct-a/idem-0-0: one
+    // Idempotency-Key created 2 jobs: J4 J6".
+    'a retry whose key\'s job changes from queued to failed between two reads is answered with that job',
+    null,
+    { seed: 644140438, clients: 3, resources: 2, jobsPerClient: 2, credits: 5, faultBeforePct: 0, faultAfterPct: 0, delayPct: 8, workerCrashPct: 15, functionCrashPct: 0, duplicatePct: 10, lateStartPct: 36, cancelPct: 1, idempotencyPct: 79, stallPermille: 2, invokeLostPct: 11, clientTimeoutPct: 16, lateClientPct: 1, dieAfterChargePct: 1, operatorGrants: 0 },
+  ],
+]
+
+describe('scenarios in which the simulation found money lost or doubled', () => {
+  it.each(findings)('%s', async (_name, situation, params) => {
+    const result = await runScenario(params, { trace: false })
+    expect(result.jobs).toBeGreaterThan(0)
+    if (situation) expect(result.coverage.get(situation) ?? 0, `the run no longer reaches: ${situation}`).toBeGreaterThan(0)
+    expect(result.violations).toEqual([])
+  }, 60_000)
+})
