@@ -18,6 +18,8 @@ export interface TestBlobs {
   url: string
   token: string
   siteID: string
+  /** Where the server keeps its files (tests that lay out entries by hand). */
+  directory: string
   /** Operations seen by the server, by type (get, set, delete, list, getMetadata). */
   ops: Record<string, number>
   resetOps(): void
@@ -50,6 +52,7 @@ export async function startBlobs(): Promise<TestBlobs> {
     url,
     token,
     siteID,
+    directory,
     ops,
     resetOps() {
       for (const key of Object.keys(ops)) delete ops[key]
@@ -94,6 +97,9 @@ export function useBlobs(): TestBlobs {
     },
     get siteID() {
       return started().siteID
+    },
+    get directory() {
+      return started().directory
     },
     get ops() {
       return started().ops
