@@ -1,7 +1,7 @@
 /**
  * Security properties, through the real function modules over real HTTP on a
  * real local Blobs server (every function in netlify/functions, routed by its
- * config.path: see test/fuzz/harness.ts):
+ * config.path: see test/support/functions.ts):
  *
  * - job (and asset) ids are unguessable: 128 random bits after a time prefix,
  *   no structure between consecutive ids, and the id patterns refuse junk;
