@@ -1,9 +1,43 @@
+import { availableParallelism } from 'node:os'
 import { defineConfig } from 'vitest/config'
+import { BaseSequencer, type TestSpecification } from 'vitest/node'
+
+/**
+ * The long property runs: a quarter of their full counts in `npm test`, the full counts
+ * in `npm run test:soak`, left out of `npm run test:unit`. SIM_RUNS / FUZZ_RUNS set
+ * by hand win everywhere.
+ */
+const LONG = ['test/simulation/protocol.test.ts', 'test/fuzz/**/*.test.ts']
+const SHORT_COUNTS = { SIM_RUNS: process.env.SIM_RUNS ?? '500', FUZZ_RUNS: process.env.FUZZ_RUNS ?? '120' }
+/** Each starts a real `netlify dev` (and the browser suite a Chromium). */
+const E2E = ['test/e2e/**/*.test.ts', 'test/browser/**/*.test.ts']
+/** Only in `npm run test:soak` (with LONG at full counts): the full-length proofs that `npm test` runs short. */
+const SOAK = ['test/soak/**/*.test.ts']
+
+/** The long runs start first, so the short files fill the other workers around them. */
+class LongFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]) {
+    const rank = (file: TestSpecification) => (file.project.name === 'long' ? 0 : 1)
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b))
+  }
+}
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
+    // Most files wait on I/O (HTTP, long-polls, timers), so three at a time even on
+    // two cores (vitest's default there is one).
+    maxWorkers: Math.max(3, availableParallelism() - 1),
     hookTimeout: 60_000,
+    // A test's console output (the product's JSON log lines) is shown only when that test fails.
+    silent: 'passed-only',
+    sequence: { sequencer: LongFirst },
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...LONG, ...E2E, ...SOAK] } },
+      { extends: true, test: { name: 'long', include: LONG, env: SHORT_COUNTS } },
+      // One at a time, after the others: each `netlify dev` (and Chromium) wants a core of its own.
+      { extends: true, test: { name: 'e2e', include: E2E, fileParallelism: false } },
+      { extends: true, test: { name: 'soak', include: [...SOAK, ...LONG] } },
+    ],
   },
 })

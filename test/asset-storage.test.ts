@@ -3,23 +3,17 @@
  * Blobs adapter over the real local server and on the in-memory port.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { AssetPort } from '../lib/storage/asset-port.ts'
 import { memoryAssetPort } from '../lib/storage/memory-assets.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
-import { assetPortOf, readStream } from './support/assets.ts'
+import { useBlobs } from './support/blobs.ts'
+import { readStream } from './support/assets.ts'
 
-let blobs: TestBlobs
-beforeAll(async () => {
-  blobs = await startBlobs()
-})
-afterAll(async () => {
-  await blobs.stop()
-})
+const blobs = useBlobs()
 
 let storeCounter = 0
 const implementations: [string, () => AssetPort][] = [
-  ['netlify blobs (local server)', () => assetPortOf(blobs, `asset-contract-${++storeCounter}`)],
+  ['netlify blobs (local server)', () => blobs.assetPort(`asset-contract-${++storeCounter}`)],
   ['memory', () => memoryAssetPort()],
 ]
 

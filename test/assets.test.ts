@@ -8,9 +8,7 @@ import { createHash } from 'node:crypto'
 import { PNG } from 'pngjs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { createApiKey } from '../lib/accounts/api-keys.ts'
 import { loadOwnedAsset, saveJobAsset } from '../lib/assets/assets.ts'
-import { systemClock } from '../lib/core/clock.ts'
 import { createAccount } from '../lib/credits/index.ts'
 import type { Deps } from '../lib/core/deps.ts'
 import { JobFailure } from '../lib/core/errors.ts'
@@ -23,76 +21,33 @@ import { memoryAssetPort } from '../lib/storage/memory-assets.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
-import { ASSET_STORE_NAME, STORE_NAME } from '../netlify/app.ts'
-import { assetPortOf } from './support/assets.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { testApi } from './support/api.ts'
 import { manualClock, testDeps } from './support/deps.ts'
-import { type FunctionServer, startFunctions } from './support/functions.ts'
 
-const SECRET = 'test-signing-secret-0123456789abcdef-0123456789'
-let blobs: TestBlobs
-let api: FunctionServer
+const api = testApi({ accounts: { 'acct-a': 1000, 'acct-b': 1000 } })
+const { call, follow } = api
 let store: BlobPort
 let generated: AssetPort
 let keyA: string
 let keyB: string
 
 beforeAll(async () => {
-  blobs = await startBlobs()
-  blobs.useAsEnvironment()
-  process.env.JOBS_SIGNING_SECRET = SECRET
   delete process.env.MAX_GENERATED_ASSET_BYTES
-  api = await startFunctions()
-  store = blobs.port(STORE_NAME)
-  generated = assetPortOf(blobs, ASSET_STORE_NAME)
-  await createAccount(store, systemClock, 'acct-a', 1000)
-  await createAccount(store, systemClock, 'acct-b', 1000)
-  keyA = await createApiKey(store, systemClock, 'acct-a')
-  keyB = await createApiKey(store, systemClock, 'acct-b')
+  await api.start()
+  store = api.store
+  generated = api.generated
+  keyA = api.key('acct-a')
+  keyB = api.key('acct-b')
 })
-afterAll(async () => {
-  await api.stop()
-  await blobs.stop()
-})
+afterAll(() => api.stop())
 beforeEach(() => {
   api.runWorkers = true
 })
 
-function call(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
-  const headers = new Headers(init.headers)
-  const key = init.key === undefined ? keyA : init.key
-  if (key) headers.set('authorization', `Bearer ${key}`)
-  let body = init.body
-  if (init.json !== undefined) {
-    headers.set('content-type', 'application/json')
-    body = JSON.stringify(init.json)
-  }
-  return fetch(`${api.url}${path}`, { ...init, headers, body })
-}
-
 const submit = (json: unknown, key = keyA) => call('/api/jobs', { method: 'POST', json, key })
 
-async function follow(jobId: string, key = keyA) {
-  const events: { seq: number; type: string; data: any }[] = []
-  let after = 0
-  for (let i = 0; i < 300; i++) {
-    const feed = await (await call(`/api/jobs/${jobId}/events?after=${after}&wait=2`, { key })).json()
-    events.push(...feed.events)
-    after = feed.next
-    if (feed.done) return { events, feed }
-  }
-  throw new Error('job never finished')
-}
-
 /** Every key of both stores, with content (job store) or metadata (generated files). */
-async function everything() {
-  const { keys: jobKeys } = await store.list('')
-  const fileKeys = await generated.list('')
-  return {
-    jobs: new Map(await Promise.all(jobKeys.map(async (key) => [key, (await store.read(key))?.data] as const))),
-    files: new Map(await Promise.all(fileKeys.map(async (key) => [key, await generated.metadata(key)] as const))),
-  }
-}
+const everything = async () => ({ jobs: await api.contents(), files: await api.files() })
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex')
 
@@ -256,10 +211,10 @@ describe('lifecycle (domain level, real Blobs server, a clock the test moves)', 
   async function setup(kinds: JobKind<any, any>[] = []) {
     const clock = manualClock()
     const n = ++storeNo
-    const deps = testDeps(blobs.port(`assets-life-${n}`), {
+    const deps = testDeps(api.blobs.port(`assets-life-${n}`), {
       clock,
       kinds,
-      assets: assetPortOf(blobs, `assets-life-files-${n}`),
+      assets: api.blobs.assetPort(`assets-life-files-${n}`),
       settings: { heartbeatIntervalMs: 3600_000, heartbeatTimeoutMs: 3600_000 },
     })
     await createAccount(deps.store, clock, 'acct', 100)
@@ -353,7 +308,7 @@ describe('lifecycle (domain level, real Blobs server, a clock the test moves)', 
 
   it('the cap is checked before anything is written: at the limit it stores, one byte over it fails', async () => {
     const assets = memoryAssetPort()
-    const deps = testDeps(blobs.port(`assets-cap-${++storeNo}`), { assets, settings: { maxAssetBytes: 10 } })
+    const deps = testDeps(api.blobs.port(`assets-cap-${++storeNo}`), { assets, settings: { maxAssetBytes: 10 } })
     const owner = { jobId: `job_${'0'.repeat(8)}${'c'.repeat(32)}`, account: 'acct', sourceTaskId: null }
     const recorded: unknown[] = []
     const record = async (asset: unknown) => void recorded.push(asset)

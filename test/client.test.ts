@@ -5,38 +5,23 @@
  */
 import { createHash } from 'node:crypto'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/accounts/api-keys.ts'
 import { systemClock } from '../lib/core/clock.ts'
 import { createAccount } from '../lib/credits/index.ts'
 import { ApiError, type ClientClock, type WatchItem, createClient } from '../lib/client/index.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
-import { type FunctionServer, startFunctions } from './support/functions.ts'
+import { testApi } from './support/api.ts'
 import { failing, slow } from './support/kinds.ts'
 
-const SECRET = 'test-signing-secret-0123456789abcdef-0123456789'
-const ADMIN = 'test-admin-token-0123456789abcdef'
-let blobs: TestBlobs
-let api: FunctionServer
+const api = testApi({ kinds: [slow, failing], adminToken: 'test-admin-token-0123456789abcdef', accounts: { 'client-a': 1000 } })
 let store: BlobPort
 let apiKey: string
 
 beforeAll(async () => {
-  blobs = await startBlobs()
-  blobs.useAsEnvironment()
-  process.env.JOBS_SIGNING_SECRET = SECRET
-  process.env.ADMIN_TOKEN = ADMIN
-  registerJobKinds([slow, failing])
-  api = await startFunctions()
-  store = blobs.port(STORE_NAME)
-  await createAccount(store, systemClock, 'client-a', 1000)
-  apiKey = await createApiKey(store, systemClock, 'client-a')
+  await api.start()
+  store = api.store
+  apiKey = api.key('client-a')
 })
-afterAll(async () => {
-  await api?.stop()
-  await blobs?.stop()
-})
+afterAll(() => api.stop())
 beforeEach(() => {
   api.runWorkers = true
 })
@@ -384,7 +369,7 @@ describe('downloadAsset', () => {
     expect((await client.downloadAsset(`${api.url}${url}`)).size).toBe(bytes.byteLength)
 
     await createAccount(store, systemClock, 'client-b', 10)
-    const other = createClient({ baseUrl: api.url, apiKey: await createApiKey(store, systemClock, 'client-b') })
+    const other = createClient({ baseUrl: api.url, apiKey: await api.createKey('client-b') })
     await expect(other.downloadAsset(url)).rejects.toMatchObject({ name: 'ApiError', status: 404, code: 'not_found' })
     await expect(client.downloadAsset(`asset_${'0'.repeat(8)}${'a'.repeat(32)}`)).rejects.toMatchObject({ status: 404, code: 'not_found' })
   })

@@ -3,7 +3,7 @@
  * concurrency, on the atomic in-memory store). The credit invariants are
  * checked after every test.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { authenticate, createApiKey } from '../lib/accounts/api-keys.ts'
 import { accountView, createAccount, readAccount, reservationKey } from '../lib/credits/index.ts'
@@ -17,7 +17,7 @@ import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { useBlobs } from './support/blobs.ts'
 import { expectCreditInvariants } from './support/credit-invariants.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 import { hanging } from './support/kinds.ts'
@@ -34,14 +34,8 @@ const flaky = defineJob({
   },
 })
 
-let blobs: TestBlobs
+const blobs = useBlobs()
 let touched: { store: BlobPort; account: string }[] = []
-beforeAll(async () => {
-  blobs = await startBlobs()
-})
-afterAll(async () => {
-  await blobs.stop()
-})
 afterEach(async () => {
   for (const { store, account } of touched) await expectCreditInvariants(store, account)
   touched = []

@@ -7,34 +7,27 @@ import type { Context } from '@netlify/functions'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createApiKey } from '../lib/accounts/api-keys.ts'
 import { systemClock } from '../lib/core/clock.ts'
-import { ASSET_STORE_NAME, STORE_NAME, deployContextOf, registerJobKinds, storeNamesFor } from '../netlify/app.ts'
+import { ASSET_STORE_NAME, STORE_NAME, deployContextOf, storeNamesFor } from '../netlify/app.ts'
 import submit from '../netlify/functions/jobs.ts'
 import status from '../netlify/functions/job.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
-import { type FunctionServer, startFunctions } from './support/functions.ts'
+import { testApi } from './support/api.ts'
+import type { TestBlobs } from './support/blobs.ts'
 import { slow } from './support/kinds.ts'
 
-const SECRET = 'test-signing-secret-0123456789abcdef-0123456789'
 const PREVIEW_STORE = `${STORE_NAME}--deploy-preview`
+const api = testApi({ kinds: [slow], accounts: { 'acct-prod': null } })
 let blobs: TestBlobs
-let api: FunctionServer
 let productionKey: string
 
 beforeAll(async () => {
-  blobs = await startBlobs()
-  blobs.useAsEnvironment()
-  process.env.JOBS_SIGNING_SECRET = SECRET
-  registerJobKinds([slow])
-  api = await startFunctions()
+  await api.start()
   api.runWorkers = false // the job stays queued: what submit wrote is what is stored
-  productionKey = await createApiKey(blobs.port(STORE_NAME), systemClock, 'acct-prod')
+  blobs = api.blobs
+  productionKey = api.key('acct-prod')
 })
-afterAll(async () => {
-  await api.stop()
-  await blobs.stop()
-})
+afterAll(() => api.stop())
 afterEach(() => {
-  process.env.JOBS_SIGNING_SECRET = SECRET
+  process.env.JOBS_SIGNING_SECRET = api.signingSecret
   delete process.env.JOBS_STORE_SCOPE
   vi.restoreAllMocks()
 })

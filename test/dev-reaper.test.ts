@@ -7,13 +7,9 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/accounts/api-keys.ts'
-import { systemClock } from '../lib/core/clock.ts'
-import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
 import { config as reaperConfig } from '../netlify/functions/reaper.ts'
 import { REAPER_PATH, type Timers, reaperPeriodMs, scheduleReaper } from '../scripts/dev-reaper.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
-import { type FunctionServer, startFunctions } from './support/functions.ts'
+import { testApi } from './support/api.ts'
 import { slow } from './support/kinds.ts'
 
 /** Timers the test fires by hand: it sees what is armed, and for how long. */
@@ -48,25 +44,15 @@ describe('reaperPeriodMs', () => {
 })
 
 describe('scheduleReaper', () => {
-  let blobs: TestBlobs
-  let api: FunctionServer
+  const api = testApi({ kinds: [slow], accounts: { 'acct-dev': null }, env: { QUEUED_TIMEOUT_SECONDS: '1' } })
   let key: string
 
   beforeAll(async () => {
-    blobs = await startBlobs()
-    blobs.useAsEnvironment()
-    process.env.JOBS_SIGNING_SECRET = 'test-signing-secret-0123456789abcdef-0123456789'
-    process.env.QUEUED_TIMEOUT_SECONDS = '1'
-    registerJobKinds([slow])
-    api = await startFunctions()
+    await api.start()
     api.runWorkers = false // the worker never starts, as after a dev restart
-    key = await createApiKey(blobs.port(STORE_NAME), systemClock, 'acct-dev')
+    key = api.key('acct-dev')
   })
-  afterAll(async () => {
-    delete process.env.QUEUED_TIMEOUT_SECONDS
-    await api.stop()
-    await blobs.stop()
-  })
+  afterAll(() => api.stop())
 
   const statusOf = async (jobId: string) => {
     const res = await fetch(`${api.url}/api/jobs/${jobId}`, { headers: { authorization: `Bearer ${key}` } })

@@ -1,19 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { CHUNK_SIZE, PAGE_SIZE, jobLog, readEvents } from '../lib/events/log.ts'
 import { type StoredState, commitState, initialState, readState, settleFinishedJob } from '../lib/jobs/state.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import type { JobSpec } from '../lib/core/types.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 
-let blobs: TestBlobs
-beforeAll(async () => {
-  blobs = await startBlobs()
-})
-afterAll(async () => {
-  await blobs.stop()
-})
+const blobs = useBlobs()
 
 const spec: JobSpec = {
   jobId: 'job_test',

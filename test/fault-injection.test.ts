@@ -6,49 +6,31 @@
  * without its lock, and credits add up.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/accounts/api-keys.ts'
-import { systemClock } from '../lib/core/clock.ts'
-import { createAccount } from '../lib/credits/index.ts'
 import { jobLog, readEvents } from '../lib/events/log.ts'
 import { readState } from '../lib/jobs/state.ts'
 import { LockRecordSchema, TERMINAL_EVENT_TYPES, isTerminal } from '../lib/core/types.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { testApi } from './support/api.ts'
 import { expectCreditInvariants } from './support/credit-invariants.ts'
 import { type FaultAction, type FaultProxy, startFaultProxy } from './support/fault-proxy.ts'
-import { type FunctionServer, startFunctions } from './support/functions.ts'
 import { failing, slow } from './support/kinds.ts'
 
-let blobs: TestBlobs
 let proxy: FaultProxy
-let api: FunctionServer
 let store: BlobPort
 let apiKey: string
-const saved = { ...process.env }
+const api = testApi({
+  kinds: [slow, failing],
+  accounts: { acct: 10_000 },
+  env: { HEARTBEAT_TIMEOUT_SECONDS: '2', HEARTBEAT_INTERVAL_SECONDS: '1', QUEUED_TIMEOUT_SECONDS: '2' },
+  via: async (blobsUrl) => (proxy = await startFaultProxy(blobsUrl)),
+})
 
 beforeAll(async () => {
-  blobs = await startBlobs()
-  proxy = await startFaultProxy(blobs.url)
-  blobs.useAsEnvironment(proxy.url)
-  Object.assign(process.env, {
-    JOBS_SIGNING_SECRET: 'fault-signing-secret-0123456789abcdef-0123',
-    HEARTBEAT_TIMEOUT_SECONDS: '2',
-    HEARTBEAT_INTERVAL_SECONDS: '1',
-    QUEUED_TIMEOUT_SECONDS: '2',
-  })
-  registerJobKinds([slow, failing])
-  api = await startFunctions()
-  store = blobs.port(STORE_NAME) // direct, fault-free: for the checks
-  await createAccount(store, systemClock, 'acct', 10_000)
-  apiKey = await createApiKey(store, systemClock, 'acct')
+  await api.start()
+  store = api.store // direct, fault-free: for the checks
+  apiKey = api.key('acct')
 })
-afterAll(async () => {
-  await api.stop()
-  await proxy.stop()
-  await blobs.stop()
-  process.env = saved
-})
+afterAll(() => api.stop())
 
 /** A small seeded generator, so a failing round can be replayed. */
 function random(seed: number) {

@@ -4,44 +4,33 @@
  * was written.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { createApiKey } from '../lib/accounts/api-keys.ts'
 import { systemClock } from '../lib/core/clock.ts'
 import { createAccount } from '../lib/credits/index.ts'
 import { signWorkerRequest } from '../lib/core/signing.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
-import { STORE_NAME, registerJobKinds } from '../netlify/app.ts'
 import worker from '../netlify/functions/worker-background.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
-import { type FunctionServer, contextFor, startFunctions } from './support/functions.ts'
+import { testApi } from './support/api.ts'
+import { contextFor } from './support/functions.ts'
 import { failing, slow } from './support/kinds.ts'
 import { expectCreditInvariants } from './support/credit-invariants.ts'
 
-const SECRET = 'test-signing-secret-0123456789abcdef-0123456789'
 const ADMIN = 'test-admin-token-0123456789abcdef'
-let blobs: TestBlobs
-let api: FunctionServer
+const api = testApi({ kinds: [slow, failing], adminToken: ADMIN, accounts: { 'acct-a': 1000, 'acct-b': 1000 } })
+const { call, follow, contents: everything } = api
 let store: BlobPort
 let keyA: string
 let keyB: string
 
 beforeAll(async () => {
-  blobs = await startBlobs()
-  blobs.useAsEnvironment()
-  process.env.JOBS_SIGNING_SECRET = SECRET
-  process.env.ADMIN_TOKEN = ADMIN
-  registerJobKinds([slow, failing])
-  api = await startFunctions()
-  store = blobs.port(STORE_NAME)
-  await createAccount(store, systemClock, 'acct-a', 1000)
-  await createAccount(store, systemClock, 'acct-b', 1000)
-  keyA = await createApiKey(store, systemClock, 'acct-a')
-  keyB = await createApiKey(store, systemClock, 'acct-b')
+  await api.start()
+  store = api.store
+  keyA = api.key('acct-a')
+  keyB = api.key('acct-b')
 })
 afterAll(async () => {
-  await api.stop()
   // Every route above touched credits: the ledgers must still explain the balances.
-  for (const account of ['acct-a', 'acct-b', 'acct-poor']) await expectCreditInvariants(store, account)
-  await blobs.stop()
+  if (store) for (const account of ['acct-a', 'acct-b', 'acct-poor']) await expectCreditInvariants(store, account)
+  await api.stop()
 })
 beforeEach(() => {
   api.runWorkers = true
@@ -50,39 +39,7 @@ beforeEach(() => {
 const text = (seed: string, sentences = 40) =>
   Array.from({ length: sentences }, (_, i) => `${seed} sentence ${i} is about durable jobs on serverless functions.`).join(' ')
 
-function call(path: string, init: RequestInit & { key?: string | null; json?: unknown } = {}) {
-  const headers = new Headers(init.headers)
-  const key = init.key === undefined ? keyA : init.key
-  if (key) headers.set('authorization', `Bearer ${key}`)
-  let body = init.body
-  if (init.json !== undefined) {
-    headers.set('content-type', 'application/json')
-    body = JSON.stringify(init.json)
-  }
-  return fetch(`${api.url}${path}`, { ...init, headers, body })
-}
-
 const submit = (json: unknown, init: RequestInit & { key?: string } = {}) => call('/api/jobs', { method: 'POST', json, ...init })
-
-async function follow(jobId: string, key = keyA) {
-  const events: { seq: number; type: string; data: any }[] = []
-  let after = 0
-  for (let i = 0; i < 200; i++) {
-    const res = await call(`/api/jobs/${jobId}/events?after=${after}&wait=2`, { key })
-    const feed = await res.json()
-    events.push(...feed.events)
-    after = feed.next
-    if (feed.done) return { events, feed }
-  }
-  throw new Error('job never finished')
-}
-
-/** Every key in the store, for "nothing was written" checks. */
-async function everything() {
-  const { keys } = await store.list('')
-  const entries = await Promise.all(keys.map(async (key) => [key, (await store.read(key))?.data] as const))
-  return new Map(entries)
-}
 
 describe('POST /api/jobs', () => {
   it('accepts a job: 202, Location, URLs; the worker runs it to done', async () => {
@@ -282,16 +239,16 @@ describe('worker endpoint', () => {
     const body = JSON.stringify({ jobId: `job_${'0'.repeat(8)}${'a'.repeat(32)}` })
     expect((await workerCall(body, {})).status).toBe(401)
     expect((await workerCall(body, signWorkerRequest('another-secret-0123456789abcdef-xyz', body, Date.now()))).status).toBe(401)
-    expect((await workerCall(body.replace('aaaa', 'aaab'), signWorkerRequest(SECRET, body, Date.now()))).status).toBe(401)
-    expect((await workerCall(body, signWorkerRequest(SECRET, body, Date.now() - 6 * 60_000))).status).toBe(401)
-    expect((await workerCall(body, signWorkerRequest(SECRET, body, Date.now()))).status).toBe(204)
+    expect((await workerCall(body.replace('aaaa', 'aaab'), signWorkerRequest(api.signingSecret, body, Date.now()))).status).toBe(401)
+    expect((await workerCall(body, signWorkerRequest(api.signingSecret, body, Date.now() - 6 * 60_000))).status).toBe(401)
+    expect((await workerCall(body, signWorkerRequest(api.signingSecret, body, Date.now()))).status).toBe(204)
   })
 
   it('a replayed, validly signed call does not run a job again', async () => {
     const { jobId } = await (await submit({ kind: 'slow', input: { steps: 3, delayMs: 0 } })).json()
     const { events } = await follow(jobId)
     const body = JSON.stringify({ jobId })
-    expect((await workerCall(body, signWorkerRequest(SECRET, body, Date.now()))).status).toBe(204)
+    expect((await workerCall(body, signWorkerRequest(api.signingSecret, body, Date.now()))).status).toBe(204)
     const after = await follow(jobId)
     expect(after.events).toEqual(events)
   })
@@ -309,7 +266,7 @@ describe('GET /api/account and 402', () => {
     expect((await call('/api/account', { method: 'POST', json: {} })).status).toBe(405)
 
     await createAccount(store, systemClock, 'acct-poor', 0)
-    const poor = await createApiKey(store, systemClock, 'acct-poor')
+    const poor = await api.createKey('acct-poor')
     await api.idle()
     const before = await everything()
     const res = await submit({ kind: 'summarize', input: { text: text('poor') } }, { key: poor })
@@ -333,7 +290,7 @@ describe('no response leaks', () => {
     expect(api.responses.length).toBeGreaterThan(30)
     const accounts = new Map([[`Bearer ${keyA}`, 'acct-a'], [`Bearer ${keyB}`, 'acct-b']])
     for (const { authorization, path, body } of api.responses) {
-      expect(body).not.toContain(SECRET)
+      expect(body).not.toContain(api.signingSecret)
       expect(body).not.toContain(ADMIN)
       expect(body).not.toContain(keyA)
       expect(body).not.toContain(keyB)

@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { REAPING_GRACE_MS, acquireLock, peekLock, releaseLock, removeReleasedLock } from '../lib/locks/lock.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import { UnsafeKeyError, resourceKey } from '../lib/storage/keys.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { useBlobs } from './support/blobs.ts'
 import { manualClock } from './support/deps.ts'
 
-let blobs: TestBlobs
-beforeAll(async () => {
-  blobs = await startBlobs()
-})
-afterAll(async () => {
-  await blobs.stop()
-})
+const blobs = useBlobs()
 
 const TTL = 16 * 60_000
 let n = 0

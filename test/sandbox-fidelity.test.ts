@@ -2,15 +2,12 @@
 // patches/@netlify+blobs+11.1.1.patch. They pin down the production behaviour that
 // the durable-jobs code relies on: atomic conditional writes, unique per-write
 // ETags, ETags on reads, and consistent data/metadata pairs.
-import { randomUUID } from 'node:crypto'
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 
-import { getStore } from '@netlify/blobs'
 import type { Store } from '@netlify/blobs'
-import { BlobsServer } from '@netlify/blobs/server'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { useBlobs } from './support/blobs.ts'
 
 const TRIALS = 50
 const WRITERS = 20
@@ -20,34 +17,21 @@ const STORE_PATH = 'site:fidelity'
 // Reserved metadata field the patch uses to persist the per-write ETag.
 const RESERVED_FIELD = '__netlifyBlobsSandboxETag'
 
-let directory: string
-let server: BlobsServer
+const blobs = useBlobs()
 let store: Store
-let baseURL: string
-let token: string
-
-beforeAll(async () => {
-  directory = await mkdtemp(join(tmpdir(), 'blobs-fidelity-'))
-  token = `token-${randomUUID()}`
-  server = new BlobsServer({ directory, token })
-  const { port } = await server.start()
-  baseURL = `http://localhost:${port}`
-  store = getStore({
-    name: 'fidelity',
-    siteID: 'test-site',
-    token,
-    edgeURL: baseURL,
-    uncachedEdgeURL: baseURL,
-    consistency: 'strong',
-  })
-})
-
-afterAll(async () => {
-  await server?.stop()
-  if (directory) await rm(directory, { recursive: true, force: true })
+beforeAll(() => {
+  store = blobs.sdkStore('fidelity')
 })
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
+
+/**
+ * Runs independent trials (each on its own key) ten at a time: every trial
+ * keeps its own sequence and assertions, the server sees more at once.
+ */
+const trialsAtOnce = async (trials: number, run: (trial: number) => Promise<void>) => {
+  for (let first = 0; first < trials; first += 10) await Promise.all(range(Math.min(10, trials - first)).map((i) => run(first + i)))
+}
 
 // Histogram "number of winners -> number of trials"; a correct server gives { 1: TRIALS }.
 const tally = (histogram: Record<number, number>, winners: number) => {
@@ -62,25 +46,25 @@ const listETags = async (prefix: string) => {
 describe('BlobsServer sandbox fidelity', () => {
   it(`onlyIfNew: exactly one of ${WRITERS} concurrent writers wins (${TRIALS} trials)`, async () => {
     const winnersPerTrial: Record<number, number> = {}
-    for (const trial of range(TRIALS)) {
+    await trialsAtOnce(TRIALS, async (trial) => {
       const key = `only-if-new/${trial}`
       const results = await Promise.all(
         range(WRITERS).map((writer) => store.set(key, `writer-${writer}`, { onlyIfNew: true })),
       )
       const winners = results.flatMap((result, writer) => (result.modified ? [{ writer, etag: result.etag }] : []))
       tally(winnersPerTrial, winners.length)
-      if (winners.length !== 1) continue
+      if (winners.length !== 1) return
       const [winner] = winners
       const stored = await store.getWithMetadata(key)
       expect(stored?.data).toBe(`writer-${winner!.writer}`)
       expect(stored?.etag).toBe(winner!.etag)
-    }
+    })
     expect(winnersPerTrial).toEqual({ 1: TRIALS })
   })
 
   it(`onlyIfMatch: exactly one of ${WRITERS} concurrent writers with the same ETag wins (${TRIALS} trials)`, async () => {
     const winnersPerTrial: Record<number, number> = {}
-    for (const trial of range(TRIALS)) {
+    await trialsAtOnce(TRIALS, async (trial) => {
       const key = `only-if-match/${trial}`
       const { etag } = await store.set(key, 'initial')
       expect(etag).toBeTruthy()
@@ -89,20 +73,20 @@ describe('BlobsServer sandbox fidelity', () => {
       )
       const winners = results.flatMap((result, writer) => (result.modified ? [{ writer, etag: result.etag }] : []))
       tally(winnersPerTrial, winners.length)
-      if (winners.length !== 1) continue
+      if (winners.length !== 1) return
       const [winner] = winners
       expect(winner!.etag).not.toBe(etag)
       const stored = await store.getWithMetadata(key)
       expect(stored?.data).toBe(`writer-${winner!.writer}`)
       expect(stored?.etag).toBe(winner!.etag)
-    }
+    })
     expect(winnersPerTrial).toEqual({ 1: TRIALS })
   })
 
   it(`back-to-back writes get distinct ETags and a stale ETag is rejected (${SEQUENTIAL_TRIALS} trials)`, async () => {
     let sameETag = 0
     let staleAccepted = 0
-    for (const trial of range(SEQUENTIAL_TRIALS)) {
+    await trialsAtOnce(SEQUENTIAL_TRIALS, async (trial) => {
       const key = `sequential/${trial}`
       const first = await store.set(key, 'first')
       const second = await store.set(key, 'second')
@@ -112,13 +96,13 @@ describe('BlobsServer sandbox fidelity', () => {
       const stale = await store.set(key, 'stale', { onlyIfMatch: first.etag! })
       if (stale.modified) {
         staleAccepted++
-        continue
+        return
       }
       expect(await store.get(key)).toBe('second')
       const fresh = await store.set(key, 'third', { onlyIfMatch: second.etag! })
       expect(fresh.modified).toBe(true)
       expect(fresh.etag).not.toBe(second.etag)
-    }
+    })
     expect({ sameETag, staleAccepted }).toEqual({ sameETag: 0, staleAccepted: 0 })
   })
 
@@ -128,7 +112,7 @@ describe('BlobsServer sandbox fidelity', () => {
     let sameETag = 0
     let staleAccepted = 0
     let readETagMismatch = 0
-    for (const trial of range(SEQUENTIAL_TRIALS)) {
+    await trialsAtOnce(SEQUENTIAL_TRIALS, async (trial) => {
       const key = `overlapping/${trial}`
       const [a, b] = await Promise.all([store.set(key, 'a'), store.set(key, 'b')])
       if (a.etag === b.etag) sameETag++
@@ -136,7 +120,7 @@ describe('BlobsServer sandbox fidelity', () => {
       const [winner, loser] = current?.data === 'a' ? [a, b] : [b, a]
       if (current?.etag !== winner.etag) readETagMismatch++
       if ((await store.set(key, 'stale', { onlyIfMatch: loser.etag! })).modified) staleAccepted++
-    }
+    })
     expect({ sameETag, staleAccepted, readETagMismatch }).toEqual({ sameETag: 0, staleAccepted: 0, readETagMismatch: 0 })
   })
 
@@ -183,7 +167,7 @@ describe('BlobsServer sandbox fidelity', () => {
     expect(await store.getMetadata(key)).toEqual({ etag: plainWrite.etag, metadata: {} })
 
     // The raw HTTP responses carry the ETag header, and only user metadata.
-    const res = await fetch(`${baseURL}/test-site/${STORE_PATH}/${key}`, { headers: { authorization: `Bearer ${token}` } })
+    const res = await fetch(`${blobs.url}/${blobs.siteID}/${STORE_PATH}/${key}`, { headers: { authorization: `Bearer ${blobs.token}` } })
     expect(res.status).toBe(200)
     expect(res.headers.get('etag')).toBe(plainWrite.etag)
     const rawMetadata = res.headers.get('x-amz-meta-user') ?? ''
@@ -211,7 +195,7 @@ describe('BlobsServer sandbox fidelity', () => {
 
   it(`delete then recreate gives a new ETag and the old one is rejected (${TRIALS} trials)`, async () => {
     const reused: number[] = []
-    for (const trial of range(TRIALS)) {
+    await trialsAtOnce(TRIALS, async (trial) => {
       const key = `recreate/${trial}`
       const original = await store.set(key, 'original')
       await store.delete(key)
@@ -223,17 +207,17 @@ describe('BlobsServer sandbox fidelity', () => {
       const stale = await store.set(key, 'stale', { onlyIfMatch: original.etag! })
       expect(stale.modified).toBe(false)
       expect(await store.getWithMetadata(key)).toEqual({ data: 'recreated', etag: recreated.etag, metadata: {} })
-    }
+    })
     expect(reused).toEqual([])
   })
 
   it('entries written before the patch (no stored ETag) keep a consistent mtime-based ETag', async () => {
     const key = 'legacy/entry'
     // Lay the entry out on disk the way the unpatched server did: data + plain user metadata.
-    await mkdir(join(directory, 'entries', 'test-site', STORE_PATH, 'legacy'), { recursive: true })
-    await mkdir(join(directory, 'metadata', 'test-site', STORE_PATH, 'legacy'), { recursive: true })
-    await writeFile(join(directory, 'entries', 'test-site', STORE_PATH, key), 'old data')
-    await writeFile(join(directory, 'metadata', 'test-site', STORE_PATH, key), JSON.stringify({ legacy: true }))
+    await mkdir(join(blobs.directory, 'entries', blobs.siteID, STORE_PATH, 'legacy'), { recursive: true })
+    await mkdir(join(blobs.directory, 'metadata', blobs.siteID, STORE_PATH, 'legacy'), { recursive: true })
+    await writeFile(join(blobs.directory, 'entries', blobs.siteID, STORE_PATH, key), 'old data')
+    await writeFile(join(blobs.directory, 'metadata', blobs.siteID, STORE_PATH, key), JSON.stringify({ legacy: true }))
 
     const withData = await store.getWithMetadata(key)
     expect(withData?.data).toBe('old data')
@@ -268,7 +252,7 @@ describe('BlobsServer sandbox fidelity', () => {
     }
     expect({ torn: torn.length, samples: torn.slice(0, 3) }).toEqual({ torn: 0, samples: [] })
     // Nothing left behind in the entries tree besides the real blobs.
-    expect(await readdir(join(directory, 'entries', 'test-site', STORE_PATH, 'torn'))).toEqual(['entry'])
+    expect(await readdir(join(blobs.directory, 'entries', blobs.siteID, STORE_PATH, 'torn'))).toEqual(['entry'])
   })
 
   it('the per-key lock map is empty once the server is idle', () => {

@@ -3,21 +3,14 @@
  * Blobs adapter over the real local server, and the in-memory store.
  * Then the adapter's distrust of the SDK, with faults injected into its fetch.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { getStore } from '@netlify/blobs'
+import { describe, expect, it } from 'vitest'
 import { memoryPort } from '../lib/storage/memory.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { type BlobPort, StorageUnavailableError } from '../lib/storage/port.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { useBlobs } from './support/blobs.ts'
 import { storagePortContract } from './support/storage-contract.ts'
 
-let blobs: TestBlobs
-beforeAll(async () => {
-  blobs = await startBlobs()
-})
-afterAll(async () => {
-  await blobs.stop()
-})
+const blobs = useBlobs()
 
 let storeCounter = 0
 const implementations: [string, () => BlobPort][] = [
@@ -30,13 +23,7 @@ for (const [name, make] of implementations) storagePortContract(name, make)
 describe('the Blobs adapter does not trust ambiguous SDK answers', () => {
   type Fault = (url: string, init: RequestInit | undefined, forward: () => Promise<Response>) => Promise<Response>
   const withFault = (fault: Fault) => {
-    const store = getStore({
-      name: `faults-${++storeCounter}`,
-      siteID: blobs.siteID,
-      token: blobs.token,
-      edgeURL: blobs.url,
-      uncachedEdgeURL: blobs.url,
-      consistency: 'strong',
+    const store = blobs.sdkStore(`faults-${++storeCounter}`, {
       fetch: (input, init) => {
         const url = String(input instanceof Request ? input.url : input)
         return fault(url, init, () => fetch(input, init))

@@ -2,7 +2,7 @@
  * The job lifecycle at the domain level, on the real local Blobs server:
  * claim, run, finish, cancel, crash and reap, retention.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import type { Deps } from '../lib/core/deps.ts'
 import { jobLog, readEvents } from '../lib/events/log.ts'
@@ -14,17 +14,11 @@ import { reap } from '../lib/reaper/reap.ts'
 import { createAccount } from '../lib/credits/index.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
-import { type TestBlobs, startBlobs } from './support/blobs.ts'
+import { useBlobs } from './support/blobs.ts'
 import { type ManualClock, manualClock, testDeps } from './support/deps.ts'
 import { failing, hanging } from './support/kinds.ts'
 
-let blobs: TestBlobs
-beforeAll(async () => {
-  blobs = await startBlobs()
-})
-afterAll(async () => {
-  await blobs.stop()
-})
+const blobs = useBlobs()
 
 let storeNo = 0
 async function setup(kinds: NonNullable<Parameters<typeof testDeps>[1]>['kinds'] = [], clock: ManualClock = manualClock()) {

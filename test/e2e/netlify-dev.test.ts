@@ -21,6 +21,7 @@ import {
   secret,
   startNetlifyDev,
 } from './support.ts'
+import { expectOneHolderPerRound, lockRounds } from './lock-rounds.ts'
 
 interface JobEvent {
   seq: number
@@ -430,22 +431,9 @@ describe('netlify dev, end to end', () => {
     expect(last.status).toBe('complete')
   }, 120_000)
 
-  it('20 concurrent submits on one resource: exactly one 202 and nineteen 409s naming it, 50 times in a row', async () => {
-    // The local sandbox's conditional writes are made atomic by the install-time
-    // patch (patches/@netlify+blobs+*.patch); without it, several submits win.
-    const rounds = Number(process.env.E2E_LOCK_ROUNDS ?? 50)
-    for (let round = 0; round < rounds; round++) {
-      const text = prose(`lock round ${round}`, 12)
-      const answers = await Promise.all(Array.from({ length: 20 }, () => submit({ text })))
-      const accepted = answers.filter((a) => a.status === 202)
-      const refused = answers.filter((a) => a.status === 409)
-      expect(accepted, `round ${round}: ${answers.map((a) => a.status).join(',')}`).toHaveLength(1)
-      expect(refused).toHaveLength(19)
-      for (const answer of refused) {
-        expect(answer.body.error.code).toBe('resource_locked')
-        expect(answer.body.holder.jobId).toBe(accepted[0]!.body.jobId)
-      }
-    }
+  it('20 concurrent submits on one resource: exactly one 202 and nineteen 409s naming it, round after round (50 rounds in npm run test:soak)', async () => {
+    const rounds = lockRounds(5)
+    await expectOneHolderPerRound(rounds, (round) => submit({ text: prose(`lock round ${round}`, 12) }))
     facts.lockRounds = String(rounds)
   }, 900_000)
 

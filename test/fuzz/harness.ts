@@ -1,215 +1,16 @@
 /**
- * Shared by the fuzz and security suites: serves every function module that
- * exists in `netlify/functions` (found by reading the directory, routed by
- * each module's `config.path` the way Netlify does), on a real local Blobs
- * server, and records every response with its status, headers and who asked.
- *
- * Unlike `test/support/functions.ts`, nothing here lists routes by hand, so a
- * function added later (say `/api/assets`) is served and fuzzed without
- * editing this file.
+ * Shared by the fuzz and security suites: the function server and Blobs server
+ * of test/support, raw requests (odd methods, raw paths, header bytes), and
+ * snapshots of every store by ETag.
  */
-import { readdirSync, statSync } from 'node:fs'
-import { type IncomingHttpHeaders, type Server, createServer, request as httpRequest, Agent } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { basename, extname, join } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { getStore, listStores } from '@netlify/blobs'
-import type { Context } from '@netlify/functions'
+import { type IncomingHttpHeaders, request as httpRequest, Agent } from 'node:http'
+import { type Store, listStores } from '@netlify/blobs'
 import { type TestBlobs, startBlobs } from '../support/blobs.ts'
+import { type FunctionServer, type Route, startFunctions } from '../support/functions.ts'
 import { STORE_NAME } from '../../netlify/app.ts'
 
-export type Handler = (req: Request, context: Context) => Promise<Response>
-
-export interface Route {
-  /** Function name (file name without extension). */
-  name: string
-  file: string
-  /** `config.path` entries, or the default `/.netlify/functions/<name>`. */
-  paths: string[]
-  patterns: RegExp[]
-  /** `config.method`, when the function restricts methods at the routing layer. */
-  methods: string[] | null
-  /** Names of the `:params` in its path(s). */
-  params: string[]
-  background: boolean
-  scheduled: boolean
-  /** Has a custom `config.path` (a public API route, not a `/.netlify/functions/` URL). */
-  custom: boolean
-  handler: Handler
-}
-
-export const FUNCTIONS_DIR = fileURLToPath(new URL('../../netlify/functions/', import.meta.url))
-const SOURCE_EXTENSIONS = new Set(['.ts', '.mts', '.js', '.mjs', '.cts', '.cjs'])
-
-/** Every function in `netlify/functions`, imported, with its routing config. */
-export async function discoverRoutes(): Promise<Route[]> {
-  const routes: Route[] = []
-  for (const entry of readdirSync(FUNCTIONS_DIR).sort()) {
-    const full = join(FUNCTIONS_DIR, entry)
-    let file: string | null = null
-    let name: string
-    if (statSync(full).isDirectory()) {
-      name = entry
-      for (const candidate of readdirSync(full)) {
-        const stem = basename(candidate, extname(candidate))
-        if (SOURCE_EXTENSIONS.has(extname(candidate)) && (stem === 'index' || stem === entry)) file = join(full, candidate)
-      }
-    } else {
-      if (!SOURCE_EXTENSIONS.has(extname(entry)) || entry.endsWith('.d.ts')) continue
-      name = basename(entry, extname(entry))
-      file = full
-    }
-    if (!file) continue
-    const mod = (await import(pathToFileURL(file).href)) as { default?: Handler; config?: Record<string, unknown> }
-    if (typeof mod.default !== 'function') continue
-    const config = mod.config ?? {}
-    const declared = config.path === undefined ? [] : Array.isArray(config.path) ? (config.path as string[]) : [config.path as string]
-    const paths = declared.length > 0 ? declared : [`/.netlify/functions/${name}`]
-    const methods =
-      config.method === undefined ? null : (Array.isArray(config.method) ? config.method : [config.method]).map((m) => String(m).toUpperCase())
-    routes.push({
-      name,
-      file,
-      paths,
-      patterns: paths.map(patternFor),
-      methods,
-      params: [...new Set(paths.flatMap((p) => [...p.matchAll(/:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)))],
-      background: name.endsWith('-background'),
-      scheduled: config.schedule !== undefined,
-      custom: declared.length > 0,
-      handler: mod.default,
-    })
-  }
-  return routes
-}
-
-/** A Netlify (URLPattern) path as an anchored regex: `:name` is one segment, `*` anything. */
-export function patternFor(path: string): RegExp {
-  let source = ''
-  for (const part of path.split(/(:[A-Za-z_][A-Za-z0-9_]*|\*)/)) {
-    if (part === '*') source += '.*'
-    else if (part.startsWith(':')) source += `(?<${part.slice(1)}>[^/]+)`
-    else source += part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-  }
-  return new RegExp(`^${source}$`)
-}
-
-/** Fills a route path's `:params`. */
-export const fillPath = (path: string, params: Record<string, string>) =>
-  path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => params[name] ?? 'x')
-
-export const contextFor = (params: Record<string, string> = {}) => ({ params }) as unknown as Context
-
-export interface RecordedResponse {
-  route: string
-  method: string
-  path: string
-  authorization: string | null
-  status: number
-  headers: Record<string, string>
-  body: string
-}
-
-export interface FunctionHost {
-  url: string
-  routes: Route[]
-  /** Every response a routed function gave, with who asked. */
-  responses: RecordedResponse[]
-  /** Requests the host could not route (Netlify would answer its own 404). */
-  unrouted: number
-  /** When false, background calls are answered 202 and not run. */
-  runWorkers: boolean
-  backgroundRuns: Set<Promise<unknown>>
-  idle(): Promise<void>
-  stop(): Promise<void>
-}
-
-/** Serves `routes` over real HTTP. Static paths win over parametrized ones, as on Netlify. */
-export async function hostFunctions(routes: Route[]): Promise<FunctionHost> {
-  const table = routes
-    .flatMap((route) => route.paths.map((path, i) => ({ route, path, pattern: route.patterns[i]! })))
-    .filter(({ route }) => !route.scheduled || !route.custom)
-    .sort((a, b) => Number(a.path.includes(':') || a.path.includes('*')) - Number(b.path.includes(':') || b.path.includes('*')))
-  const backgroundRuns = new Set<Promise<unknown>>()
-  const state = { runWorkers: true, unrouted: 0 }
-  const responses: RecordedResponse[] = []
-
-  const server: Server = createServer({ maxHeaderSize: 64 * 1024 }, async (incoming, outgoing) => {
-    try {
-      const chunks: Buffer[] = []
-      for await (const chunk of incoming) chunks.push(chunk as Buffer)
-      const url = `http://${incoming.headers.host}${incoming.url}`
-      const headers = new Headers()
-      for (const [name, value] of Object.entries(incoming.headers)) {
-        if (typeof value === 'string') headers.set(name, value)
-        else if (Array.isArray(value)) for (const v of value) headers.append(name, v)
-      }
-      const method = incoming.method ?? 'GET'
-      const body = ['GET', 'HEAD'].includes(method.toUpperCase()) ? undefined : Buffer.concat(chunks)
-      const controller = new AbortController()
-      outgoing.on('close', () => controller.abort())
-      const req = new Request(url, { method, headers, body, signal: controller.signal })
-      const path = new URL(url).pathname
-      for (const { route, pattern } of table) {
-        const match = pattern.exec(path)
-        if (!match) continue
-        if (route.methods && !route.methods.includes(req.method)) continue
-        if (route.background) {
-          outgoing.writeHead(202).end()
-          if (!state.runWorkers) return
-          const run = route.handler(req, contextFor({ ...match.groups })).catch(() => {})
-          backgroundRuns.add(run)
-          run.finally(() => backgroundRuns.delete(run))
-          return
-        }
-        const res = await route.handler(req, contextFor({ ...match.groups }))
-        // Bytes, not text: a download's Content-Length counts bytes.
-        const bytes = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.arrayBuffer())
-        const resHeaders = Object.fromEntries(res.headers)
-        const declared = resHeaders['content-length']
-        if (declared !== undefined && req.method !== 'HEAD' && Number(declared) !== bytes.length) {
-          // A function whose Content-Length lies breaks HTTP framing: make it loud.
-          outgoing.writeHead(599, { 'content-type': 'text/plain' }).end(`harness: Content-Length ${declared} but the body has ${bytes.length} bytes`)
-          return
-        }
-        responses.push({ route: route.name, method: req.method, path, authorization: req.headers.get('authorization'), status: res.status, headers: resHeaders, body: bytes.toString('utf8') })
-        outgoing.writeHead(res.status, resHeaders).end(bytes)
-        return
-      }
-      state.unrouted++
-      outgoing.writeHead(404).end()
-    } catch (error) {
-      // The harness itself failed (not a function): make it loud, as a 599.
-      outgoing.writeHead(599, { 'content-type': 'text/plain' }).end(`harness error: ${String(error)}`)
-    }
-  })
-  server.keepAliveTimeout = 30_000
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://127.0.0.1:${port}`,
-    routes,
-    responses,
-    get unrouted() {
-      return state.unrouted
-    },
-    get runWorkers() {
-      return state.runWorkers
-    },
-    set runWorkers(value) {
-      state.runWorkers = value
-    },
-    backgroundRuns,
-    async idle() {
-      while (backgroundRuns.size > 0) await Promise.all([...backgroundRuns])
-    },
-    async stop() {
-      while (backgroundRuns.size > 0) await Promise.all([...backgroundRuns])
-      server.closeAllConnections()
-      await new Promise((resolve) => server.close(resolve))
-    },
-  }
-}
+export { type Handler, type RecordedResponse, type Route, contextFor, discoverRoutes, fillPath, patternFor } from '../support/functions.ts'
+export type FunctionHost = FunctionServer
 
 export interface RawRequest {
   method: string
@@ -256,7 +57,7 @@ export interface Env {
   blobs: TestBlobs
   host: FunctionHost
   /** The raw store, for snapshots with ETags. */
-  raw: ReturnType<typeof getStore>
+  raw: Store
   /** set + delete operations seen by the Blobs server so far. */
   writes(): number
   /** Every key with its ETag: every write gets a fresh random ETag, so equal snapshots mean nothing was written. */
@@ -266,13 +67,11 @@ export interface Env {
 export async function startEnv(routes?: Route[]): Promise<Env> {
   const blobs = await startBlobs()
   blobs.useAsEnvironment()
-  routes ??= await discoverRoutes()
-  const host = await hostFunctions(routes)
-  const raw = getStore({ name: STORE_NAME, siteID: blobs.siteID, token: blobs.token, edgeURL: blobs.url, uncachedEdgeURL: blobs.url, consistency: 'strong' })
+  const host = await startFunctions(routes)
   return {
     blobs,
     host,
-    raw,
+    raw: blobs.sdkStore(STORE_NAME),
     writes: () => (blobs.ops.set ?? 0) + (blobs.ops.delete ?? 0),
     async snapshot() {
       // Every store (job state, generated assets, whatever comes next), every key, every ETag.
@@ -280,8 +79,7 @@ export async function startEnv(routes?: Route[]): Promise<Env> {
       const names = [...new Set([STORE_NAME, ...stores])]
       const all = new Map<string, string>()
       for (const name of names) {
-        const store = getStore({ name, siteID: blobs.siteID, token: blobs.token, edgeURL: blobs.url, uncachedEdgeURL: blobs.url, consistency: 'strong' })
-        for (const blob of (await store.list()).blobs) all.set(`${name}:${blob.key}`, blob.etag)
+        for (const blob of (await blobs.sdkStore(name).list()).blobs) all.set(`${name}:${blob.key}`, blob.etag)
       }
       return all
     },

@@ -1,7 +1,7 @@
 /**
  * Property-based fuzzing of every HTTP route, through the real function
  * modules served over real HTTP on a real local Blobs server. Routes are
- * found by reading `netlify/functions` (see harness.ts), so a route added
+ * found by reading `netlify/functions` (see test/support/functions.ts), so a route added
  * later is fuzzed too. For every generated request:
  *
  * - never a 5xx (nor any status outside 2xx / 304 / 4xx);

@@ -1,7 +1,7 @@
 /**
  * Security properties, through the real function modules over real HTTP on a
  * real local Blobs server (every function in netlify/functions, routed by its
- * config.path: see test/fuzz/harness.ts):
+ * config.path: see test/support/functions.ts):
  *
  * - job (and asset) ids are unguessable: 128 random bits after a time prefix,
  *   no structure between consecutive ids, and the id patterns refuse junk;
@@ -21,7 +21,6 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import fc from 'fast-check'
-import { getStore } from '@netlify/blobs'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createApiKey, hashApiKey } from '../../lib/accounts/api-keys.ts'
 import { systemClock } from '../../lib/core/clock.ts'
@@ -220,7 +219,7 @@ describe('API keys are stored only as hashes', () => {
     const { stores } = await (await import('@netlify/blobs')).listStores({ siteID: env.blobs.siteID, token: env.blobs.token, edgeURL: env.blobs.url, uncachedEdgeURL: env.blobs.url })
     let scanned = 0
     for (const name of new Set([STORE_NAME, ...stores])) {
-      const store = getStore({ name, siteID: env.blobs.siteID, token: env.blobs.token, edgeURL: env.blobs.url, uncachedEdgeURL: env.blobs.url, consistency: 'strong' })
+      const store = env.blobs.sdkStore(name)
       for (const { key } of (await store.list()).blobs) {
         const entry = await store.getWithMetadata(key, { type: 'arrayBuffer' })
         const bytes = Buffer.from(entry!.data)
@@ -465,9 +464,8 @@ describe('tenant isolation and what responses carry', () => {
   })
 
   it('the asset store keeps exactly the bytes it is given, even a small Buffer from Node’s shared pool', async () => {
-    const { netlifyBlobsAssetPort } = await import('../../lib/storage/netlify-blobs-assets.ts')
-    const store = getStore({ name: 'sec-pool-check', siteID: env.blobs.siteID, token: env.blobs.token, edgeURL: env.blobs.url, uncachedEdgeURL: env.blobs.url, consistency: 'strong' })
-    const port = netlifyBlobsAssetPort(store)
+    const store = env.blobs.sdkStore('sec-pool-check')
+    const port = env.blobs.assetPort('sec-pool-check')
     Buffer.from(`pool neighbour holding ${SECRET}`) // something else in the pool
     const small = Buffer.from('eleven byte') // a view into the 8 KB pool
     expect(small.buffer.byteLength).toBeGreaterThan(small.byteLength)
