@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, it, onTestFailed } from 'vitest'
 import { type NetlifyDev, STARTUP_TIMEOUT_MS, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
 import { expectOneHolderPerRound, lockRounds } from '../e2e/lock-rounds.ts'
 
-const key = newApiKey()
+const key = newApiKey('soak')
 let root: string
 let dev: NetlifyDev | undefined
 
