@@ -12,7 +12,7 @@ import { keys } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
 
 /** Items in flight at once: storage round trips dominate, not CPU. */
-export const REAPER_PARALLEL = 64
+export const REAPER_PARALLEL = 96
 
 const CursorSchema = z.object({
   /** The last live job checked (its `queue/` key). */
