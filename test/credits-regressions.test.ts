@@ -20,6 +20,7 @@ import { runJob } from '../lib/jobs/worker.ts'
 import { reap } from '../lib/reaper/reap.ts'
 import { expectCreditInvariants } from './support/credit-invariants.ts'
 import { manualClock, testDeps } from './support/deps.ts'
+import { interceptedStore } from './support/hooked-store.ts'
 
 const Outcome = z.object({ fail: z.boolean() })
 const run = async ({ input }: { input: { fail: boolean } }) => {
@@ -29,22 +30,6 @@ const run = async ({ input }: { input: { fail: boolean } }) => {
 const transcribe = defineJob({ kind: 'transcribe', cost: 1, input: Outcome, run })
 const analyze = defineJob({ kind: 'analyze', cost: 1, input: Outcome, run })
 const render = defineJob({ kind: 'render_video', cost: 3, input: Outcome, run })
-
-/** A store whose calls can be intercepted: `around(op, key, call)` decides what happens. */
-function interceptedStore(store: BlobPort, around: (op: keyof BlobPort, key: string, call: () => Promise<unknown>) => Promise<unknown>): BlobPort {
-  const wrap =
-    <K extends keyof BlobPort>(op: K) =>
-    (...args: Parameters<BlobPort[K]>) =>
-      around(op, args[0] as string, () => (store[op] as (...a: unknown[]) => Promise<unknown>)(...args))
-  return {
-    read: wrap('read') as BlobPort['read'],
-    create: wrap('create') as BlobPort['create'],
-    replace: wrap('replace') as BlobPort['replace'],
-    put: wrap('put') as BlobPort['put'],
-    delete: wrap('delete') as BlobPort['delete'],
-    list: wrap('list') as BlobPort['list'],
-  }
-}
 
 let touched: BlobPort[] = []
 afterEach(async () => {

@@ -13,33 +13,15 @@ import { readFeed } from '../../lib/jobs/read.ts'
 import { defineJob } from '../../lib/kinds/define.ts'
 import { reap } from '../../lib/reaper/reap.ts'
 import { memoryPort } from '../../lib/storage/memory.ts'
-import { type BlobPort, StorageUnavailableError } from '../../lib/storage/port.ts'
+import { StorageUnavailableError } from '../../lib/storage/port.ts'
 import { submitJob } from '../../lib/jobs/submit.ts'
 import { runJob } from '../../lib/jobs/worker.ts'
 import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import { manualClock, testDeps } from '../support/deps.ts'
 import { hanging } from '../support/kinds.ts'
+import { interceptedStore } from '../support/hooked-store.ts'
 
 const paid = defineJob({ kind: 'paid', cost: 1, input: z.object({ n: z.number() }), run: async ({ input }) => ({ n: input.n }) })
-
-/** A store whose calls can be intercepted: `around(op, key, call)` decides what happens. */
-function interceptedStore(
-  store: BlobPort,
-  around: (op: keyof BlobPort, key: string, call: () => Promise<unknown>) => Promise<unknown>,
-): BlobPort {
-  const wrap =
-    <K extends keyof BlobPort>(op: K) =>
-    (...args: Parameters<BlobPort[K]>) =>
-      around(op, args[0] as string, () => (store[op] as (...a: unknown[]) => Promise<unknown>)(...args))
-  return {
-    read: wrap('read') as BlobPort['read'],
-    create: wrap('create') as BlobPort['create'],
-    replace: wrap('replace') as BlobPort['replace'],
-    put: wrap('put') as BlobPort['put'],
-    delete: wrap('delete') as BlobPort['delete'],
-    list: wrap('list') as BlobPort['list'],
-  }
-}
 
 async function setup(credits = 5) {
   const store = memoryPort()

@@ -17,3 +17,26 @@ export function hookedStore(inner: BlobPort, before: (op: StoreOp, key: string) 
     list: async (prefix, options) => (await before('list', prefix), inner.list(prefix, options)),
   }
 }
+
+/**
+ * A store whose every call goes through `around(op, key, call)`, which decides
+ * what happens: let it through, fail it, answer for it, or run something else
+ * first (another writer racing in before a read-back).
+ */
+export function interceptedStore(
+  store: BlobPort,
+  around: (op: StoreOp, key: string, call: () => Promise<unknown>) => Promise<unknown>,
+): BlobPort {
+  const wrap =
+    <K extends StoreOp>(op: K) =>
+    (...args: Parameters<BlobPort[K]>) =>
+      around(op, args[0] as string, () => (store[op] as (...a: unknown[]) => Promise<unknown>)(...args))
+  return {
+    read: wrap('read') as BlobPort['read'],
+    create: wrap('create') as BlobPort['create'],
+    replace: wrap('replace') as BlobPort['replace'],
+    put: wrap('put') as BlobPort['put'],
+    delete: wrap('delete') as BlobPort['delete'],
+    list: wrap('list') as BlobPort['list'],
+  }
+}
