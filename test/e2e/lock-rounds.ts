@@ -37,10 +37,11 @@ export async function expectOneHolderPerRound(
   rounds: number,
   submit: (round: number) => Promise<SubmitAnswer>,
   readJob: (jobId: string) => Promise<JobTimes>,
-): Promise<{ sequentialRounds: number }> {
+): Promise<{ sequentialRounds: number; holders: string[] }> {
   // The local sandbox's conditional writes are made atomic by the install-time
   // patch (patches/@netlify+blobs+*.patch); without it, several submits win at once.
   let sequentialRounds = 0
+  const all: string[] = []
   for (let round = 0; round < rounds; round++) {
     const answers = await Promise.all(Array.from({ length: 20 }, () => submit(round)))
     const accepted = answers.filter((a) => a.status === 202)
@@ -49,6 +50,7 @@ export async function expectOneHolderPerRound(
     expect(accepted.length, label).toBeGreaterThanOrEqual(1)
     expect(accepted.length + refused.length, label).toBe(20)
     const holders = new Set(accepted.map((a) => a.body.jobId as string))
+    all.push(...holders)
     for (const answer of refused) {
       expect(answer.body.error.code).toBe('resource_locked')
       expect(holders.has(answer.body.holder.jobId), label).toBe(true)
@@ -63,5 +65,5 @@ export async function expectOneHolderPerRound(
       }
     }
   }
-  return { sequentialRounds }
+  return { sequentialRounds, holders: all }
 }
