@@ -144,7 +144,7 @@ export async function checkMoney(world: World): Promise<MoneyReport> {
 }
 
 /** JSON with sorted keys: a record read back through its schema comes out in another key order. */
-function canonical(value: unknown): string {
+export function canonical(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)

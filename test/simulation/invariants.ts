@@ -12,7 +12,7 @@ import { ApiError } from '../../lib/core/errors.ts'
 import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/core/types.ts'
 import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import { checkCredits } from './invariants-credits.ts'
-import { checkMoney } from './invariants-money.ts'
+import { canonical, checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A } from './sim-store.ts'
 import { ACCOUNTS, type World } from './world.ts'
@@ -285,16 +285,6 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 function withoutLogLayout(state: JobState) {
   const { firstSeq, lastSeq } = state.log
   return canonical({ ...state, refundFrom: undefined, log: { firstSeq, lastSeq } })
-}
-
-/** JSON with sorted keys: a record read back through its schema comes out in another key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined)
-    return `{${entries.sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`
-  }
-  return JSON.stringify(value)
 }
 
 /** After the retention horizon: every finished job and its events are gone, and so are released locks. */
