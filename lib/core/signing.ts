@@ -12,17 +12,19 @@ export const TIMESTAMP_HEADER = 'x-jobs-timestamp'
 export const SIGNATURE_WINDOW_MS = 5 * 60_000
 export const MIN_SECRET_LENGTH = 32
 
-const hmac = (secret: string, timestamp: string, body: string) =>
-  createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')
+// Over the bytes as sent: decoding first would let a caller add a byte-order
+// mark or invalid UTF-8 that the decoder drops or replaces, and still match.
+const hmac = (secret: string, timestamp: string, body: string | Uint8Array) =>
+  createHmac('sha256', secret).update(`${timestamp}.`).update(body).digest('hex')
 
-export function signWorkerRequest(secret: string, body: string, now: number): Record<string, string> {
+export function signWorkerRequest(secret: string, body: string | Uint8Array, now: number): Record<string, string> {
   const timestamp = String(now)
   return { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: `v1=${hmac(secret, timestamp, body)}` }
 }
 
 export type SignatureCheck = { valid: true } | { valid: false; reason: 'missing' | 'expired' | 'mismatch' }
 
-export function verifyWorkerRequest(secret: string, body: string, headers: Headers, now: number): SignatureCheck {
+export function verifyWorkerRequest(secret: string, body: string | Uint8Array, headers: Headers, now: number): SignatureCheck {
   const timestamp = headers.get(TIMESTAMP_HEADER)
   const signature = headers.get(SIGNATURE_HEADER)
   if (!timestamp || !signature || !/^\d{1,15}$/.test(timestamp)) return { valid: false, reason: 'missing' }

@@ -10,13 +10,13 @@ import { appFor, log, signingSecret } from '../app.ts'
  * more than once; `runJob` claims the job so only one run does the work.
  */
 export default async (req: Request, _context: Context) => {
-  const body = await req.text()
-  const check = verifyWorkerRequest(signingSecret(), body, req.headers, Date.now())
+  const bytes = new Uint8Array(await req.arrayBuffer())
+  const check = verifyWorkerRequest(signingSecret(), bytes, req.headers, Date.now())
   if (!check.valid) {
     log.error('worker refused an unsigned or stale request', { reason: check.reason })
     return new Response(null, { status: 401 })
   }
-  const call = parseWorkerCall(body)
+  const call = parseWorkerCall(bytes)
   if (!call) return new Response(null, { status: 400 })
   const { jobId, deployContext } = call
   const outcome = await runJob(appFor(req, process.env, deployContext), jobId)
@@ -25,9 +25,9 @@ export default async (req: Request, _context: Context) => {
 }
 
 /** The signed body: the job, and the deploy context of the submit (whose stores hold the job). */
-function parseWorkerCall(body: string): { jobId: string; deployContext: string | undefined } | null {
+function parseWorkerCall(bytes: Uint8Array): { jobId: string; deployContext: string | undefined } | null {
   try {
-    const { jobId, deployContext } = JSON.parse(body) as { jobId?: unknown; deployContext?: unknown }
+    const { jobId, deployContext } = JSON.parse(new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes)) as { jobId?: unknown; deployContext?: unknown }
     if (typeof jobId !== 'string' || !JOB_ID_PATTERN.test(jobId)) return null
     return { jobId, deployContext: typeof deployContext === 'string' ? deployContext : undefined }
   } catch {

@@ -359,12 +359,16 @@ describe('HTTP routes under fuzzing', () => {
           const now = Date.now()
           const headers = sig.headers(body, now)
           const sent = sig.body ? sig.body(body) : body
-          const opsBefore = Object.values(env.blobs.ops).reduce((a, b) => a + b, 0)
+          const totalOps = () => Object.values(env.blobs.ops).reduce((a, b) => a + b, 0)
           const writesBefore = env.writes()
           let status = 0
+          let ops = 0
           await check(route.name, false, async () => {
             const req = new Request(`${env.host.url}${route.paths[0]}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: sent })
+            // Counted around the handler alone: check() itself reads the store to snapshot it.
+            const opsBefore = totalOps()
             const res = await route.handler(req, contextFor())
+            ops = totalOps() - opsBefore
             status = res.status
             return { status: res.status, headers: Object.fromEntries(res.headers), body: await res.text(), routed: true }
           })
@@ -373,7 +377,6 @@ describe('HTTP routes under fuzzing', () => {
           const expected = `v1=${createHmac('sha256', SECRET).update(`${ts}.${sent}`).digest('hex')}`
           const age = now - Number(ts)
           const signedForThisBody = /^\d+$/.test(ts) && headers[SIGNATURE_HEADER] === expected && age <= SIGNATURE_WINDOW_MS && age >= -30_000
-          const ops = Object.values(env.blobs.ops).reduce((a, b) => a + b, 0) - opsBefore
           if (!signedForThisBody && status !== 401) throw new Error(`a ${sig.kind} worker call answered ${status}, not 401`)
           if (!signedForThisBody && ops > 0) throw new Error(`a ${sig.kind} worker call touched storage (${ops} operations) before being refused`)
           if (signedForThisBody && status !== 204 && status !== 400) throw new Error(`a signed worker call answered ${status}`)

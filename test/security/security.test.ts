@@ -253,7 +253,7 @@ describe('API keys are stored only as hashes', () => {
 
 describe('the worker only acts on fresh calls signed with the secret', () => {
   const worker = () => env.host.routes.find((r) => r.background)!
-  const workerCall = async (body: string, headers: Record<string, string>) => {
+  const workerCall = async (body: string | Uint8Array<ArrayBuffer>, headers: Record<string, string>) => {
     const res = await worker().handler(new Request(`${env.host.url}${worker().paths[0]}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body }), contextFor())
     return res.status
   }
@@ -270,7 +270,7 @@ describe('the worker only acts on fresh calls signed with the secret', () => {
     const body = JSON.stringify({ jobId })
     const now = Date.now()
     const good = signWorkerRequest(SECRET, body, now)
-    const forged: [string, string, Record<string, string>][] = [
+    const forged: [string, string | Uint8Array<ArrayBuffer>, Record<string, string>][] = [
       ['unsigned', body, {}],
       ['timestamp only', body, { [TIMESTAMP_HEADER]: String(now) }],
       ['signature only', body, { [SIGNATURE_HEADER]: good[SIGNATURE_HEADER]! }],
@@ -279,6 +279,9 @@ describe('the worker only acts on fresh calls signed with the secret', () => {
       ['an empty secret', body, signWorkerRequest('', body, now)],
       ['tampered body', JSON.stringify({ jobId: unknownJobId() }), good],
       ['tampered body (whitespace)', `${body} `, good],
+      // A text decoder drops a leading byte-order mark and replaces invalid UTF-8: the signature must cover the bytes.
+      ['tampered body (byte-order mark added)', `\uFEFF${body}`, good],
+      ['tampered body (invalid UTF-8 added)', new Uint8Array([...Buffer.from(body), 0xff]), signWorkerRequest(SECRET, `${body}\uFFFD`, now)],
       ['tampered timestamp', body, { ...good, [TIMESTAMP_HEADER]: String(now + 1) }],
       ['expired', body, signWorkerRequest(SECRET, body, now - SIGNATURE_WINDOW_MS - 1000)],
       ['expired long ago', body, signWorkerRequest(SECRET, body, 1)],
@@ -297,6 +300,9 @@ describe('the worker only acts on fresh calls signed with the secret', () => {
     }
     const status = (await call(`/api/jobs/${jobId}`)).json()
     expect(status).toMatchObject({ status: 'queued', lastSeq: 0 })
+    // Signed bytes that are not a JSON call (here with a byte-order mark) are refused as malformed, not as forged.
+    const marked = `\uFEFF${body}`
+    expect(await workerCall(marked, signWorkerRequest(SECRET, marked, Date.now()))).toBe(400)
     // The genuine call runs it.
     expect(await workerCall(body, signWorkerRequest(SECRET, body, Date.now()))).toBe(204)
     expect((await follow(jobId)).feed.status).toBe('complete')
