@@ -5,7 +5,7 @@
  * resend the same request after 1 and then 3 minutes; a replay inside it is
  * harmless because a job can be claimed only once.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto'
+import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
 
 export const SIGNATURE_HEADER = 'x-jobs-signature'
 export const TIMESTAMP_HEADER = 'x-jobs-timestamp'
@@ -34,4 +34,13 @@ export function verifyWorkerRequest(secret: string, body: string | Uint8Array, h
   const given = Buffer.from(signature)
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { valid: false, reason: 'mismatch' }
   return { valid: true }
+}
+
+/**
+ * A key for one purpose (browser tokens, asset links, ...) derived from the
+ * signing secret, so a deploy needs one secret and a signature made for one
+ * purpose never verifies for another.
+ */
+export function purposeKey(secret: string, purpose: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, '', `durable-jobs/${purpose}`, 32))
 }
