@@ -10,25 +10,27 @@ import { type StoredState, commitState, initialState, readSpec, readState, settl
 import { type JobEvent, type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
 import { publicJob } from './views.ts'
+import { type Viewer, sees } from '../tokens/viewer.ts'
 
 export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }
 
-export async function loadOwnedJob(deps: Pick<Deps, 'store'>, account: string, jobId: string): Promise<OwnedJob> {
+/** The viewer's job (an account's, or one a token's scope covers); anything else is a 404 after the same reads. */
+export async function loadOwnedJob(deps: Pick<Deps, 'store'>, viewer: Viewer, jobId: string): Promise<OwnedJob> {
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const stored = await readState(deps.store, jobId)
-  if (stored?.state.account === account) return { stored }
+  if (stored && sees(viewer, stored.state)) return { stored }
   const spec = await readSpec(deps.store, jobId)
-  if (!stored && spec?.account === account) return { spec }
+  if (!stored && spec && sees(viewer, spec)) return { spec }
   // Claimed (and maybe finished and cleaned up) between our two reads: its state exists now.
   // Every 404 takes this third read too, another account's job included, so the
   // number of reads (and the time) does not tell whether the id exists.
   const claimed = await readState(deps.store, jobId)
-  if (claimed?.state.account === account) return { stored: claimed }
+  if (claimed && sees(viewer, claimed.state)) return { stored: claimed }
   throw notFound()
 }
 
-export async function getJob(deps: Deps, account: string, jobId: string) {
-  const job = await loadOwnedJob(deps, account, jobId)
+export async function getJob(deps: Deps, viewer: Viewer, jobId: string) {
+  const job = await loadOwnedJob(deps, viewer, jobId)
   return job.stored ? publicJob({ state: job.stored.state }) : publicJob({ spec: job.spec })
 }
 
@@ -79,20 +81,20 @@ export interface Feed {
  * The job's events after a cursor. With `waitSeconds`, holds the request
  * until something arrives or time is up (one state read per check).
  */
-export async function readFeed(deps: Deps, account: string, jobId: string, query: FeedQuery, signal?: AbortSignal): Promise<Feed> {
+export async function readFeed(deps: Deps, viewer: Viewer, jobId: string, query: FeedQuery, signal?: AbortSignal): Promise<Feed> {
   const deadline = deps.clock.now() + query.waitSeconds * 1000
   let pause = 250
   for (;;) {
-    const feed = await readFeedOnce(deps, account, jobId, query)
+    const feed = await readFeedOnce(deps, viewer, jobId, query)
     if (feed.events.length > 0 || feed.done || deps.clock.now() + pause > deadline || signal?.aborted) return feed
     await deps.clock.sleep(pause, signal)
     pause = Math.min(pause * 2, 2000)
   }
 }
 
-async function readFeedOnce(deps: Deps, account: string, jobId: string, query: FeedQuery): Promise<Feed> {
+async function readFeedOnce(deps: Deps, viewer: Viewer, jobId: string, query: FeedQuery): Promise<Feed> {
   for (let round = 0; ; round++) {
-    const job = await loadOwnedJob(deps, account, jobId)
+    const job = await loadOwnedJob(deps, viewer, jobId)
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
       return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: query.waitSeconds > 0 ? 0 : 1 }
@@ -133,10 +135,10 @@ const badCursor = (after: number, lastSeq: number) =>
  * it through the handler's AbortSignal. A running job whose worker is gone is
  * canceled directly.
  */
-export async function cancelJob(deps: Deps, account: string, jobId: string) {
+export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
   let asked = false
   for (let round = 0; round < 5; round++) {
-    const job = await loadOwnedJob(deps, account, jobId)
+    const job = await loadOwnedJob(deps, viewer, jobId)
     const now = deps.clock.now()
     if (!job.stored) {
       const done = await commitState(deps, initialState(job.spec, now), null, (state) => ({
