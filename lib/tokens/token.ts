@@ -88,8 +88,9 @@ export function verifyToken(key: Buffer, token: string, nowMs: number): TokenChe
   const match = /^([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]{43})$/.exec(token.slice(TOKEN_PREFIX.length))
   if (!match) return { valid: false, reason: 'malformed' }
   const [, payload, signature] = match as unknown as [string, string, string]
-  const given = Buffer.from(signature, 'base64url')
-  const expected = mac(key, payload)
+  // Compared as text: decoding would ignore the last character's spare bits, so two strings would pass.
+  const given = Buffer.from(signature)
+  const expected = Buffer.from(mac(key, payload).toString('base64url'))
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { valid: false, reason: 'mismatch' }
   let claims: TokenClaims
   try {
