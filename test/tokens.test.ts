@@ -185,6 +185,9 @@ describe('what a scope allows', () => {
     expect(() => viewerFor(reader, 'read', { jobId: jobB })).toThrow(expect.objectContaining({ status: 404 }))
     expect(() => viewerFor(reader, 'cancel', { jobId: jobA })).toThrow(expect.objectContaining({ status: 404 }))
     expect(sees(viewerFor(reader, 'read', { jobId: jobA }), job(jobA))).toBe(true)
+    // A job record carries its kind too: the viewer judges it as a job, not as something to submit.
+    const record = { ...job(jobA), kind: 'summarize', status: 'running' }
+    expect(sees(viewerFor(reader, 'read', { jobId: jobA }), record)).toBe(true)
   })
 
   it('a source-task token covers the jobs and files of that task; a submit token submits its kinds and reads nothing', () => {

@@ -80,7 +80,7 @@ export type Target = { account: string; jobId: string; sourceTaskId: string | nu
 
 /** Whether `caller` may do `action` on `target`. */
 export function may(caller: Caller, action: TokenAction, target: Target): boolean {
-  if ('kind' in target) {
+  if (!('jobId' in target)) {
     if (action !== 'submit') return false
     const scope = caller.token?.scope
     return caller.token === null || (caller.token.actions.includes('submit') && scope !== undefined && 'submit' in scope && scope.submit.includes(target.kind))
@@ -106,7 +106,8 @@ export function viewerFor(caller: Caller, action: 'read' | 'cancel', options: { 
   const none = notFound(options.what)
   if (!token.actions.includes(action) || 'submit' in scope) throw none
   if ('job' in scope && options.jobId !== undefined && options.jobId !== scope.job) throw none
-  return { account: caller.account, covers: (item) => may(caller, action, { ...item, account: caller.account }) }
+  // Only the fields a scope speaks of: a job record also has a `kind`, which would read as a submit target.
+  return { account: caller.account, covers: ({ jobId, sourceTaskId }) => may(caller, action, { account: caller.account, jobId, sourceTaskId }) }
 }
 
 /** Refuses a token where only an API key will do (minting tokens, the account's balance). */
