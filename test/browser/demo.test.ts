@@ -250,7 +250,11 @@ describe('demo page', { timeout: 150_000 }, () => {
     await mobile.selectOption('#kind', 'summarize')
     await mobile.fill('#text', 'Tokens keep keys off the page. Each job has its own read-only token. The demo asks the dev route.')
     await mobile.click('#submit')
-    await mobile.waitForFunction(() => document.getElementById('job-status')?.textContent === 'complete', null, { timeout: 60_000 })
+    await mobile.waitForFunction(
+      (previous) => document.getElementById('job-id')?.textContent !== previous && document.getElementById('job-status')?.textContent === 'complete',
+      renderJobId,
+      { timeout: 60_000 },
+    )
     expect(sent.filter((auth) => auth.startsWith('Bearer ')).length).toBeGreaterThan(0)
     expect(sent.filter((auth) => auth.startsWith('Bearer ') && !auth.startsWith('Bearer djt_'))).toEqual([])
     expect(await mobile.evaluate(() => Object.keys(sessionStorage).some((key) => key.startsWith('watch-token:')))).toBe(true)
@@ -272,7 +276,7 @@ describe('operator view', { timeout: 90_000 }, () => {
     await admin.click('#load')
     await admin.waitForSelector('#snapshot table')
     const rows = await admin.$$eval('#section-jobs ~ .table-wrap tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''))
-    expect(rows.length).toBe(5) // complete, canceled, canceled (the one that was joined), two renders complete
+    expect(rows.length).toBe(6) // complete, canceled, canceled (the one that was joined), two renders complete, one submitted with a development token
     expect(rows.some((row) => row.includes(completedJobId) && row.includes('complete') && row.includes('browser'))).toBe(true)
     expect(rows.filter((row) => row.includes('canceled')).length).toBeGreaterThanOrEqual(2)
     expect(rows.some((row) => row.includes(renderJobId) && row.includes('render') && row.includes('complete'))).toBe(true)

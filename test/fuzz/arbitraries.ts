@@ -216,7 +216,7 @@ export function pathId(real: { own: string[]; other: string[]; prefixes: string[
 }
 
 /** An `Authorization` header: mostly a good key (to get past auth), often not. `undefined` = absent. */
-export function authorization(keys: { good: string[]; admin: string }): fc.Arbitrary<string | string[] | undefined> {
+export function authorization(keys: { good: string[]; admin: string; tokens?: string[] }): fc.Arbitrary<string | string[] | undefined> {
   const [keyA] = keys.good as [string]
   const odd = fc.oneof(
     fc.constant(undefined),
@@ -236,6 +236,29 @@ export function authorization(keys: { good: string[]; admin: string }): fc.Arbit
   return fc.oneof(
     { weight: 10, arbitrary: fc.constantFrom(...keys.good).map((k) => `Bearer ${k}`) },
     { weight: 5, arbitrary: odd },
+    { weight: keys.tokens?.length ? 5 : 0, arbitrary: tokenCredential(keys.tokens?.length ? keys.tokens : ['djt_']).map((t) => `Bearer ${t}`) },
+  )
+}
+
+/**
+ * A browser token as a caller may send it (in `Authorization` or `?token=`):
+ * real ones of every scope (the caller's, another account's, expired,
+ * revoked), one with a character changed or cut, the prefix on junk, huge.
+ */
+export function tokenCredential(tokens: string[]): fc.Arbitrary<string> {
+  const swap = (text: string, at: number, to: string) => text.slice(0, at) + to + text.slice(at + 1)
+  return fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...tokens) },
+    {
+      weight: 3,
+      arbitrary: fc
+        .tuple(fc.constantFrom(...tokens), fc.nat(), fc.constantFrom('A', 'b', '_', '-', '.', '=', '%', '\u0000'))
+        .map(([token, at, to]) => swap(token, 4 + (at % (token.length - 4)), to)),
+    },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom(...tokens), fc.nat()).map(([token, n]) => token.slice(0, n % token.length)) },
+    { weight: 1, arbitrary: fc.constantFrom('djt_', 'djt_.', 'djt_..', `djt_${'A'.repeat(20)}.${'B'.repeat(43)}`, `djt_e30.${'A'.repeat(43)}`, 'DJT_abc.def', 'djt_%00.x') },
+    { weight: 1, arbitrary: weirdString(60).map((s) => `djt_${s}`) },
+    { weight: 1, arbitrary: fc.integer({ min: 4000, max: 20_000 }).map((n) => `djt_${'a'.repeat(n)}.${'b'.repeat(43)}`) },
   )
 }
 

@@ -34,6 +34,7 @@ import { createAccount } from '../../lib/credits/index.ts'
 import { DEFAULT_SETTINGS } from '../../lib/core/deps.ts'
 import { SIGNATURE_HEADER, SIGNATURE_WINDOW_MS, TIMESTAMP_HEADER, signWorkerRequest } from '../../lib/core/signing.ts'
 import { STORE_NAME } from '../../netlify/app.ts'
+import { signToken, tokenKey } from '../../lib/tokens/token.ts'
 import {
   METHODS,
   authorization,
@@ -45,6 +46,7 @@ import {
   percentEncode,
   queryString,
   requestBody,
+  tokenCredential,
   weirdString,
   wireHeader,
 } from './arbitraries.ts'
@@ -67,6 +69,8 @@ let keyA: string
 let keyB: string
 let keyPoor: string
 const ids = { own: [] as string[], other: [] as string[], prefixes: ['job', 'asset'] }
+/** Browser tokens of every scope, good and bad (watch tokens, minted ones, expired, revoked). */
+const tokens: string[] = []
 /** Source task ids the fixtures used (query values worth trying). */
 const taskIds = ['task-a', 'task-b']
 /** Methods each route answers (from the `Allow` of a 405, or its config). */
@@ -115,6 +119,7 @@ beforeAll(async () => {
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify(body),
     })
+    if (res.status === 202) tokens.push(JSON.parse(res.body).watchToken as string)
     return { status: res.status, jobId: res.status === 202 ? (JSON.parse(res.body).jobId as string) : null }
   }
   const summarize = async (key: string, text: string, sourceTaskId: string) => {
@@ -140,6 +145,23 @@ beforeAll(async () => {
     if (listed.status === 200) for (const asset of JSON.parse(listed.body).assets ?? []) list.push(asset.assetId)
   }
   await env.host.idle()
+  for (const scope of [{ submit: ['summarize'] }, { submit: ['render', 'summarize'] }, { sourceTaskId: 'task-a' }, { job: ids.own[0] }, { job: ids.other[0] }]) {
+    const actions = 'submit' in scope ? ['submit'] : ['read', 'cancel']
+    const minted = await send(env.host.url, {
+      method: 'POST',
+      target: '/api/tokens',
+      headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ scope, actions }),
+    })
+    expect(minted.status).toBe(201)
+    tokens.push(JSON.parse(minted.body).token as string)
+  }
+  const now = Math.floor(Date.now() / 1000)
+  const claims = { v: 1 as const, account: 'fuzz-a', scope: { job: ids.own[0]! }, actions: ['read' as const], iat: now - 60, exp: now + 3600, gen: 0 }
+  tokens.push(signToken(tokenKey(SECRET), { ...claims, iat: now - 7200, exp: now - 1 })) // expired
+  tokens.push(signToken(tokenKey(SECRET), { ...claims, gen: 7 })) // revoked (another generation)
+  tokens.push(signToken(tokenKey(`${SECRET}-other`), claims)) // another deploy's secret
+  expect(tokens.length).toBeGreaterThanOrEqual(10)
 
   for (const route of httpRoutes) {
     const path = fillPath(route.paths[0]!, Object.fromEntries(route.params.map((p) => [p, ids.own[0]!])))
@@ -244,7 +266,9 @@ function requestFor(route: Route): fc.Arbitrary<RawRequest> {
       method: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...primary) }, { weight: 1, arbitrary: fc.constantFrom(...METHODS) }),
       path: pathArb,
       query: fc.oneof({ weight: 1, arbitrary: fc.constant('') }, { weight: 3, arbitrary: queryString(taskIds) }),
-      auth: authorization({ good: [keyA, keyB, keyPoor], admin: ADMIN }),
+      auth: authorization({ good: [keyA, keyB, keyPoor], admin: ADMIN, tokens }),
+      queryToken: fc.option(tokenCredential(tokens), { freq: 4, nil: undefined }),
+      headerless: fc.boolean(),
       adminAuth: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
       type: contentType,
       idem: idempotencyKey,
@@ -266,17 +290,19 @@ function requestFor(route: Route): fc.Arbitrary<RawRequest> {
       body: requestBody({ submissions, maxBytes: DEFAULT_SETTINGS.maxBodyBytes }),
       bodyOnGet: fc.boolean(),
     })
-    .map(({ method, path, query, auth, adminAuth, type, idem, extra, body, bodyOnGet }) => {
+    .map(({ method, path, query, queryToken, headerless, auth, adminAuth, type, idem, extra, body, bodyOnGet }) => {
       const headers: Record<string, string | string[]> = {}
       // The admin route takes the admin token: send it often enough to get past auth there.
       const authValue = adminAuth && route.paths.some((p) => p.startsWith('/api/admin')) ? `Bearer ${ADMIN}` : auth
-      if (authValue !== undefined) headers.authorization = Array.isArray(authValue) ? authValue.map(wireHeader) : wireHeader(authValue)
+      // `?token=` is read only without an Authorization header: drop it half the time.
+      if (authValue !== undefined && !(queryToken !== undefined && headerless)) headers.authorization = Array.isArray(authValue) ? authValue.map(wireHeader) : wireHeader(authValue)
       if (type !== undefined) headers['content-type'] = wireHeader(type)
       if (idem !== undefined) headers['idempotency-key'] = wireHeader(idem)
       if (extra && extra[0] !== 'transfer-encoding') headers[extra[0]] = extra[1]
       const sendsBody = !['GET', 'HEAD'].includes(method) || bodyOnGet
       // Node sends the target as is, but refuses spaces, controls and characters above U+00FF.
-      const target = `${path}${query ? `?${query}` : ''}`.replace(/[^\x21-\xff]/gu, percentEncode)
+      const fullQuery = [query, queryToken === undefined ? '' : `token=${percentEncode(queryToken)}`].filter(Boolean).join('&')
+      const target = `${path}${fullQuery ? `?${fullQuery}` : ''}`.replace(/[^\x21-\xff]/gu, percentEncode)
       return { method, target, headers, body: sendsBody ? body : undefined }
     })
 }
