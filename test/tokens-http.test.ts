@@ -5,6 +5,7 @@
  * missing id (404) and write nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ApiError, createClient } from '../lib/client/index.ts'
 import { signToken, tokenKey } from '../lib/tokens/token.ts'
 import { testApi } from './support/api.ts'
 import { slow } from './support/kinds.ts'
@@ -67,6 +68,7 @@ describe('the watch token on submit', () => {
     )
     expect((await call(`/api/jobs/${body.jobId}/cancel`, { method: 'POST', key: token })).status).toBe(404)
     expect(await (await call('/api/assets?sourceTaskId=task-w', { key: token })).json()).toEqual({ sourceTaskId: 'task-w', assets: [] })
+    await api.idle() // the sibling and foreign jobs are done writing
     const before = await contents()
     const refused = await submit(token)
     expect(refused.res.status).toBe(403)
@@ -219,5 +221,27 @@ describe('expired, forged and revoked tokens', () => {
     expect((await call(`/api/jobs/${otherJob.jobId}`, { key: otherJob.watchToken })).status).toBe(200)
     const fresh = await mint({ scope: { job: job.jobId } })
     expect((await call(`/api/jobs/${job.jobId}`, { key: fresh.body.token })).status).toBe(200)
+  })
+})
+
+describe('the client with a token', () => {
+  it('createClient({ token }) submits with a submit token and watches with the watch token; out of scope is an ApiError', async () => {
+    const { body: minted } = await mint({ scope: { submit: ['slow'] } })
+    const submitter = createClient({ baseUrl: api.url, token: minted.token })
+    const submitted = await submitter.submitJob('slow', { steps: 3, delayMs: 0 })
+    expect(submitted.joined).toBe(false)
+    if (submitted.joined) return
+    expect(submitted.job.watchToken).toMatch(/^djt_/)
+    const watcher = createClient({ baseUrl: api.url, token: submitted.job.watchToken })
+    const types: string[] = []
+    for await (const item of watcher.watchJob(submitted.job.jobId, { waitSeconds: 2 })) if (!item.truncated) types.push(item.type)
+    expect(types.at(-1)).toBe('done')
+    expect((await watcher.getJob(submitted.job.jobId)).status).toBe('complete')
+    await expect(watcher.cancelJob(submitted.job.jobId)).rejects.toMatchObject({ status: 404, code: 'not_found' })
+    const refused = await submitter.submitJob('summarize', { text: 'Not mine to submit.' }).catch((error: unknown) => error)
+    expect(refused).toBeInstanceOf(ApiError)
+    expect(refused).toMatchObject({ status: 403, code: 'token_scope' })
+    expect(() => createClient({ baseUrl: api.url, token: '' })).toThrow(TypeError)
+    expect(() => createClient({ baseUrl: api.url } as never)).toThrow(TypeError)
   })
 })
