@@ -52,7 +52,7 @@ describe('the preflight', () => {
     expect(await contents()).toEqual(before)
   })
 
-  it('a origin not listed, or none, gets 204 without any grant (the browser blocks the call)', async () => {
+  it('an origin not listed, or none, gets 204 without any grant (the browser blocks the call)', async () => {
     for (const path of apiPaths()) {
       for (const origin of ['http://evil.example.test', `${APP}/`, 'http://app.example.test', 'null', APP.toUpperCase()]) {
         const res = await preflight(path, origin)
@@ -91,7 +91,7 @@ describe('answers to a listed origin', () => {
     expect(replay.headers.get('idempotent-replayed')).toBe('true')
   })
 
-  it('a origin not listed gets the answer without a grant; with ALLOWED_ORIGINS empty no origin gets one', async () => {
+  it('an origin not listed gets the answer without a grant; with ALLOWED_ORIGINS empty no origin gets one', async () => {
     const res = await call('/api/account', { headers: { origin: 'http://evil.example.test' } })
     expect(res.status).toBe(200)
     expect(res.headers.get('access-control-allow-origin')).toBeNull()

@@ -84,6 +84,8 @@ describe('the watch token on submit', () => {
     const again = await submit(keyA, quick, { 'idempotency-key': 'watch-replay-1' })
     expect(again.res.status).toBe(200)
     expect(again.body.jobId).toBe(first.body.jobId)
+    expect(again.body.watchToken).toMatch(/^djt_/)
+    expect(Date.parse(again.body.watchTokenExpiresAt)).toBeGreaterThan(Date.now())
     expect((await call(`/api/jobs/${again.body.jobId}`, { key: again.body.watchToken })).status).toBe(200)
     await api.idle()
   })
