@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ApiError, createClient } from '../lib/client/index.ts'
+import { MintedTokenSchema, WatchTokenFieldsSchema } from '../lib/tokens/mint.ts'
 import { signToken, tokenKey } from '../lib/tokens/token.ts'
 import { testApi } from './support/api.ts'
 import { slow } from './support/kinds.ts'
@@ -40,6 +41,7 @@ describe('the watch token on submit', () => {
     const { res, body } = await submit(keyA, { ...quick, sourceTaskId: 'task-w' })
     expect(res.status).toBe(202)
     expect(body.watchToken).toMatch(/^djt_/)
+    expect(WatchTokenFieldsSchema.parse({ watchToken: body.watchToken, watchTokenExpiresAt: body.watchTokenExpiresAt })).toBeTruthy()
     const expires = Date.parse(body.watchTokenExpiresAt) - Date.now()
     expect(expires).toBeGreaterThan(3500_000)
     expect(expires).toBeLessThanOrEqual(3600_000)
@@ -98,6 +100,7 @@ describe('POST /api/tokens', () => {
     const { res, body } = await mint({ scope: { job } })
     expect(res.status).toBe(201)
     expect(body).toMatchObject({ account: 'acme', scope: { job }, actions: ['read'] })
+    expect(MintedTokenSchema.parse(body)).toEqual(body) // the schema the API documents, exactly
     expect(Date.parse(body.expiresAt) - Date.now()).toBeGreaterThan(3500_000)
     const day = await mint({ scope: { job }, actions: ['cancel', 'read'], ttlSeconds: 86_400 })
     expect(day.body.actions).toEqual(['read', 'cancel'])

@@ -26,13 +26,18 @@ import {
 /** How long a submit's watch token lives: a job runs at most 15 minutes, and a page may show it for a while after. */
 export const WATCH_TOKEN_TTL_SECONDS = 3600
 
-export interface MintedToken {
-  token: string
-  expiresAt: string
-  account: string
-  scope: TokenScope
-  actions: TokenAction[]
-}
+/** The answer of `POST /api/tokens` (and of the local `GET /api/dev/token`). */
+export const MintedTokenSchema = z.strictObject({
+  token: z.string(),
+  expiresAt: z.iso.datetime(),
+  account: z.string(),
+  scope: TokenScopeSchema,
+  actions: z.array(z.enum(TOKEN_ACTIONS)),
+})
+export type MintedToken = z.infer<typeof MintedTokenSchema>
+
+/** What the submit answers (202, and the 200 replay) add to the job: a read-only token for it. */
+export const WatchTokenFieldsSchema = z.strictObject({ watchToken: z.string(), watchTokenExpiresAt: z.iso.datetime() })
 
 type MintDeps = Pick<Deps, 'store' | 'clock' | 'signingSecret'>
 
