@@ -13,6 +13,7 @@ import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { MIN_MAX_EVENTS } from '../lib/events/log.ts'
 import { ApiError } from '../lib/core/errors.ts'
+import { recordFinishedJob } from '../lib/jobs/history.ts'
 
 /** The Blobs store holding all job state. */
 export const STORE_NAME = 'durable-jobs'
@@ -137,6 +138,7 @@ export function appFor(req: Request, env = process.env, deployContext = deployCo
     kinds: registry,
     settings,
     log,
+    recordFinished: recordFinishedJob,
     // Always the deploy's own origin: process.env.URL is the production site even in previews.
     // The deploy context travels in the signed body: the worker uses the stores this submit wrote to.
     invokeWorker: async (jobId) => {
