@@ -84,7 +84,7 @@ export async function adminSnapshot(deps: Deps, options: AdminQuery) {
 type Unreadable = { unreadable: string }
 
 /** A job as the operator sees it; null when gone. */
-async function readOperatorJob(deps: Deps, jobId: string): Promise<ReturnType<typeof operatorJob> | Unreadable | null> {
+export async function readOperatorJob(deps: Deps, jobId: string): Promise<ReturnType<typeof operatorJob> | Unreadable | null> {
   try {
     const stored = await readState(deps.store, jobId)
     if (stored) return operatorJob(stored.state)
