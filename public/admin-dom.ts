@@ -32,6 +32,7 @@ export function facts(entries: [string, unknown][]) {
 
 export function cell(value: unknown): string | Node {
   if (value === null || value === undefined || value === '') return '—'
+  if (value instanceof Node) return value
   if (typeof value === 'object') return el('pre', { className: 'json' }, JSON.stringify(value, null, 2))
   if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT[\d:.]+Z$/.test(value)) return time(value)
   return String(value)

@@ -81,7 +81,7 @@ async function load() {
     meta.textContent = ''
     if (error instanceof ApiError && error.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY)
-      showError(`${error.message} The admin token was not accepted.`, tokenInput)
+      showError(`The admin token was not accepted. ${error.message}`, tokenInput)
     } else failed(error)
   }
 }

@@ -126,6 +126,7 @@ describe('operator console', { timeout: 120_000 }, () => {
     expect(types.at(-1)).toBe('done')
     const seqs = await page.$$eval('#timeline li', (lis) => lis.map((li) => Number((li as HTMLElement).dataset.seq)))
     expect(seqs).toEqual(seqs.map((_, i) => i + 1))
+    expect(await page.textContent('#job-detail .facts .status')).toBe('complete')
     const detail = (await page.textContent('#job-detail')) ?? ''
     expect(detail).toMatch(/charge\s*-1/)
     expect(detail).toMatch(/released/)
