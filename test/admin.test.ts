@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GrantResultSchema, JobDetailSchema, SearchPageSchema, SummarySchema } from '../lib/admin/schemas.ts'
 import { readLedger } from '../lib/credits/index.ts'
 import { testApi } from './support/api.ts'
 import { failing, hanging } from './support/kinds.ts'
@@ -19,9 +20,23 @@ const gate = new Promise<void>((resolve) => (release = resolve))
 const api = testApi({ kinds: [hanging(gate), failing], adminToken: ADMIN, accounts: { 'ops-a': 100, 'ops-b': 100 }, env: { HEARTBEAT_INTERVAL_SECONDS: '3600' } })
 const admin = (path: string, init: Parameters<typeof api.call>[1] = {}) =>
   api.call(path, { key: null, ...init, headers: { authorization: `Bearer ${ADMIN}`, ...(init.headers as Record<string, string>) } })
+/** Every 200 of a console route must match the zod schema lib/admin exports for it. */
+const answerSchemas: [RegExp, { parse(value: unknown): unknown }][] = [
+  [/^\/api\/admin\/search/, SearchPageSchema],
+  [/^\/api\/admin\/summary/, SummarySchema],
+  [/^\/api\/admin\/accounts\/[^/]+\/grants/, GrantResultSchema],
+  [/^\/api\/admin\/jobs\/job_[^/]+(\?|$)/, JobDetailSchema],
+]
+let schemaChecked = 0
 const adminJson = async (path: string, init: Parameters<typeof api.call>[1] = {}) => {
   const res = await admin(path, init)
-  return { status: res.status, body: await res.json() }
+  const body = await res.json()
+  const schema = answerSchemas.find(([pattern]) => pattern.test(path))?.[1]
+  if (res.status === 200 && schema) {
+    schema.parse(body)
+    schemaChecked++
+  }
+  return { status: res.status, body }
 }
 const grantId = (at = Date.now()) => `grant_${at.toString(36)}${randomBytes(16).toString('hex')}`
 const submit = async (account: string, json: unknown) => {
@@ -53,6 +68,7 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   release()
+  expect(schemaChecked).toBeGreaterThan(15)
   if (api.store) for (const account of ['ops-a', 'ops-b']) await expectCreditInvariants(api.store, account)
   await api.stop()
 })

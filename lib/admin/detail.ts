@@ -12,7 +12,7 @@ import { notFound } from '../core/errors.ts'
 import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { type JobState, isTerminal } from '../core/types.ts'
 import { type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount, readReservation } from '../credits/index.ts'
-import { jobLog, readEvents } from '../events/log.ts'
+import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { peekLock } from '../locks/lock.ts'
 import { initialState, readSpec, readState } from '../jobs/state.ts'
 import { operatorJob } from '../jobs/views.ts'
@@ -35,7 +35,19 @@ export async function findJob(deps: Pick<Deps, 'store'>, jobId: string): Promise
 }
 
 export async function jobDetail(deps: Deps, jobId: string, query: DetailQuery): Promise<JobDetail> {
-  const state = await findJob(deps, jobId)
+  for (let round = 0; ; round++) {
+    const state = await findJob(deps, jobId)
+    try {
+      return await detailOf(deps, state, query)
+    } catch (error) {
+      // The log cap or retention removed an event blob between our reads: read the job again.
+      if (error instanceof LogMovedError && round < 2) continue
+      throw error
+    }
+  }
+}
+
+async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promise<JobDetail> {
   const [timeline, lock, charge] = await Promise.all([timelineOf(deps, state, query), lockOf(deps, state), chargeOf(deps, state)])
   return {
     job: operatorJob(state),
