@@ -71,8 +71,7 @@ async function load() {
     const [page, sum, snapshot] = await Promise.all([
       api.request<SearchPage>('GET', `/api/admin/search?${filters()}`),
       api.request<Row>('GET', '/api/admin/summary'),
-      // Held locks and accounts: the snapshot's other sections (one job record read).
-      api.request<Row>('GET', '/api/admin/jobs?limit=1'),
+      api.request<Row>('GET', '/api/admin/overview'),
     ])
     sessionStorage.setItem(TOKEN_KEY, token)
     renderSummary(sum)
@@ -87,6 +86,7 @@ async function load() {
 }
 
 function render(page: SearchPage, snapshot: Row) {
+  // `snapshot`: held locks and accounts (GET /api/admin/overview).
   const locks = Array.isArray(snapshot.locks) ? (snapshot.locks as Row[]) : []
   const accounts = Array.isArray(snapshot.accounts) ? (snapshot.accounts as Row[]) : []
   shown = 0

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { GrantResultSchema, JobDetailSchema, SearchPageSchema, SummarySchema } from '../lib/admin/schemas.ts'
+import { GrantResultSchema, JobDetailSchema, OverviewSchema, SearchPageSchema, SummarySchema } from '../lib/admin/schemas.ts'
 import { readLedger } from '../lib/credits/index.ts'
 import { testApi } from './support/api.ts'
 import { failing, hanging } from './support/kinds.ts'
@@ -24,6 +24,7 @@ const admin = (path: string, init: Parameters<typeof api.call>[1] = {}) =>
 const answerSchemas: [RegExp, { parse(value: unknown): unknown }][] = [
   [/^\/api\/admin\/search/, SearchPageSchema],
   [/^\/api\/admin\/summary/, SummarySchema],
+  [/^\/api\/admin\/overview/, OverviewSchema],
   [/^\/api\/admin\/accounts\/[^/]+\/grants/, GrantResultSchema],
   [/^\/api\/admin\/jobs\/job_[^/]+(\?|$)/, JobDetailSchema],
 ]
@@ -77,6 +78,7 @@ const routes: [string, string][] = [
   ['GET', '/api/admin/jobs'],
   ['GET', '/api/admin/search'],
   ['GET', '/api/admin/summary'],
+  ['GET', '/api/admin/overview'],
   ['GET', `/api/admin/jobs/job_${'0'.repeat(9)}${'a'.repeat(32)}`],
   ['POST', `/api/admin/jobs/job_${'0'.repeat(9)}${'a'.repeat(32)}/cancel`],
   ['POST', '/api/admin/accounts/ops-a/grants'],
@@ -152,6 +154,18 @@ describe('GET /api/admin/search', () => {
       expect(body.issues[0].path, query).toMatch(/^query\./)
     }
     expect(await api.contents()).toEqual(before)
+  })
+})
+
+describe('GET /api/admin/overview', () => {
+  it('shows held locks and balances without listing jobs', async () => {
+    api.blobs.resetOps()
+    const { status, body } = await adminJson('/api/admin/overview')
+    expect(status).toBe(200)
+    expect(body.locks).toEqual([expect.objectContaining({ resource: 'ops-a:hanging:long', jobId: running, expired: false })])
+    expect(body.accounts.map((a: { account: string }) => a.account).sort()).toEqual(['ops-a', 'ops-b'])
+    expect(ops().list).toBe(2) // queue/ and account/, never job/
+    expect(writes(ops())).toBe(0)
   })
 })
 

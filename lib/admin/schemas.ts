@@ -141,6 +141,14 @@ export const SummarySchema = z.object({
 })
 export type Summary = z.infer<typeof SummarySchema>
 
+export const OverviewSchema = z.object({
+  locks: z.array(z.object({ resource: z.string(), jobId: z.string(), acquiredAt: z.string(), expiresAt: z.string(), expired: z.boolean() })),
+  /** More live jobs than the locks shown. */
+  locksTruncated: z.boolean(),
+  unreadable: z.array(z.object({ record: z.string() })),
+  accounts: z.array(z.object({ account: z.string(), balance: z.number(), ledgerEntries: z.number() })),
+})
+
 /** Parses a query string with `schema`; anything wrong or unknown is a 400 naming the parameter. */
 export function parseQuery<T extends z.ZodType>(schema: T, params: URLSearchParams): z.infer<T> {
   return parseWith(schema, Object.fromEntries(params), 'query')
