@@ -15,6 +15,7 @@ import { MIN_MAX_EVENTS } from '../lib/events/log.ts'
 import { ApiError } from '../lib/core/errors.ts'
 import { CorsConfigError, type CorsPolicy, parseAllowedOrigins, withCors } from '../lib/http/cors.ts'
 import { errorResponse, respond } from '../lib/http/http.ts'
+import { recordFinishedJob } from '../lib/jobs/history.ts'
 
 /** The Blobs store holding all job state. */
 export const STORE_NAME = 'durable-jobs'
@@ -162,6 +163,7 @@ export function appFor(req: Request, env = process.env, deployContext = deployCo
     settings,
     log,
     signingSecret: secret,
+    recordFinished: recordFinishedJob,
     // Always the deploy's own origin: process.env.URL is the production site even in previews.
     // The deploy context travels in the signed body: the worker uses the stores this submit wrote to.
     invokeWorker: async (jobId) => {

@@ -1,12 +1,14 @@
 /**
- * The operator view at `/admin`: `GET /api/admin/jobs` with the admin token.
- * The token is typed by the operator and kept in sessionStorage (this tab
- * only). Jobs and locks get tables; any other section of the snapshot (for
- * example credits or balances, once the API reports them) is rendered
- * generically. Everything is inserted as text, never as HTML.
+ * The operator view at `/admin`: the last 24 hours, jobs filtered by status,
+ * kind and account a page at a time, a job's detail with its timeline,
+ * cancel, held locks, accounts and granting credits. Talks to the admin
+ * routes with the admin token, which the operator types and which is kept in
+ * sessionStorage (this tab only). Everything is inserted as text, never as HTML.
  * Built into `public/admin.js` by `scripts/build-client.ts`.
  */
 import { ApiError, createClient } from '../lib/client/index.ts'
+import { type Detail, appendEvents, renderDetail, timelineNote } from './admin-detail.ts'
+import { type Row, duration, el, empty, facts, humanize, newGrantId, section, table, text, time } from './admin-dom.ts'
 
 const TOKEN_KEY = 'durable-jobs.adminToken'
 
@@ -14,12 +16,26 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const form = $<HTMLFormElement>('admin-form')
 const tokenInput = $<HTMLInputElement>('admin-token')
 const statusFilter = $<HTMLSelectElement>('status-filter')
+const kindFilter = $<HTMLInputElement>('kind-filter')
+const accountFilter = $<HTMLInputElement>('account-filter')
 const limitInput = $<HTMLInputElement>('limit')
 const errorBox = $('error')
 const meta = $('meta')
+const summaryBox = $('summary')
+const detailBox = $('job-detail')
 const out = $('snapshot')
 
-type Row = Record<string, unknown>
+interface SearchPage {
+  jobs: Row[]
+  next: string | null
+  examined: number
+  skipped: number
+}
+
+let api = createClient({ apiKey: '' })
+let jobsBody: HTMLElement | null = null
+let shown = 0
+let examined = 0
 
 tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? ''
 form.addEventListener('submit', (event) => {
@@ -29,144 +45,200 @@ form.addEventListener('submit', (event) => {
 $('forget').addEventListener('click', () => {
   sessionStorage.removeItem(TOKEN_KEY)
   tokenInput.value = ''
-  out.replaceChildren()
+  for (const box of [out, summaryBox, detailBox]) box.replaceChildren()
+  detailBox.hidden = true
   meta.textContent = 'Token forgotten.'
   tokenInput.focus()
 })
 if (tokenInput.value) void load()
 
+function filters(cursor?: string) {
+  const params = new URLSearchParams({ limit: limitInput.value || '50' })
+  if (statusFilter.value) params.set('status', statusFilter.value)
+  if (kindFilter.value.trim()) params.set('kind', kindFilter.value.trim())
+  if (accountFilter.value.trim()) params.set('account', accountFilter.value.trim())
+  if (cursor) params.set('cursor', cursor)
+  return params
+}
+
 async function load() {
   errorBox.hidden = true
   const token = tokenInput.value.trim()
-  if (!token) {
-    showError('Enter the admin token.')
-    tokenInput.focus()
-    return
-  }
-  const params = new URLSearchParams({ limit: limitInput.value || '50' })
-  if (statusFilter.value) params.set('status', statusFilter.value)
+  if (!token) return showError('Enter the admin token.', tokenInput)
+  api = createClient({ apiKey: token })
   meta.textContent = 'Loading…'
   try {
-    const snapshot = await createClient({ apiKey: token }).request<Row>('GET', `/api/admin/jobs?${params}`)
+    const [page, sum, snapshot] = await Promise.all([
+      api.request<SearchPage>('GET', `/api/admin/search?${filters()}`),
+      api.request<Row>('GET', '/api/admin/summary'),
+      api.request<Row>('GET', '/api/admin/overview'),
+    ])
     sessionStorage.setItem(TOKEN_KEY, token)
-    render(snapshot)
+    renderSummary(sum)
+    render(page, snapshot)
   } catch (error) {
     meta.textContent = ''
     if (error instanceof ApiError && error.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY)
-      showError(`${error.message} The admin token was not accepted.`)
-    } else {
-      showError(error instanceof Error ? error.message : String(error))
+      showError(`The admin token was not accepted. ${error.message}`, tokenInput)
+    } else failed(error)
+  }
+}
+
+function render(page: SearchPage, snapshot: Row) {
+  // `snapshot`: held locks and accounts (GET /api/admin/overview).
+  const locks = Array.isArray(snapshot.locks) ? (snapshot.locks as Row[]) : []
+  const accounts = Array.isArray(snapshot.accounts) ? (snapshot.accounts as Row[]) : []
+  shown = 0
+  examined = 0
+  const jobsTable = table(['Job', 'Status', 'Kind', 'Account', 'Created', 'Finished', 'Error'], [], 'jobs')
+  jobsBody = jobsTable.querySelector('tbody')
+  const older = el('button', { type: 'button', id: 'older', hidden: true }, 'Older jobs')
+  const note = el('p', { className: 'hint', id: 'jobs-note', role: 'status' })
+  out.replaceChildren(
+    section('Jobs', jobsTable, note, older),
+    section('Held locks', locks.length ? table(['Resource', 'Job', 'Acquired', 'Expires', 'Expired'], locks.map((l) => [el('code', {}, text(l.resource)), el('code', { className: 'job-id' }, text(l.jobId)), time(l.acquiredAt), time(l.expiresAt), text(l.expired)])) : empty('No held locks.')),
+    section('Accounts', accounts.length ? table(['Account', 'Balance', 'Ledger entries', ''], accounts.map(accountRow)) : empty('No accounts.'), grantForm()),
+  )
+  addJobs(page, older, note)
+  meta.textContent = `Snapshot of ${new Date().toLocaleString()}: ${page.jobs.length} job${page.jobs.length === 1 ? '' : 's'}, ${locks.length} held lock${locks.length === 1 ? '' : 's'}.`
+}
+
+function addJobs(page: SearchPage, older: HTMLButtonElement, note: HTMLElement) {
+  for (const job of page.jobs) jobsBody?.append(jobRow(job))
+  shown += page.jobs.length
+  examined += page.examined
+  const filtered = statusFilter.value || kindFilter.value.trim() || accountFilter.value.trim()
+  note.textContent = filtered ? `${shown} matching of the last ${examined} jobs looked at${page.next ? '; older ones not looked at yet' : ''}.` : `${shown} jobs${page.next ? '; older ones on the next page' : ''}.`
+  if (shown === 0 && !page.next) note.textContent = filtered ? `No job matches (${examined} looked at).` : 'No jobs.'
+  older.hidden = !page.next
+  older.onclick = async () => {
+    older.disabled = true
+    try {
+      addJobs(await api.request<SearchPage>('GET', `/api/admin/search?${filters(page.next!)}`), older, note)
+    } catch (error) {
+      failed(error)
+    } finally {
+      older.disabled = false
     }
   }
 }
 
-function render(snapshot: Row) {
-  const { generatedAt, jobs, locks, ...extra } = snapshot
-  const jobRows = Array.isArray(jobs) ? (jobs as Row[]) : []
-  const lockRows = Array.isArray(locks) ? (locks as Row[]) : []
-  meta.textContent = `Snapshot of ${typeof generatedAt === 'string' ? new Date(generatedAt).toLocaleString() : 'now'}: ${jobRows.length} job${jobRows.length === 1 ? '' : 's'}, ${lockRows.length} held lock${lockRows.length === 1 ? '' : 's'}.`
-  out.replaceChildren(
-    section('Jobs', jobRows.length ? jobsTable(jobRows) : empty('No jobs.')),
-    section('Held locks', lockRows.length ? genericTable(lockRows) : empty('No held locks.')),
-    ...Object.entries(extra).map(([name, value]) => section(humanize(name), generic(value))),
-  )
+function jobRow(job: Row) {
+  const error = job.error as { code?: string; message?: string } | null
+  const link = el('button', { type: 'button', className: 'link job-link', onclick: () => void openJob(String(job.jobId)) }, el('code', { className: 'job-id' }, text(job.jobId)))
+  const cells: (string | Node)[] = [link, el('span', { className: 'status', dataset: { status: text(job.status) } }, text(job.status)), text(job.kind), text(job.account), time(job.createdAt), time(job.finishedAt), error ? `${error.code}: ${error.message}` : '—']
+  const headers = ['Job', 'Status', 'Kind', 'Account', 'Created', 'Finished', 'Error']
+  return el('tr', {}, ...cells.map((content, i) => el('td', { dataset: { label: headers[i]! } }, content)))
 }
 
-const JOB_COLUMNS = ['jobId', 'status', 'kind', 'account', 'createdAt', 'finishedAt', 'progress', 'error', 'error_internal'] as const
-
-function jobsTable(rows: Row[]) {
-  const headers = ['Job', 'Status', 'Kind', 'Account', 'Created', 'Finished', 'Progress', 'Error', 'Internal error', 'More']
-  return table(
-    headers,
-    rows.map((row) => {
-      const rest = Object.fromEntries(Object.entries(row).filter(([key]) => !(JOB_COLUMNS as readonly string[]).includes(key)))
-      const progress = row.progress as { message?: string; percent?: number | null } | null | undefined
-      const error = row.error as { code?: string; message?: string } | null | undefined
-      return [
-        el('code', {}, String(row.jobId ?? '')),
-        el('span', { className: 'nowrap', dataset: { status: String(row.status ?? '') } } as Partial<HTMLSpanElement>, String(row.status ?? '—')),
-        el('span', { className: 'nowrap' }, text(row.kind)),
-        text(row.account),
-        time(row.createdAt),
-        time(row.finishedAt),
-        progress ? `${progress.percent == null ? '' : `${Math.round(progress.percent)}% `}${progress.message ?? ''}` : '—',
-        error ? `${error.code}: ${error.message}` : '—',
-        typeof row.error_internal === 'string' && row.error_internal
-          ? el('details', {}, el('summary', {}, firstLine(row.error_internal)), el('pre', {}, row.error_internal))
-          : '—',
-        Object.keys(rest).length ? el('details', {}, el('summary', {}, 'details'), el('pre', {}, JSON.stringify(rest, null, 2))) : '—',
-      ]
-    }),
-  )
-}
-
-/** Arrays of objects become tables, objects definition lists, anything else text. */
-function generic(value: unknown): Node {
-  if (Array.isArray(value)) {
-    if (value.length === 0) return empty('None.')
-    if (value.every((item) => item && typeof item === 'object' && !Array.isArray(item))) return genericTable(value as Row[])
-    return el('ul', {}, ...value.map((item) => el('li', {}, cell(item))))
+async function openJob(jobId: string, note?: string) {
+  try {
+    const detail = await api.request<Detail>('GET', `/api/admin/jobs/${jobId}`)
+    detailBox.hidden = false
+    renderDetail(detailBox, detail, { cancel: (id) => void cancel(id), moreEvents: (id, after) => void moreEvents(id, after) })
+    if (note) detailBox.insertBefore(el('p', { className: 'notice', id: 'detail-note', role: 'status' }, note), detailBox.children[1] ?? null)
+    detailBox.scrollIntoView({ block: 'start' })
+  } catch (error) {
+    failed(error)
   }
-  if (value && typeof value === 'object') {
-    const dl = el('dl', { className: 'facts' })
-    for (const [key, item] of Object.entries(value)) dl.append(el('dt', {}, humanize(key)), el('dd', {}, item && typeof item === 'object' ? generic(item) : cell(item)))
-    return dl
+}
+
+async function cancel(jobId: string) {
+  try {
+    const job = await api.request<Row>('POST', `/api/admin/jobs/${jobId}/cancel`)
+    await openJob(jobId, job.status === 'canceled' ? 'Canceled.' : 'Cancel requested: the worker stops at its next check.')
+  } catch (error) {
+    failed(error)
   }
-  return el('p', {}, cell(value))
 }
 
-function genericTable(rows: Row[]) {
-  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))]
-  return table(columns.map(humanize), rows.map((row) => columns.map((column) => cell(row[column]))))
+async function moreEvents(jobId: string, after: number) {
+  try {
+    const detail = await api.request<Detail>('GET', `/api/admin/jobs/${jobId}?after=${after}`)
+    appendEvents($('timeline'), detail.timeline.events)
+    $('timeline-note').textContent = timelineNote(detail.timeline)
+    const more = $<HTMLButtonElement>('more-events')
+    more.hidden = detail.timeline.next >= detail.timeline.lastSeq
+    more.onclick = () => void moreEvents(jobId, detail.timeline.next)
+  } catch (error) {
+    failed(error)
+  }
 }
 
-function table(headers: string[], rows: (string | Node)[][]) {
-  return el(
-    'div',
-    { className: 'table-wrap' },
+function accountRow(account: Row) {
+  const pick = el('button', { type: 'button', className: 'link', onclick: () => {
+    $<HTMLInputElement>('grant-account').value = text(account.account)
+    $<HTMLInputElement>('grant-amount').focus()
+  } }, 'Grant…')
+  return [el('span', { className: 'account' }, text(account.account)), text(account.balance), text(account.ledgerEntries), pick]
+}
+
+/** One grant id per intended grant: a double click or a retry sends the same one, so it is granted once. */
+function grantForm() {
+  const grant = el('form', { id: 'grant-form', className: 'grant', noValidate: true })
+  grant.dataset.grantId = newGrantId()
+  const result = el('p', { id: 'grant-result', role: 'status', className: 'hint' })
+  const field = (id: string, label: string, attributes: Record<string, string>) => {
+    const input = document.createElement('input')
+    input.id = id
+    for (const [name, value] of Object.entries(attributes)) input.setAttribute(name, value)
+    return el('div', { className: 'field' }, el('label', { htmlFor: id }, label), input)
+  }
+  grant.append(
+    el('h3', {}, 'Grant credits'),
     el(
-      'table',
-      {},
-      el('thead', {}, el('tr', {}, ...headers.map((header) => el('th', { scope: 'col' }, header)))),
-      el('tbody', {}, ...rows.map((cells) => el('tr', {}, ...cells.map((content) => el('td', {}, content))))),
+      'div',
+      { className: 'row' },
+      field('grant-account', 'Account', { type: 'text', required: '', autocomplete: 'off', spellcheck: 'false' }),
+      field('grant-amount', 'Credits', { type: 'number', min: '1', max: '1000000', required: '', inputmode: 'numeric' }),
+      field('grant-reason', 'Reason', { type: 'text', maxlength: '200', placeholder: 'granted by operator' }),
     ),
+    el('button', { type: 'submit', id: 'grant', className: 'primary' }, 'Grant'),
+    result,
+  )
+  // A changed grant is another grant.
+  grant.addEventListener('input', () => (grant.dataset.grantId = newGrantId()))
+  grant.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    const account = $<HTMLInputElement>('grant-account').value.trim()
+    const amount = Number($<HTMLInputElement>('grant-amount').value)
+    const reason = $<HTMLInputElement>('grant-reason').value.trim()
+    try {
+      const answer = await api.request<{ balance: number; replayed: boolean }>('POST', `/api/admin/accounts/${encodeURIComponent(account)}/grants`, {
+        body: { grantId: grant.dataset.grantId, amount, ...(reason ? { reason } : {}) },
+      })
+      result.textContent = answer.replayed ? `Already granted (same grant): ${account} has ${answer.balance} credits.` : `Granted ${amount} to ${account}: balance ${answer.balance}.`
+      grant.dataset.grantId = newGrantId()
+    } catch (error) {
+      result.textContent = error instanceof Error ? error.message : String(error)
+    }
+  })
+  return grant
+}
+
+function renderSummary(sum: Row) {
+  const counts = (sum.counts ?? {}) as Record<string, number>
+  const durations = (sum.durations ?? []) as { kind: string; count: number; p50Ms: number | null; p95Ms: number | null }[]
+  const failures = (sum.failures ?? []) as { code: string; count: number }[]
+  summaryBox.replaceChildren(
+    el('h2', { id: 'summary-title' }, 'Last 24 hours'),
+    facts([
+      ...['complete', 'failed', 'canceled'].map((status) => [humanize(status), counts[status] ?? 0] as [string, unknown]),
+      ['Live now', sum.live],
+    ]),
+    durations.length ? table(['Kind', 'Jobs run', 'p50', 'p95'], durations.map((d) => [d.kind, String(d.count), duration(d.p50Ms), duration(d.p95Ms)]), 'durations') : empty('No job ran to an end in this window.'),
+    failures.length ? table(['Failure code', 'Jobs'], failures.map((f) => [el('code', {}, f.code), String(f.count)]), 'failures') : empty('No failures.'),
+    el('p', { className: 'hint' }, `From ${text(sum.reads)} hourly rollup reads, since ${new Date(String(sum.from)).toLocaleString()}. Run times are histogram buckets ("≤").`),
   )
 }
 
-function cell(value: unknown): string | Node {
-  if (value === null || value === undefined || value === '') return '—'
-  if (typeof value === 'object') return generic(value)
-  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT[\d:.]+Z$/.test(value)) return time(value)
-  return String(value)
+function failed(error: unknown) {
+  showError(error instanceof Error ? error.message : String(error))
 }
 
-function time(value: unknown): string | Node {
-  if (typeof value !== 'string') return '—'
-  return el('time', { dateTime: value, title: value }, new Date(value).toLocaleString())
-}
-
-const text = (value: unknown) => (value === null || value === undefined || value === '' ? '—' : String(value))
-const firstLine = (value: string) => (value.split('\n')[0] ?? '').slice(0, 80)
-const humanize = (name: string) => name.replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, '$1 $2').replace(/^./, (c) => c.toUpperCase())
-const empty = (message: string) => el('p', { className: 'empty' }, message)
-
-function section(title: string, content: Node) {
-  const id = `section-${title.toLowerCase().replace(/[^a-z0-9]+/g, '-')}`
-  const node = el('section', {}, el('h2', { id }, title), content)
-  node.setAttribute('aria-labelledby', id)
-  return node
-}
-
-function showError(message: string) {
+function showError(message: string, focus?: HTMLElement) {
   errorBox.textContent = message
   errorBox.hidden = false
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]>, ...children: (string | Node)[]) {
-  const { dataset, ...rest } = props as Partial<HTMLElement>
-  const node = Object.assign(document.createElement(tag), rest)
-  if (dataset) Object.assign(node.dataset, dataset)
-  node.append(...children)
-  return node
+  focus?.focus()
 }

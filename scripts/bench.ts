@@ -29,6 +29,7 @@ import { runJob } from '../lib/jobs/worker.ts'
 import { type ManualClock, manualClock, testDeps } from '../test/support/deps.ts'
 import { measureDownloadMemory } from './bench-download.ts'
 import { measureAccountRecord } from './bench-credits.ts'
+import { measureAdmin } from './bench-admin.ts'
 import { HOSTILE_TEXTS, runSummarizer } from './bench-summarize.ts'
 import { measureRetention } from './bench-retention.ts'
 import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
@@ -229,6 +230,9 @@ try {
 
   step('account record after 0, 10 000 and 100 000 charges (in memory)')
   for (const r of await measureAccountRecord()) row(r)
+
+  step('operator console over a day of 100 000 jobs (in memory)')
+  for (const r of await measureAdmin()) row(r)
 
   step('appends (cap out of the way)')
   // 2a. Appends with the cap out of the way: writes per append and bytes per append must stay flat.

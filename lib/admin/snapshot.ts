@@ -1,19 +1,16 @@
 /** The operator snapshot: recent jobs with both error forms, held locks, accounts; bounded reads per request. */
 import type { Deps } from '../core/deps.ts'
 import { initialState, readSpec, readState } from '../jobs/state.ts'
-import { readAccount } from '../credits/index.ts'
-import { peekLock } from '../locks/lock.ts'
 import { keys } from '../storage/keys.ts'
 import { operatorJob } from '../jobs/views.ts'
 import { invalidRequest } from '../core/errors.ts'
 import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { CorruptRecordError } from '../core/records.ts'
 import { JOB_STATUSES } from '../core/types.ts'
+import { ADMIN_MAX_LOCKS, accountBalances, heldLocks } from './overview.ts'
 
 /** Job records read per request at most: a status filter pages through the rest with `before`. */
 export const ADMIN_MAX_READS = 200
-/** Live jobs whose locks are shown per request. */
-export const ADMIN_MAX_LOCKS = 100
 const READ_PARALLEL = 25
 
 export interface AdminQuery {
@@ -50,23 +47,8 @@ export async function adminSnapshot(deps: Deps, options: AdminQuery) {
   }
   const next = examined < newest.length ? (newest[examined - 1] ?? null) : null
 
-  const lockRows = await Promise.all(liveKeys.slice(0, ADMIN_MAX_LOCKS).map((key) => readHeldLock(deps, key.slice(keys.specPrefix.length))))
-  const locks: HeldLock[] = []
-  for (const row of lockRows) {
-    if (row && 'unreadable' in row) unreadable.push({ record: row.unreadable })
-    else if (row) locks.push(row)
-  }
-  const accounts = []
-  const { keys: accountKeys } = await deps.store.list(keys.accountPrefix)
-  for (const key of accountKeys.slice(0, 200)) {
-    const stored = await readAccount(deps.store, key.slice(keys.accountPrefix.length))
-    if (!stored) continue
-    accounts.push({
-      account: stored.record.account,
-      balance: stored.record.balance,
-      ledgerEntries: stored.record.ledger.lastSeq,
-    })
-  }
+  const [{ locks, unreadable: lockUnreadable }, accounts] = await Promise.all([heldLocks(deps, liveKeys), accountBalances(deps)])
+  unreadable.push(...lockUnreadable)
   return {
     generatedAt: new Date(deps.clock.now()).toISOString(),
     jobs,
@@ -84,41 +66,12 @@ export async function adminSnapshot(deps: Deps, options: AdminQuery) {
 type Unreadable = { unreadable: string }
 
 /** A job as the operator sees it; null when gone. */
-async function readOperatorJob(deps: Deps, jobId: string): Promise<ReturnType<typeof operatorJob> | Unreadable | null> {
+export async function readOperatorJob(deps: Deps, jobId: string): Promise<ReturnType<typeof operatorJob> | Unreadable | null> {
   try {
     const stored = await readState(deps.store, jobId)
     if (stored) return operatorJob(stored.state)
     const spec = await readSpec(deps.store, jobId)
     return spec ? operatorJob(initialState(spec, spec.createdAt)) : null
-  } catch (error) {
-    if (error instanceof CorruptRecordError) return { unreadable: error.key }
-    throw error
-  }
-}
-
-interface HeldLock {
-  resource: string
-  jobId: string
-  acquiredAt: string
-  expiresAt: string
-  expired: boolean
-}
-
-/** The lock a live job holds, if it still holds one. */
-async function readHeldLock(deps: Deps, jobId: string): Promise<HeldLock | Unreadable | null> {
-  try {
-    const stored = await readState(deps.store, jobId)
-    const lockKey = stored ? stored.state.lockKey : ((await readSpec(deps.store, jobId))?.lockKey ?? null)
-    if (!lockKey) return null
-    const lock = await peekLock(deps.store, lockKey)
-    if (lock?.record.state !== 'held') return null
-    return {
-      resource: lockKey,
-      jobId: lock.record.jobId,
-      acquiredAt: new Date(lock.record.acquiredAt).toISOString(),
-      expiresAt: new Date(lock.record.expiresAt).toISOString(),
-      expired: lock.record.expiresAt <= deps.clock.now(),
-    }
   } catch (error) {
     if (error instanceof CorruptRecordError) return { unreadable: error.key }
     throw error

@@ -3,6 +3,7 @@ import type { IdSource } from './ids.ts'
 import type { KindRegistry } from '../kinds/define.ts'
 import type { BlobPort } from '../storage/port.ts'
 import type { AssetPort } from '../storage/asset-port.ts'
+import type { JobState } from './types.ts'
 
 /** Tunable behaviour, with the defaults the README documents. */
 export interface Settings {
@@ -64,4 +65,9 @@ export interface Deps {
   log: Logger
   /** JOBS_SIGNING_SECRET: each purpose (browser tokens, asset links) derives its own key with `purposeKey`. */
   signingSecret: string
+  /**
+   * Told of each job as it is settled, to keep the operator console's history
+   * (jobs/history.ts); wired in netlify/app.ts, absent where nobody reads it.
+   */
+  recordFinished?: (deps: Pick<Deps, 'store' | 'settings' | 'log'>, job: JobState) => Promise<void>
 }

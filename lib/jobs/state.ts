@@ -95,7 +95,7 @@ export async function commitState(
  * before that last step).
  */
 export async function settleFinishedJob(
-  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log'>,
+  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log' | 'recordFinished'>,
   stored: StoredState,
   chunkSource = chunksFromStorage(deps.store, jobLog(stored.state.jobId)),
 ) {
@@ -104,6 +104,7 @@ export async function settleFinishedJob(
   await sealFinishedLog(deps.store, stored, chunkSource)
   const bucket = expiryBucket(state.finishedAt + deps.settings.retentionMs)
   await deps.store.put(keys.expiry(bucket, 'job', state.jobId), '')
+  await deps.recordFinished?.(deps, state)
   // Files of a job that did not complete are orphans: due for deletion at the reaper's next run.
   if (state.status !== 'complete') {
     const { finishedAt } = state

@@ -1,7 +1,6 @@
 import type { Config, Context } from '@netlify/functions'
 import { adminSnapshot } from '../../lib/admin/snapshot.ts'
-import { isAdminToken } from '../../lib/accounts/api-keys.ts'
-import { unauthorized } from '../../lib/core/errors.ts'
+import { requireAdmin } from '../../lib/admin/auth.ts'
 import { allowMethods, json } from '../../lib/http/http.ts'
 import { parseAdminQuery } from '../../lib/admin/snapshot.ts'
 import { appFor, serveApi } from '../app.ts'
@@ -10,7 +9,7 @@ import { appFor, serveApi } from '../app.ts'
 export default async (req: Request, _context: Context) =>
   serveApi(req, async () => {
     allowMethods(req, ['GET'])
-    if (!isAdminToken(process.env.ADMIN_TOKEN, req.headers.get('authorization'))) throw unauthorized()
+    requireAdmin(process.env.ADMIN_TOKEN, req.headers.get('authorization'))
     const deps = appFor(req)
     return json(await adminSnapshot(deps, parseAdminQuery(new URL(req.url).searchParams)))
   })

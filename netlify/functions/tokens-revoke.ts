@@ -1,6 +1,6 @@
 import type { Config, Context } from '@netlify/functions'
-import { isAdminToken } from '../../lib/accounts/api-keys.ts'
-import { notFound, unauthorized } from '../../lib/core/errors.ts'
+import { requireAdmin } from '../../lib/admin/auth.ts'
+import { notFound } from '../../lib/core/errors.ts'
 import { allowMethods, json } from '../../lib/http/http.ts'
 import { UnknownAccountError, revokeAccountTokens } from '../../lib/tokens/revoke.ts'
 import { validAccountName } from '../../lib/accounts/api-keys.ts'
@@ -10,7 +10,7 @@ import { appFor, serveApi } from '../app.ts'
 export default async (req: Request, context: Context) =>
   serveApi(req, async () => {
     allowMethods(req, ['POST'])
-    if (!isAdminToken(process.env.ADMIN_TOKEN, req.headers.get('authorization'))) throw unauthorized()
+    requireAdmin(process.env.ADMIN_TOKEN, req.headers.get('authorization'))
     const deps = appFor(req)
     const account = context.params.name ?? ''
     if (!validAccountName(account)) throw notFound('account')

@@ -1,0 +1,196 @@
+/**
+ * The operator console in a real Chromium against a real `netlify dev`: list
+ * and filters, the 24 h summary, a job's timeline and both error forms,
+ * cancel, grant once on a double click, and the page at phone width (375 px):
+ * nothing wider than the screen, job ids never squeezed to a few characters a
+ * line. Screenshots in test-results/.
+ */
+import { join } from 'node:path'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildClient } from '../../scripts/build-client.ts'
+import { type NetlifyDev, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
+import { SCREENSHOTS, launchChromium } from './support.ts'
+
+const ADMIN_TOKEN = `admin-${secret()}`
+const KEY_A = newApiKey('console-a')
+const KEY_B = newApiKey('console-b')
+let root: string
+let dev: NetlifyDev | undefined
+let browser: Browser | undefined
+let context: BrowserContext
+const errors: string[] = []
+let completed = ''
+let failedRender = ''
+let reserved = ''
+
+const prose = (tag: string, sentences: number) =>
+  Array.from({ length: sentences }, (_, i) => `The ${tag} report ${i} says durable jobs keep their state in blobs and survive restarts of the worker.`).join(' ')
+
+async function api(path: string, init: { key?: string; method?: string; json?: unknown } = {}) {
+  const res = await fetch(`${dev!.url}${path}`, {
+    method: init.method ?? (init.json ? 'POST' : 'GET'),
+    headers: { authorization: `Bearer ${init.key ?? KEY_A}`, ...(init.json ? { 'content-type': 'application/json' } : {}) },
+    ...(init.json ? { body: JSON.stringify(init.json) } : {}),
+  })
+  return { status: res.status, body: await res.json() }
+}
+
+async function finish(jobId: string, key = KEY_A) {
+  for (let after = 0, i = 0; i < 60; i++) {
+    const feed = (await api(`/api/jobs/${jobId}/events?after=${after}&wait=10`, { key })).body
+    after = feed.next
+    if (feed.done) return feed.status as string
+  }
+  throw new Error(`${jobId} never finished`)
+}
+
+beforeAll(async () => {
+  browser = await launchChromium()
+  root = await makeProjectRoot()
+  await buildClient({ outdir: join(root, 'public'), env: {} })
+  await registerKeys(root, [
+    { apiKey: KEY_A, account: 'console-a', credits: 100 },
+    { apiKey: KEY_B, account: 'console-b', credits: 100 },
+  ])
+  // Every render fails (its PNG is over the cap): a failed job with a public error code.
+  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN, MAX_GENERATED_ASSET_BYTES: '64' })
+  completed = (await api('/api/jobs', { json: { kind: 'summarize', input: { text: prose('alpha', 40) } } })).body.jobId
+  failedRender = (await api('/api/jobs', { key: KEY_B, json: { kind: 'render', input: { width: 64, height: 64, maxIterations: 50 } } })).body.jobId
+  reserved = (await api('/api/jobs', { json: { kind: 'summarize', clientJobId: 'upload-7', input: { text: prose('beta', 40) } } })).body.jobId
+  expect(await finish(completed)).toBe('complete')
+  expect(await finish(failedRender, KEY_B)).toBe('failed')
+  expect(await finish(reserved)).toBe('complete')
+  context = await browser.newContext({ viewport: { width: 1100, height: 900 }, reducedMotion: 'reduce' })
+}, 240_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await dev?.stop()
+  if (root) await removeRoot(root)
+})
+
+async function openConsole(target: BrowserContext = context) {
+  const page = await target.newPage()
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) errors.push(`console: ${message.text()}`)
+  })
+  await page.goto(`${dev!.url}/admin`)
+  await page.fill('#admin-token', ADMIN_TOKEN)
+  await page.click('#load')
+  await page.waitForSelector('#section-jobs ~ .table-wrap tbody tr')
+  return page
+}
+
+const rows = (page: Page) => page.$$eval('#section-jobs ~ .table-wrap tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''))
+const shot = (name: string, page: Page) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
+
+describe('operator console', { timeout: 120_000 }, () => {
+  it('lists jobs, filters by status, kind and account, and shows the 24 h summary', async () => {
+    const page = await openConsole()
+    const all = await rows(page)
+    expect(all.length).toBe(3)
+    expect(all[0]).toContain(reserved) // newest first
+    expect(all.some((row) => row.includes(failedRender) && row.includes('asset_too_large'))).toBe(true)
+
+    await page.selectOption('#status-filter', 'failed')
+    await page.click('#load')
+    await page.waitForFunction(() => document.querySelectorAll('#section-jobs ~ .table-wrap tbody tr').length === 1)
+    expect((await rows(page))[0]).toContain(failedRender)
+    expect(await page.textContent('#jobs-note')).toMatch(/1 matching of the last \d+ jobs looked at/)
+
+    await page.selectOption('#status-filter', '')
+    await page.fill('#kind-filter', 'summarize')
+    await page.fill('#account-filter', 'console-a')
+    await page.click('#load')
+    await page.waitForFunction(() => document.querySelectorAll('#section-jobs ~ .table-wrap tbody tr').length === 2)
+    expect((await rows(page)).every((row) => row.includes('summarize') && row.includes('console-a'))).toBe(true)
+
+    const summary = await page.textContent('#summary')
+    expect(summary).toMatch(/Last 24 hours/)
+    expect(summary).toMatch(/Complete\s*2/)
+    expect(summary).toMatch(/Failed\s*1/)
+    expect(await page.$$eval('#summary table.failures tbody tr', (trs) => trs.map((tr) => tr.textContent))).toEqual(['asset_too_large1'])
+    expect(await page.$$eval('#summary table.durations tbody tr', (trs) => trs.map((tr) => tr.firstElementChild?.textContent)).then((k) => k.sort())).toEqual(['render', 'summarize'])
+    await shot('admin-console', page)
+    await page.close()
+  })
+
+  it('opens a job: its whole timeline, both error forms, lock and charge', async () => {
+    const page = await openConsole()
+    await page.click(`button.job-link:has-text("${completed}")`)
+    await page.waitForSelector('#job-detail:not([hidden]) #timeline li')
+    const types = await page.$$eval('#timeline li', (lis) => lis.map((li) => (li as HTMLElement).dataset.type))
+    expect(types[0]).toBe('started')
+    expect(types.at(-1)).toBe('done')
+    const seqs = await page.$$eval('#timeline li', (lis) => lis.map((li) => Number((li as HTMLElement).dataset.seq)))
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1))
+    expect(await page.textContent('#job-detail .facts .status')).toBe('complete')
+    const detail = (await page.textContent('#job-detail')) ?? ''
+    expect(detail).toMatch(/charge\s*-1/)
+    expect(detail).toMatch(/released/)
+    expect(await page.$('#cancel-job')).toBeNull()
+
+    await page.click(`button.job-link:has-text("${failedRender}")`)
+    await page.waitForFunction((id) => document.querySelector('#detail-title')?.textContent?.includes(id), failedRender)
+    expect(await page.textContent('#section-errors ~ .facts')).toMatch(/asset_too_large/)
+    await page.close()
+  })
+
+  it('cancels a running job from its detail', async () => {
+    const long = (await api('/api/jobs', { json: { kind: 'summarize', input: { text: prose('long', 6000), windowChars: 500 } } })).body.jobId
+    for (let i = 0; i < 100 && (await api(`/api/jobs/${long}`)).body.status !== 'running'; i++) await new Promise((r) => setTimeout(r, 100))
+    const page = await openConsole()
+    await page.click(`button.job-link:has-text("${long}")`)
+    await page.waitForSelector('#cancel-job')
+    await page.click('#cancel-job')
+    await page.waitForSelector('#detail-note')
+    expect(await page.textContent('#detail-note')).toMatch(/Cancel(ed| requested)/)
+    expect(await finish(long)).toBe('canceled')
+    await page.close()
+  })
+
+  it('grants credits once on a double click', async () => {
+    const before = (await api('/api/account', { key: KEY_B })).body.balance as number
+    const page = await openConsole()
+    await page.click('#section-accounts ~ .table-wrap tr:has-text("console-b") button')
+    await page.fill('#grant-amount', '5')
+    await page.fill('#grant-reason', 'support ticket 12')
+    await page.dblclick('#grant')
+    await page.waitForFunction(() => /Granted|Already granted/.test(document.getElementById('grant-result')?.textContent ?? ''))
+    await new Promise((r) => setTimeout(r, 1000)) // the second click's request lands too
+    const after = (await api('/api/account', { key: KEY_B })).body
+    expect(after.balance).toBe(before + 5)
+    expect(after.ledger.filter((entry: { data: { reason: string } }) => entry.data.reason === 'support ticket 12')).toHaveLength(1)
+    await page.close()
+  })
+
+  it('at 375 px: nothing is wider than the screen and a job id is never squeezed to a few characters a line', async () => {
+    const phone = await browser!.newContext({ viewport: { width: 375, height: 800 }, reducedMotion: 'reduce', isMobile: true })
+    const page = await openConsole(phone)
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+    const idBoxes = () =>
+      page.$$eval('code.job-id', (codes) => codes.filter((c) => c.getClientRects().length > 0).map((c) => ({ width: c.getBoundingClientRect().width, lines: c.getClientRects().length, chars: (c.textContent ?? '').length })))
+    expect(await overflow()).toBeLessThanOrEqual(0)
+
+    await page.click(`button.job-link:has-text("${reserved}")`) // a job with a reservation (a table once overflowed here)
+    await page.waitForSelector('#job-detail:not([hidden]) #timeline li')
+    expect(await overflow()).toBeLessThanOrEqual(0)
+    const boxes = await idBoxes()
+    expect(boxes.length).toBeGreaterThan(3)
+    for (const box of boxes) {
+      // 47 characters: at least ~15 per line, so three lines at most.
+      expect(box.width).toBeGreaterThanOrEqual(150)
+      expect(box.lines).toBeLessThanOrEqual(3)
+    }
+    const wide = await page.$$eval('#main *', (nodes) => nodes.filter((n) => n.getBoundingClientRect().right > window.innerWidth + 1).map((n) => n.tagName + '.' + n.className))
+    expect(wide).toEqual([])
+    await shot('admin-phone', page)
+    await phone.close()
+  })
+
+  it('no script errors', () => {
+    expect(errors).toEqual([])
+  })
+})
