@@ -77,7 +77,9 @@ describe('a render job, through the HTTP API', () => {
     expect(done.data.result).toEqual({ assetId: asset.assetId, url: asset.url, width: 320, height: 200 })
     expect(done.data.assets).toEqual([asset])
     const status = await (await call(`/api/jobs/${jobId}`)).json()
-    expect(status).toMatchObject({ status: 'complete', sourceTaskId: 'task:42', assets: [asset] })
+    // The status hands out a signed link in place of the stored path (see test/asset-links.test.ts).
+    expect(status).toMatchObject({ status: 'complete', sourceTaskId: 'task:42', assets: [{ ...asset, url: expect.stringMatching(/\?exp=\d+&sig=/) }] })
+    expect(status.assets[0].url.startsWith(`${asset.url}?`)).toBe(true)
   })
 
   it('downloads the PNG: decodes to the requested size; headers and bytes match the metadata; If-None-Match gives 304', async () => {
@@ -108,7 +110,14 @@ describe('a render job, through the HTTP API', () => {
     const byJob = await (await call(`/api/jobs/${jobId}/assets`)).json()
     expect(byJob.jobId).toBe(jobId)
     expect(byJob.assets).toEqual([
-      expect.objectContaining({ ...asset, jobId, sourceTaskId: 'task:42', createdAt: expect.any(String), expiresAt: expect.any(String) }),
+      expect.objectContaining({
+        ...asset,
+        url: expect.stringMatching(new RegExp(`^${asset.url}\\?exp=\\d+&sig=[\\w-]{43}$`)),
+        jobId,
+        sourceTaskId: 'task:42',
+        createdAt: expect.any(String),
+        expiresAt: expect.any(String),
+      }),
     ])
     expect(Date.parse(byJob.assets[0].expiresAt) - Date.parse(byJob.assets[0].createdAt)).toBe(168 * 3600_000)
     const byTask = await (await call('/api/assets?sourceTaskId=task:42')).json()

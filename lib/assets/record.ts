@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { ASSET_ID_PATTERN } from '../core/ids.ts'
 import type { AssetPort } from '../storage/asset-port.ts'
 import { assetKeys, safePart } from '../storage/keys.ts'
+import { laterPartKeys } from './parts.ts'
 
 /** What an asset's blob carries as metadata in the `generated` store; parsed on every read. */
 export const AssetRecordSchema = z.object({
@@ -22,6 +23,8 @@ export const AssetRecordSchema = z.object({
   createdAt: z.number(),
   /** Fixed when saved, so a later change of ASSET_RETENTION_HOURS cannot strand a file. */
   expiresAt: z.number(),
+  /** Set when the file is stored in parts of this size (see parts.ts); absent: one blob. */
+  partBytes: z.number().int().positive().optional(),
 })
 export type AssetRecord = z.infer<typeof AssetRecordSchema>
 
@@ -46,10 +49,16 @@ export async function readAssetRecord(assets: AssetPort, assetId: string): Promi
   return parsed.success && parsed.data.assetId === assetId ? parsed.data : null
 }
 
-/** Deletes an asset: index blobs first, so while the bytes exist their record still says where those are. */
+/** Deletes an asset: index blobs and later parts first, so while the record exists it still says where those are. */
 export async function deleteAsset(assets: AssetPort, asset: AssetRecord) {
   await Promise.all(indexKeys(asset).map((key) => assets.delete(key)))
+  await Promise.all(laterPartKeys(asset).map((key) => assets.delete(key)))
   await assets.delete(assetKeys.asset(asset.assetId))
+}
+
+/** Parts left by a save that died before writing the record (one narrow list). */
+export async function deleteStrayParts(assets: AssetPort, assetId: string) {
+  await Promise.all((await assets.list(assetKeys.partPrefix(assetId))).map((key) => assets.delete(key)))
 }
 
 export const taskHash = (sourceTaskId: string) => createHash('sha256').update(sourceTaskId).digest('hex').slice(0, 32)

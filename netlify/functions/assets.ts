@@ -2,7 +2,8 @@ import type { Config, Context } from '@netlify/functions'
 import { authenticate } from '../../lib/accounts/api-keys.ts'
 import { listTaskAssets } from '../../lib/assets/assets.ts'
 import { allowMethods, json, respond } from '../../lib/http/http.ts'
-import { appFor, log } from '../app.ts'
+import { assetLinks } from '../../lib/assets/links.ts'
+import { appFor, assetLinkKey, log } from '../app.ts'
 
 /** GET /api/assets?sourceTaskId=…: the caller's generated files for one source task. */
 export default async (req: Request, _context: Context) =>
@@ -10,7 +11,8 @@ export default async (req: Request, _context: Context) =>
     allowMethods(req, ['GET'])
     const deps = appFor(req)
     const account = await authenticate(deps.store, req.headers.get('authorization'))
-    return json(await listTaskAssets(deps, account, new URL(req.url).searchParams.get('sourceTaskId')))
+    const links = assetLinks(assetLinkKey(), account, deps.clock.now())
+    return json(await listTaskAssets(deps, account, new URL(req.url).searchParams.get('sourceTaskId'), links))
   })
 
 export const config: Config = { path: '/api/assets' }
