@@ -61,7 +61,7 @@ export async function openDownload(
   const decision = ifRangeHolds(conditions.ifRange, etag) ? decideRange(conditions.range, asset.bytes, MAX_RANGE_BYTES) : { kind: 'full' as const }
   if (decision.kind === 'unsatisfiable') {
     throw new ApiError(416, 'range_not_satisfiable', `The file has ${asset.bytes} bytes; ask for a range that starts inside it.`, {
-      headers: { ...cache, 'Content-Range': `bytes */${asset.bytes}` },
+      headers: { 'Accept-Ranges': 'bytes', 'Content-Range': `bytes */${asset.bytes}` },
       extra: { bytes: asset.bytes },
     })
   }

@@ -66,7 +66,7 @@ export async function downloadInParts(fetcher: PartFetcher, options: DownloadOpt
     }
     if (res.status !== 206) throw await ApiError.from(res, fetcher.now())
     const range = CONTENT_RANGE.exec(res.headers.get('content-range') ?? '')
-    if (!range || Number(range[1]) !== start || (total >= 0 && Number(range[3]) !== total)) {
+    if (!range || Number(range[1]) !== start || Number(range[2]) < start || (total >= 0 && Number(range[3]) !== total)) {
       throw new AssetIntegrityError(`The server answered a range that was not asked for (${res.headers.get('content-range')}).`)
     }
     if (total < 0) {
@@ -76,13 +76,15 @@ export async function downloadInParts(fetcher: PartFetcher, options: DownloadOpt
     }
     const expected = Number(range[2]) - start + 1
     if (part.count !== expected) throw new AssetIntegrityError(`A part ended after ${part.count} of its ${expected} bytes.`)
+    for (const chunk of part.chunks) hash.update(chunk)
     parts.push(...part.chunks)
     received += part.count
-    if (received >= total) return check(parts, type, etag)
+    if (received >= total) return check(parts, type, etag, true)
   }
 
-  function check(chunks: Uint8Array[], contentType: string, tag: string | null): Blob {
-    for (const chunk of chunks) hash.update(chunk)
+  /** The file as a Blob once its bytes hash to the sha256 in `tag` (`hashed`: already fed to `hash` part by part). */
+  function check(chunks: Uint8Array[], contentType: string, tag: string | null, hashed = false): Blob {
+    if (!hashed) for (const chunk of chunks) hash.update(chunk)
     const want = SHA256_ETAG.exec(tag ?? '')?.[1]
     const got = bytesToHex(hash.digest())
     if (want !== undefined && want !== got) throw new AssetIntegrityError(`The downloaded bytes hash to ${got}, not the file's sha256 ${want}.`)
