@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { saveJobAsset } from '../lib/assets/assets.ts'
 import { ASSET_PART_BYTES, readRange, writeParts } from '../lib/assets/parts.ts'
-import { type AssetRecord, deleteAsset } from '../lib/assets/record.ts'
+import { type AssetRecord, deleteAsset, readAssetRecord } from '../lib/assets/record.ts'
 import { reapAsset } from '../lib/assets/reap.ts'
 import { decideRange, ifRangeHolds } from '../lib/http/range.ts'
 import { assetKeys } from '../lib/storage/keys.ts'
@@ -92,6 +92,14 @@ describe('files in parts', () => {
     expect((await collect(readRange(deps.assets, record, { start: 0, end: data.byteLength - 1 }))).equals(data)).toBe(true)
     const small = await saveJobAsset(deps, { jobId: 'job_x', account: 'a', sourceTaskId: null }, { filename: 's.bin', contentType: 'text/plain', data: randomBytes(10) }, async () => {})
     expect(await deps.assets.metadata(assetKeys.asset(small.assetId))).not.toHaveProperty('partBytes')
+  })
+
+  it('a record naming more parts than any save makes is unreadable: a 404 to readers, left to an operator by the reaper', async () => {
+    const deps = testDeps(memoryPort())
+    const record = layout(10 ** 12, 1)
+    await deps.assets.put(assetKeys.asset(record.assetId), new Uint8Array(1), record)
+    expect(await readAssetRecord(deps.assets, record.assetId)).toBeNull()
+    await expect(reapAsset(deps, record.assetId)).rejects.toMatchObject({ name: 'CorruptRecordError' })
   })
 
   it('the reaper deletes parts a save left without its record', async () => {

@@ -10,6 +10,9 @@ import type { AssetPort } from '../storage/asset-port.ts'
 import { assetKeys, safePart } from '../storage/keys.ts'
 import { laterPartKeys } from './parts.ts'
 
+/** 80 GB in 8 MiB parts: far past any file a job may save (500 MB by default). */
+const MAX_PARTS = 10_000
+
 /** What an asset's blob carries as metadata in the `generated` store; parsed on every read. */
 export const AssetRecordSchema = z.object({
   assetId: z.string().regex(ASSET_ID_PATTERN),
@@ -26,6 +29,8 @@ export const AssetRecordSchema = z.object({
   /** Set when the file is stored in parts of this size (see parts.ts); absent: one blob. */
   partBytes: z.number().int().positive().optional(),
 })
+  // A record naming millions of parts is not one this code wrote: deleting or serving it would never end.
+  .refine((record) => record.partBytes === undefined || record.bytes / record.partBytes <= MAX_PARTS, { message: 'too many parts' })
 export type AssetRecord = z.infer<typeof AssetRecordSchema>
 
 /** What a handler passes to `ctx.saveAsset`. */

@@ -58,7 +58,7 @@ afterAll(async () => {
   await api.stop()
 })
 
-describe('a rendered image through <img src>', () => {
+describe('assets in Chromium', () => {
   it('the signed link from the status loads cross-origin with no header; expired and tampered links do not', async () => {
     const submitted = await api.call('/api/jobs', { method: 'POST', json: { kind: 'render', input: { width: 160, height: 100, maxIterations: 80 } } })
     expect(submitted.status).toBe(202)
