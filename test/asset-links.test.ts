@@ -233,3 +233,26 @@ describe('byte ranges', () => {
     expect((await call(`/api/assets/${empty.assetId}`, { headers: { range: 'bytes=0-' } })).status).toBe(416)
   })
 })
+
+describe('links in the event feed', () => {
+  it('asset_created and done carry signed links that load with no header; the stored log keeps the plain path', async () => {
+    const submitted = await call('/api/jobs', { method: 'POST', json: { kind: 'render', input: { width: 24, height: 16, maxIterations: 20 } } })
+    const { jobId } = await submitted.json()
+    const { events } = await api.follow(jobId)
+    const created = events.find((e) => e.type === 'asset_created')!.data.asset
+    const done = events.at(-1)!
+    expect(done.type).toBe('done')
+    const signed = new RegExp(`^/api/assets/${created.assetId}\\?exp=\\d+&sig=[A-Za-z0-9_-]{43}$`)
+    expect(created.url).toMatch(signed)
+    expect(done.data.assets[0].url).toMatch(signed)
+    expect(done.data.result.url).toBe(`/api/assets/${created.assetId}`) // the handler's result is not rewritten
+    for (const url of [created.url, done.data.assets[0].url]) {
+      const res = await call(url, { key: null })
+      expect(res.status).toBe(200)
+      expect(sha256(new Uint8Array(await res.arrayBuffer()))).toBe(created.sha256)
+    }
+    const stored = await api.store.read(`job/${jobId}`)
+    expect(stored?.data).toContain(`"url":"/api/assets/${created.assetId}"`)
+    expect(stored?.data).not.toContain('sig=')
+  })
+})

@@ -82,3 +82,22 @@ export function linkMatches(key: Buffer, assetId: string, account: string, link:
 export function withAssetLinks<T extends { assets: { assetId: string; url: string }[] }>(view: T, links: AssetLinks): T {
   return { ...view, assets: view.assets.map((asset) => ({ ...asset, url: links.link(asset.assetId) })) }
 }
+
+type Listed = { assetId: string; url: string }
+const isListed = (value: unknown): value is Listed =>
+  typeof value === 'object' && value !== null && typeof (value as Listed).assetId === 'string' && (value as Listed).url === assetUrl((value as Listed).assetId)
+
+/**
+ * Events as a client receives them: the files named by `asset_created`
+ * (`data.asset`) and `done` (`data.assets`) carry signed links in place of
+ * the plain paths stored in the log. A handler's own result is left as it is.
+ */
+export function withEventAssetLinks<E extends { type: string; data: unknown }>(events: E[], links: AssetLinks): E[] {
+  const sign = (asset: unknown) => (isListed(asset) ? { ...asset, url: links.link(asset.assetId) } : asset)
+  return events.map((event) => {
+    const data = event.data as { asset?: unknown; assets?: unknown } | null
+    if (event.type === 'asset_created' && data && isListed(data.asset)) return { ...event, data: { ...data, asset: sign(data.asset) } }
+    if (event.type === 'done' && data && Array.isArray(data.assets)) return { ...event, data: { ...data, assets: data.assets.map(sign) } }
+    return event
+  })
+}
