@@ -8,7 +8,7 @@ import { DEFAULT_SETTINGS, type Deps, type Logger, type Settings } from '../lib/
 import { randomIds } from '../lib/core/ids.ts'
 import { type JobKind, type KindRegistry, kindRegistry } from '../lib/kinds/define.ts'
 import { productionKinds } from '../lib/kinds/index.ts'
-import { MIN_SECRET_LENGTH, signWorkerRequest } from '../lib/core/signing.ts'
+import { MIN_SECRET_LENGTH, purposeKey, signWorkerRequest } from '../lib/core/signing.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { MIN_MAX_EVENTS } from '../lib/events/log.ts'
@@ -47,6 +47,9 @@ export function signingSecret(env = process.env): string {
   }
   return secret
 }
+
+/** The key asset links are signed with (lib/assets/links.ts), derived from the signing secret. */
+export const assetLinkKey = (env = process.env) => purposeKey(signingSecret(env), 'asset-link')
 
 export interface StoreNames {
   jobs: string

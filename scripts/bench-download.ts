@@ -22,9 +22,13 @@ import type { AssetRecord } from '../lib/assets/record.ts'
 import { systemClock } from '../lib/core/clock.ts'
 import { randomIds } from '../lib/core/ids.ts'
 import { assetKeys } from '../lib/storage/keys.ts'
+import type { AssetPort } from '../lib/storage/asset-port.ts'
+import { ASSET_PART_BYTES } from '../lib/assets/parts.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
-import { ASSET_STORE_NAME, STORE_NAME } from '../netlify/app.ts'
+import { ASSET_STORE_NAME, STORE_NAME, assetLinkKey } from '../netlify/app.ts'
+import { assetLinks } from '../lib/assets/links.ts'
+import { createClient } from '../lib/client/index.ts'
 import download from '../netlify/functions/asset.ts'
 
 export interface DownloadMemory {
@@ -76,6 +80,15 @@ function repeated(chunk: Uint8Array, count: number) {
   })
 }
 
+const PART_CHUNKS = ASSET_PART_BYTES / CHUNK
+
+/** Stores `count` repetitions of `chunk` the way saveJobAsset lays out a large file (parts, record last), streamed in. */
+async function storeInParts(assets: AssetPort, asset: AssetRecord, chunk: Uint8Array, count: number) {
+  const parts = Math.ceil(count / PART_CHUNKS)
+  for (let n = 1; n < parts; n++) await assets.put(assetKeys.part(asset.assetId, n), repeated(chunk, Math.min(PART_CHUNKS, count - n * PART_CHUNKS)), {})
+  await assets.put(assetKeys.asset(asset.assetId), repeated(chunk, Math.min(PART_CHUNKS, count)), asset)
+}
+
 export async function measureDownloadMemory(megabytes = 200): Promise<DownloadMemory> {
   v8.setFlagsFromString('--expose-gc')
   const gc = vm.runInNewContext('gc') as () => void
@@ -107,8 +120,9 @@ export async function measureDownloadMemory(megabytes = 200): Promise<DownloadMe
       sha256: hash.digest('hex'),
       createdAt: now,
       expiresAt: now + 3600_000,
+      partBytes: ASSET_PART_BYTES,
     }
-    await netlifyBlobsAssetPort(open(ASSET_STORE_NAME)).put(assetKeys.asset(asset.assetId), repeated(chunk, megabytes), asset)
+    await storeInParts(netlifyBlobsAssetPort(open(ASSET_STORE_NAME)), asset, chunk, megabytes)
 
     // The function finds Blobs the way it does on Netlify: through the environment.
     process.env.NETLIFY_BLOBS_CONTEXT = Buffer.from(
@@ -163,8 +177,127 @@ export async function measureDownloadMemory(megabytes = 200): Promise<DownloadMe
   }
 }
 
+export interface RangedDownload {
+  assetBytes: number
+  ms: number
+  requests: number
+  largestAnswer: number
+  /** Blobs requests the download function made: HEAD (record) and GET (parts). */
+  blobsHeads: number
+  blobsGets: number
+  /** Bytes the function read from Blobs, over the file's size (1 = only what was sent). */
+  readRatio: number
+  /** The last part alone (`Range` of its 8 MiB): time and Blobs requests. */
+  lastPart: { ms: number; heads: number; gets: number; bytesRead: number }
+}
+
+/**
+ * The client's `downloadAsset` fetching a large file in 8 MiB ranges through
+ * the real download handler (its `fetch` calls the handler directly), with a
+ * signed link; every Blobs request the handler makes is counted.
+ */
+export async function measureRangedDownload(megabytes = 200): Promise<RangedDownload> {
+  const directory = await mkdtemp(join(os.tmpdir(), 'blobs-bench-ranges-'))
+  const token = `bench-${randomBytes(8).toString('hex')}`
+  const server = await blobsServerChild(directory, token)
+  const siteID = 'bench-ranges'
+  const previous = { context: process.env.NETLIFY_BLOBS_CONTEXT, secret: process.env.JOBS_SIGNING_SECRET }
+  process.env.JOBS_SIGNING_SECRET ??= randomBytes(32).toString('hex')
+  const realFetch = globalThis.fetch
+  const blobs = { heads: 0, gets: 0, bytes: 0 }
+  try {
+    const open = (name: string) => getStore({ name, siteID, token, edgeURL: server.url, uncachedEdgeURL: server.url, consistency: 'strong' })
+    const chunk = randomBytes(CHUNK)
+    const hash = createHash('sha256')
+    for (let i = 0; i < megabytes; i++) hash.update(chunk)
+    const now = Date.now()
+    const asset: AssetRecord = {
+      assetId: randomIds('asset'),
+      account: 'bench',
+      jobId: randomIds('job'),
+      sourceTaskId: null,
+      filename: 'bench.bin',
+      contentType: 'application/octet-stream',
+      bytes: megabytes * CHUNK,
+      sha256: hash.digest('hex'),
+      createdAt: now,
+      expiresAt: now + 3600_000,
+      partBytes: ASSET_PART_BYTES,
+    }
+    await storeInParts(netlifyBlobsAssetPort(open(ASSET_STORE_NAME)), asset, chunk, megabytes)
+    process.env.NETLIFY_BLOBS_CONTEXT = Buffer.from(
+      JSON.stringify({ edgeURL: server.url, uncachedEdgeURL: server.url, token, siteID, deployID: '0' }),
+    ).toString('base64')
+    // Count what the handler asks of Blobs (the SDK calls the global fetch).
+    globalThis.fetch = async (input, init) => {
+      const res = await realFetch(input, init)
+      if (String(input).startsWith(server.url)) {
+        if (init?.method === 'head' || init?.method === 'HEAD') blobs.heads++
+        else if ((!init?.method || init.method.toLowerCase() === 'get') && res.body) {
+          blobs.gets++
+          const counter = new TransformStream<Uint8Array, Uint8Array>({
+            transform(part, controller) {
+              blobs.bytes += part.byteLength
+              controller.enqueue(part)
+            },
+          })
+          return new Response(res.body.pipeThrough(counter), { status: res.status, statusText: res.statusText, headers: res.headers })
+        }
+      }
+      return res
+    }
+    const link = assetLinks(assetLinkKey(), asset.account, now).link(asset.assetId)
+    let requests = 0
+    let largestAnswer = 0
+    const client = createClient({
+      baseUrl: 'http://bench.local',
+      apiKey: 'unused: the signed link is the credential',
+      fetch: async (input, init) => {
+        requests++
+        const res = await download(new Request(input, init), { params: { id: asset.assetId } } as unknown as Context)
+        largestAnswer = Math.max(largestAnswer, Number(res.headers.get('content-length') ?? 0))
+        return res
+      },
+    })
+    const t0 = performance.now()
+    const blob = await client.downloadAsset(link) // the client checks the sha256 itself
+    const ms = performance.now() - t0
+    if (blob.size !== asset.bytes) throw new Error('downloaded size differs from the stored file')
+    const whole = { ...blobs }
+
+    blobs.heads = blobs.gets = blobs.bytes = 0
+    const start = asset.bytes - ASSET_PART_BYTES
+    const t1 = performance.now()
+    const res = await download(
+      new Request(`http://bench.local${link}`, { headers: { range: `bytes=${start}-` } }),
+      { params: { id: asset.assetId } } as unknown as Context,
+    )
+    const tail = await res.arrayBuffer()
+    const lastMs = performance.now() - t1
+    if (res.status !== 206 || tail.byteLength !== ASSET_PART_BYTES) throw new Error(`last part answered ${res.status} with ${tail.byteLength} bytes`)
+    return {
+      assetBytes: asset.bytes,
+      ms,
+      requests,
+      largestAnswer,
+      blobsHeads: whole.heads,
+      blobsGets: whole.gets,
+      readRatio: whole.bytes / asset.bytes,
+      lastPart: { ms: lastMs, heads: blobs.heads, gets: blobs.gets, bytesRead: blobs.bytes },
+    }
+  } finally {
+    globalThis.fetch = realFetch
+    if (previous.context === undefined) delete process.env.NETLIFY_BLOBS_CONTEXT
+    else process.env.NETLIFY_BLOBS_CONTEXT = previous.context
+    if (previous.secret === undefined) delete process.env.JOBS_SIGNING_SECRET
+    await server.stop()
+    await rm(directory, { recursive: true, force: true })
+  }
+}
+
 // Run alone: node scripts/bench-download.ts
 if (import.meta.url === `file://${process.argv[1]}`) {
   const result = await measureDownloadMemory(Number(process.argv[2] ?? 200))
   console.log(JSON.stringify(result, null, 2))
+  console.log(JSON.stringify(await measureRangedDownload(Number(process.argv[2] ?? 200)), null, 2))
 }

@@ -69,15 +69,20 @@ describe('a render job, through the HTTP API', () => {
     expect(percents).toEqual([...percents].sort((a, b) => a - b))
     const created = events.filter((e) => e.type === 'asset_created')
     expect(created).toHaveLength(1)
-    asset = created[0]!.data.asset
+    // The feed hands out signed links (see test/asset-links.test.ts); the rest of this file uses the plain path with a key.
+    const plain = <T extends { url: string }>(listed: T) => ({ ...listed, url: listed.url.split('?')[0]! })
+    expect(created[0]!.data.asset.url).toMatch(/^\/api\/assets\/asset_\w+\?exp=\d+&sig=[\w-]{43}$/)
+    asset = plain(created[0]!.data.asset)
     expect(asset).toMatchObject({ filename: 'hero-320x200.png', contentType: 'image/png', url: `/api/assets/${asset.assetId}` })
     expect(asset.assetId).toMatch(/^asset_[0-9a-z]{8,11}[0-9a-f]{32}$/)
     const done = events.at(-1)!
     expect(done.type).toBe('done')
-    expect(done.data.result).toEqual({ assetId: asset.assetId, url: asset.url, width: 320, height: 200 })
-    expect(done.data.assets).toEqual([asset])
+    expect(done.data.result).toEqual({ assetId: asset.assetId, url: asset.url, width: 320, height: 200 }) // the handler's own result, as it returned it
+    expect(done.data.assets.map(plain)).toEqual([asset])
     const status = await (await call(`/api/jobs/${jobId}`)).json()
-    expect(status).toMatchObject({ status: 'complete', sourceTaskId: 'task:42', assets: [asset] })
+    // The status hands out a signed link in place of the stored path (see test/asset-links.test.ts).
+    expect(status).toMatchObject({ status: 'complete', sourceTaskId: 'task:42', assets: [{ ...asset, url: expect.stringMatching(/\?exp=\d+&sig=/) }] })
+    expect(status.assets[0].url.startsWith(`${asset.url}?`)).toBe(true)
   })
 
   it('downloads the PNG: decodes to the requested size; headers and bytes match the metadata; If-None-Match gives 304', async () => {
@@ -108,7 +113,14 @@ describe('a render job, through the HTTP API', () => {
     const byJob = await (await call(`/api/jobs/${jobId}/assets`)).json()
     expect(byJob.jobId).toBe(jobId)
     expect(byJob.assets).toEqual([
-      expect.objectContaining({ ...asset, jobId, sourceTaskId: 'task:42', createdAt: expect.any(String), expiresAt: expect.any(String) }),
+      expect.objectContaining({
+        ...asset,
+        url: expect.stringMatching(new RegExp(`^${asset.url}\\?exp=\\d+&sig=[\\w-]{43}$`)),
+        jobId,
+        sourceTaskId: 'task:42',
+        createdAt: expect.any(String),
+        expiresAt: expect.any(String),
+      }),
     ])
     expect(Date.parse(byJob.assets[0].expiresAt) - Date.parse(byJob.assets[0].createdAt)).toBe(168 * 3600_000)
     const byTask = await (await call('/api/assets?sourceTaskId=task:42')).json()

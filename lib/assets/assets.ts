@@ -25,6 +25,8 @@ import { assetKeys, expiryBucket, keys, safePart } from '../storage/keys.ts'
 import type { JobAsset } from '../core/types.ts'
 import { assetUrl, publicAsset } from '../jobs/views.ts'
 import { type Viewer, sees, viewerAccount } from '../tokens/viewer.ts'
+import type { AssetLinks } from './links.ts'
+import { ASSET_PART_BYTES, writeParts } from './parts.ts'
 import { type AssetFile, type AssetOwner, type AssetRecord, indexKeys, readAssetRecord, taskHash } from './record.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -70,13 +72,14 @@ export async function saveJobAsset(
     sha256: createHash('sha256').update(file.data).digest('hex'),
     createdAt: now,
     expiresAt: now + deps.settings.assetRetentionMs,
+    ...(file.data.byteLength > ASSET_PART_BYTES ? { partBytes: ASSET_PART_BYTES } : {}),
   }
   await Promise.all([
     deps.store.put(keys.expiry(expiryBucket(asset.expiresAt), 'asset', asset.assetId), ''),
     // A job cannot outlive its lock (the background cap is 15 minutes): judge the file after that.
     scheduleAssetCheck(deps.store, now + deps.settings.lockTtlMs, asset.assetId),
   ])
-  await deps.assets.put(assetKeys.asset(asset.assetId), file.data, asset)
+  await writeParts(deps.assets, asset, file.data, asset)
   await Promise.all(indexKeys(asset).map((key) => deps.assets.put(key, EMPTY, {})))
   const listed = jobAsset(asset)
   await record(listed)
@@ -100,52 +103,29 @@ export async function loadOwnedAsset(deps: Pick<Deps, 'assets' | 'clock'>, viewe
   return asset
 }
 
-export interface Download {
-  status: 200 | 304
-  headers: Record<string, string>
-  /** The Blobs response body itself: bytes pass through without being held in memory. */
-  body: ReadableStream<Uint8Array> | null
-}
-
-/** A download of the caller's asset, or 304 when `If-None-Match` names its ETag (the sha256). */
-export async function openDownload(
-  deps: Pick<Deps, 'assets' | 'clock'>,
-  viewer: Viewer,
-  assetId: string,
-  ifNoneMatch: string | null,
-): Promise<Download> {
-  const asset = await loadOwnedAsset(deps, viewer, assetId)
-  const etag = `"${asset.sha256}"`
-  const cache = { ETag: etag, 'Cache-Control': 'private, no-cache' }
-  if (ifNoneMatch !== null && etagMatches(ifNoneMatch, etag)) return { status: 304, headers: cache, body: null }
-  const opened = await deps.assets.stream(assetKeys.asset(asset.assetId))
-  if (!opened) throw notFound('asset') // deleted between the two reads
-  return {
-    status: 200,
-    headers: {
-      ...cache,
-      'Content-Type': asset.contentType,
-      'Content-Length': String(asset.bytes),
-      'Content-Disposition': attachment(asset.filename),
-      'X-Content-Type-Options': 'nosniff',
-    },
-    body: opened.body,
-  }
-}
-
 /** The assets of one of the caller's jobs; still listed after the job's own record has expired. */
-export async function listJobAssets(deps: Pick<Deps, 'store' | 'assets' | 'clock'>, viewer: Viewer, jobId: string) {
+export async function listJobAssets(
+  deps: Pick<Deps, 'store' | 'assets' | 'clock'>,
+  viewer: Viewer,
+  jobId: string,
+  links: AssetLinks = { link: assetUrl },
+) {
   const account = viewerAccount(viewer)
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const entries = await deps.assets.list(assetKeys.byJobPrefix(safePart(account), jobId))
   const found = await readListed(deps, viewer, entries, (asset) => asset.jobId === jobId)
   // Nothing indexed under the caller's account: 404 unless the job is the caller's own.
   if (found.length === 0) await loadOwnedJob(deps, viewer, jobId)
-  return { jobId, assets: found.map(publicAsset) }
+  return { jobId, assets: found.map((asset) => publicAsset(asset, links.link)) }
 }
 
 /** The caller's assets made for one source task (`sourceTaskId` given at submit). */
-export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, viewer: Viewer, sourceTaskId: string | null) {
+export async function listTaskAssets(
+  deps: Pick<Deps, 'assets' | 'clock'>,
+  viewer: Viewer,
+  sourceTaskId: string | null,
+  links: AssetLinks = { link: assetUrl },
+) {
   const account = viewerAccount(viewer)
   if (sourceTaskId === null || !SOURCE_TASK_ID.test(sourceTaskId)) {
     throw invalidRequest('Pass "sourceTaskId": 1-128 characters of A-Z a-z 0-9 . _ : -', [
@@ -154,7 +134,7 @@ export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, viewe
   }
   const entries = await deps.assets.list(assetKeys.byTaskPrefix(safePart(account), taskHash(sourceTaskId)))
   const found = await readListed(deps, viewer, entries, (asset) => asset.sourceTaskId === sourceTaskId)
-  return { sourceTaskId, assets: found.map(publicAsset) }
+  return { sourceTaskId, assets: found.map((asset) => publicAsset(asset, links.link)) }
 }
 const READ_PARALLEL = 8
 
@@ -175,24 +155,6 @@ async function readListed(
     }
   }
   return found.sort((a, b) => a.createdAt - b.createdAt || a.assetId.localeCompare(b.assetId))
-}
-
-/** `If-None-Match` holds a list of ETags (weak or strong) or `*`. */
-function etagMatches(header: string, etag: string): boolean {
-  return header.split(',').some((part) => {
-    const tag = part.trim().replace(/^W\//, '')
-    return tag === '*' || tag === etag
-  })
-}
-
-/**
- * `attachment` with the name twice: an ASCII-only quoted fallback (quotes,
- * backslashes and non-ASCII replaced) and the exact name in RFC 5987 form.
- */
-export function attachment(filename: string): string {
-  const fallback = filename.replace(/[^\x20-\x7e]|["\\%]/g, '_')
-  const exact = encodeURIComponent(filename).replace(/['()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)
-  return `attachment; filename="${fallback}"; filename*=UTF-8''${exact}`
 }
 
 function formatBytes(n: number): string {

@@ -8,7 +8,7 @@ import { CorruptRecordError } from '../core/records.ts'
 import { isTerminal } from '../core/types.ts'
 import { readSpec, readState, scheduleAssetCheck } from '../jobs/state.ts'
 import { assetKeys } from '../storage/keys.ts'
-import { type AssetRecord, AssetRecordSchema, deleteAsset } from './record.ts'
+import { type AssetRecord, AssetRecordSchema, deleteAsset, deleteStrayParts } from './record.ts'
 
 export type AssetReaping = 'deleted' | 'kept' | 'rechecked' | 'gone'
 
@@ -22,7 +22,11 @@ export async function reapAsset(deps: Pick<Deps, 'store' | 'assets' | 'clock' | 
   if (!ASSET_ID_PATTERN.test(assetId)) return 'gone'
   const key = assetKeys.asset(assetId)
   const metadata = await deps.assets.metadata(key)
-  if (!metadata) return 'gone'
+  if (!metadata) {
+    // Never saved whole (the save died between its parts and its record), or already deleted.
+    await deleteStrayParts(deps.assets, assetId)
+    return 'gone'
+  }
   const parsed = AssetRecordSchema.safeParse(metadata)
   // Another deploy's code may have written it: never delete what cannot be read; an operator decides.
   if (!parsed.success) throw new CorruptRecordError(key, { cause: parsed.error })

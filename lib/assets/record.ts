@@ -8,6 +8,10 @@ import { z } from 'zod'
 import { ASSET_ID_PATTERN } from '../core/ids.ts'
 import type { AssetPort } from '../storage/asset-port.ts'
 import { assetKeys, safePart } from '../storage/keys.ts'
+import { laterPartKeys } from './parts.ts'
+
+/** 80 GB in 8 MiB parts: far past any file a job may save (500 MB by default). */
+const MAX_PARTS = 10_000
 
 /** What an asset's blob carries as metadata in the `generated` store; parsed on every read. */
 export const AssetRecordSchema = z.object({
@@ -22,7 +26,11 @@ export const AssetRecordSchema = z.object({
   createdAt: z.number(),
   /** Fixed when saved, so a later change of ASSET_RETENTION_HOURS cannot strand a file. */
   expiresAt: z.number(),
+  /** Set when the file is stored in parts of this size (see parts.ts); absent: one blob. */
+  partBytes: z.number().int().positive().optional(),
 })
+  // A record naming millions of parts is not one this code wrote: deleting or serving it would never end.
+  .refine((record) => record.partBytes === undefined || record.bytes / record.partBytes <= MAX_PARTS, { message: 'too many parts' })
 export type AssetRecord = z.infer<typeof AssetRecordSchema>
 
 /** What a handler passes to `ctx.saveAsset`. */
@@ -46,10 +54,16 @@ export async function readAssetRecord(assets: AssetPort, assetId: string): Promi
   return parsed.success && parsed.data.assetId === assetId ? parsed.data : null
 }
 
-/** Deletes an asset: index blobs first, so while the bytes exist their record still says where those are. */
+/** Deletes an asset: index blobs and later parts first, so while the record exists it still says where those are. */
 export async function deleteAsset(assets: AssetPort, asset: AssetRecord) {
   await Promise.all(indexKeys(asset).map((key) => assets.delete(key)))
+  await Promise.all(laterPartKeys(asset).map((key) => assets.delete(key)))
   await assets.delete(assetKeys.asset(asset.assetId))
+}
+
+/** Parts left by a save that died before writing the record (one narrow list). */
+export async function deleteStrayParts(assets: AssetPort, assetId: string) {
+  await Promise.all((await assets.list(assetKeys.partPrefix(assetId))).map((key) => assets.delete(key)))
 }
 
 export const taskHash = (sourceTaskId: string) => createHash('sha256').update(sourceTaskId).digest('hex').slice(0, 32)

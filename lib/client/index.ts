@@ -11,10 +11,12 @@
  * }
  * ```
  */
+import { type DownloadOptions, downloadInParts } from './download.ts'
 import { ApiError, parseRetryAfter } from './errors.ts'
 import type { ClientClock, Feed, Job, JobEvent, LockHolder, SubmitResult, SubmittedJob, WatchItem } from './types.ts'
 
 export { ApiError, parseRetryAfter } from './errors.ts'
+export { AssetIntegrityError, DOWNLOAD_PART_BYTES, type DownloadOptions } from './download.ts'
 export type * from './types.ts'
 
 /**
@@ -101,12 +103,18 @@ export interface Client {
   /**
    * Downloads a file a job generated (`GET /api/assets/:id`, with the API key)
    * as a `Blob` typed by its `Content-Type`. Takes the asset id or the `url` a
-   * job lists (`/api/assets/asset_…`, also with this client's `baseUrl` in
-   * front); anything else throws a `TypeError`, so the key is never sent to
-   * another address. Error answers reject with an {@link ApiError}: 404
-   * `not_found` for an unknown, expired or another account's file.
+   * job lists (`/api/assets/asset_…`, signed or not, also with this client's
+   * `baseUrl` in front); anything else throws a `TypeError`, so the key is
+   * never sent to another address.
+   *
+   * A file within one part (8 MiB, `partBytes`) takes one request; a larger
+   * one is fetched part by part with `Range` and `If-Range`, each part retried
+   * on network errors, 408, 429 and 5xx. The bytes are checked against the
+   * file's sha256 (its ETag): a mismatch rejects with {@link AssetIntegrityError}.
+   * Other error answers reject with an {@link ApiError}: 404 `not_found` for an
+   * unknown, expired or another account's file.
    */
-  downloadAsset(assetIdOrUrl: string, options?: { signal?: AbortSignal }): Promise<Blob>
+  downloadAsset(assetIdOrUrl: string, options?: DownloadOptions): Promise<Blob>
   /** One API request: JSON in, parsed JSON out; error answers reject with an {@link ApiError}. */
   request<T>(method: string, path: string, init?: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal }): Promise<T>
 }
@@ -142,9 +150,10 @@ export function createClient(options: ClientOptions): Client {
   const jobPath = (jobId: string, rest = '') => `/api/jobs/${encodeURIComponent(jobId)}${rest}`
   const assetPath = (assetIdOrUrl: string) => {
     const path = baseUrl && assetIdOrUrl.startsWith(`${baseUrl}/`) ? assetIdOrUrl.slice(baseUrl.length) : assetIdOrUrl
-    const assetId = ASSET_PATH.exec(path)?.[1] ?? path
+    const match = ASSET_PATH.exec(path)
+    const assetId = match?.[1] ?? path
     if (!ASSET_ID.test(assetId)) throw new TypeError(`Not an asset id or asset URL: ${JSON.stringify(assetIdOrUrl)}`)
-    return `/api/assets/${assetId}`
+    return `/api/assets/${assetId}${match?.[2] ?? ''}`
   }
 
   const send = (method: string, path: string, init: { body?: unknown; headers?: Record<string, string>; signal?: AbortSignal | undefined } = {}) =>
@@ -241,16 +250,27 @@ export function createClient(options: ClientOptions): Client {
       }
     },
 
-    async downloadAsset(assetIdOrUrl, { signal } = {}) {
-      const res = await send('GET', assetPath(assetIdOrUrl), { headers: { Accept: '*/*' }, signal })
-      if (!res.ok) throw await ApiError.from(res, clock.now())
-      return res.blob()
+    async downloadAsset(assetIdOrUrl, options = {}) {
+      const path = assetPath(assetIdOrUrl)
+      return downloadInParts(
+        {
+          get: (headers, signal) => send('GET', path, { headers, signal }),
+          now: () => clock.now(),
+          retry: async (attempt, error, retryAfterMs) => {
+            if (attempt >= DOWNLOAD_RETRIES) throw error
+            await clock.sleep(retryDelay(attempt, retryAfterMs), options.signal)
+          },
+        },
+        options,
+      )
     },
   }
 }
 
-/** `/api/assets/<id>`, as a job lists its files. */
-const ASSET_PATH = /^\/api\/assets\/([^/?#]*)$/
+/** `/api/assets/<id>`, as a job lists its files, with its signed link's query when it has one. */
+const ASSET_PATH = /^\/api\/assets\/([^/?#]*)(\?exp=\d{1,12}&sig=[A-Za-z0-9_-]{43})?$/
+/** How many times one part of a download is asked again after a network error, 408, 429 or 5xx. */
+const DOWNLOAD_RETRIES = 4
 /** The shape of an asset id, loosely: only characters that need no escaping in a path. */
 const ASSET_ID = /^asset_[0-9A-Za-z]{1,100}$/
 

@@ -109,8 +109,8 @@ export function operatorJob(state: JobState) {
 
 export const assetUrl = (assetId: string) => `/api/assets/${assetId}`
 
-/** A generated file as its account sees it in listings; never the account itself. */
-export function publicAsset(record: AssetRecord) {
+/** A generated file as its account sees it in listings (with a signed link from `link`); never the account itself. */
+export function publicAsset(record: AssetRecord, link: (assetId: string) => string = assetUrl) {
   return {
     assetId: record.assetId,
     jobId: record.jobId,
@@ -119,7 +119,7 @@ export function publicAsset(record: AssetRecord) {
     contentType: record.contentType,
     bytes: record.bytes,
     sha256: record.sha256,
-    url: assetUrl(record.assetId),
+    url: link(record.assetId),
     createdAt: iso(record.createdAt)!,
     expiresAt: iso(record.expiresAt)!,
   }

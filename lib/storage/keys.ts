@@ -64,6 +64,9 @@ export const keys = {
  */
 export const assetKeys = {
   asset: (assetId: string) => `asset/${assetId}`,
+  /** Part `n` ≥ 1 of a file stored in parts (part 0 is `asset/<id>` itself). */
+  part: (assetId: string, n: number) => `part/${assetId}/${n}`,
+  partPrefix: (assetId: string) => `part/${assetId}/`,
   byJob: (account: string, jobId: string, assetId: string) => `byjob/${account}/${jobId}/${assetId}`,
   byJobPrefix: (account: string, jobId: string) => `byjob/${account}/${jobId}/`,
   byTask: (account: string, taskHash: string, assetId: string) => `bytask/${account}/${taskHash}/${assetId}`,

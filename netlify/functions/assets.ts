@@ -1,8 +1,10 @@
 import type { Config, Context } from '@netlify/functions'
 import { listTaskAssets } from '../../lib/assets/assets.ts'
 import { allowMethods, json } from '../../lib/http/http.ts'
+import { assetLinks } from '../../lib/assets/links.ts'
 import { authenticateRequest, viewerFor } from '../../lib/tokens/caller.ts'
-import { appFor, serveApi } from '../app.ts'
+import { viewerAccount } from '../../lib/tokens/viewer.ts'
+import { appFor, assetLinkKey, serveApi } from '../app.ts'
 
 /** GET /api/assets?sourceTaskId=…: the caller's generated files for one source task. */
 export default async (req: Request, _context: Context) =>
@@ -10,7 +12,8 @@ export default async (req: Request, _context: Context) =>
     allowMethods(req, ['GET'])
     const deps = appFor(req)
     const viewer = viewerFor(await authenticateRequest(deps, req), 'read', { what: 'asset' })
-    return json(await listTaskAssets(deps, viewer, new URL(req.url).searchParams.get('sourceTaskId')))
+    const links = assetLinks(assetLinkKey(), viewerAccount(viewer), deps.clock.now())
+    return json(await listTaskAssets(deps, viewer, new URL(req.url).searchParams.get('sourceTaskId'), links))
   })
 
 export const config: Config = { path: '/api/assets' }

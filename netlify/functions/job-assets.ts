@@ -1,8 +1,10 @@
 import type { Config, Context } from '@netlify/functions'
 import { listJobAssets } from '../../lib/assets/assets.ts'
 import { allowMethods, json } from '../../lib/http/http.ts'
+import { assetLinks } from '../../lib/assets/links.ts'
 import { authenticateRequest, viewerFor } from '../../lib/tokens/caller.ts'
-import { appFor, serveApi } from '../app.ts'
+import { viewerAccount } from '../../lib/tokens/viewer.ts'
+import { appFor, assetLinkKey, serveApi } from '../app.ts'
 
 /** GET /api/jobs/:id/assets: the files a job generated (404 for another account's job). */
 export default async (req: Request, context: Context) =>
@@ -11,7 +13,7 @@ export default async (req: Request, context: Context) =>
     const deps = appFor(req)
     const jobId = context.params.id ?? ''
     const viewer = viewerFor(await authenticateRequest(deps, req), 'read', { jobId })
-    return json(await listJobAssets(deps, viewer, jobId))
+    return json(await listJobAssets(deps, viewer, jobId, assetLinks(assetLinkKey(), viewerAccount(viewer), deps.clock.now())))
   })
 
 export const config: Config = { path: '/api/jobs/:id/assets' }

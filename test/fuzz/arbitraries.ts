@@ -368,3 +368,58 @@ export function requestBody(options: { submissions: boolean; maxBytes: number })
     },
   )
 }
+
+/** `Range` values: single, suffix, open, several, reversed, huge, other units, junk. */
+export const rangeHeader: fc.Arbitrary<string> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc
+      .tuple(fc.option(fc.nat({ max: 20_000 }), { nil: undefined }), fc.option(fc.nat({ max: 20_000 }), { nil: undefined }))
+      .map(([a, b]) => `bytes=${a ?? ''}-${b ?? ''}`),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'bytes=0-0', 'bytes=-0', 'bytes=0-', 'bytes=-1', 'bytes=0-1,3-4', 'bytes=5-2', 'bytes=', 'bytes=-', 'bytes=a-b', 'bytes=1-2-3',
+      'bytes=99999999999999999999-', 'bytes=-99999999999999999999', `bytes=0-${'9'.repeat(400)}`, 'items=0-1', 'BYTES=0-1', 'bytes =0-1',
+      'bytes=0-1, ,', 'bytes=1e3-2e3', 'bytes=0x10-0x20', 'bytes=+1-2', 'bytes=-1-2', 'bytes=0-16777216', 'bytes=16777216-',
+    ),
+  },
+  { weight: 1, arbitrary: weirdString(30).map((s) => `bytes=${s}`) },
+)
+
+/** `If-Range`: a strong or weak ETag (`etags` known to the caller), another one, a date, junk. */
+export const ifRangeHeader = (etags: string[]): fc.Arbitrary<string> =>
+  fc.oneof(
+    { weight: etags.length ? 2 : 0, arbitrary: fc.constantFrom('"x"', ...etags) },
+    { weight: 1, arbitrary: fc.constantFrom('"0"', 'W/"0"', 'Tue, 01 Dec 2026 00:00:00 GMT', '*', '') },
+    { weight: 1, arbitrary: weirdString(20) },
+  )
+
+/**
+ * The query of a signed asset link: a true one (from `links`), one altered
+ * (expiry moved, signature changed, cut, padded, duplicated), or made up.
+ */
+export const assetLinkQuery = (links: string[]): fc.Arbitrary<string> => {
+  const sig = fc.stringMatching(/^[A-Za-z0-9_-]{43}$/)
+  const exp = fc.oneof(fc.constantFrom('0', '1', '99999999999', '999999999999', '-1', '1e10', '', '4102444800'), fc.nat().map(String))
+  return fc.oneof(
+    { weight: links.length ? 3 : 0, arbitrary: fc.constantFrom('exp=0', ...links) },
+    {
+      weight: links.length ? 3 : 0,
+      arbitrary: fc.tuple(fc.constantFrom('exp=0', ...links), fc.nat(), fc.constantFrom('flip', 'cut', 'pad', 'exp+', 'dup', 'swap')).map(([link, at, how]) => {
+        const params = new URLSearchParams(link)
+        const s = params.get('sig') ?? ''
+        const e = Number(params.get('exp') ?? 0)
+        if (how === 'flip') return `exp=${e}&sig=${s.slice(0, at % 43)}${s[at % 43] === 'A' ? 'B' : 'A'}${s.slice((at % 43) + 1)}`
+        if (how === 'cut') return `exp=${e}&sig=${s.slice(0, at % 43)}`
+        if (how === 'pad') return `exp=${e}&sig=${s}=`
+        if (how === 'exp+') return `exp=${e + 1 + (at % 100_000)}&sig=${s}`
+        if (how === 'dup') return `${link}&exp=${e + 1}&sig=${s}`
+        return `sig=${s}&exp=${e}`
+      }),
+    },
+    { weight: 2, arbitrary: fc.tuple(exp, sig).map(([e, s]) => `exp=${e}&sig=${s}`) },
+    { weight: 1, arbitrary: fc.tuple(exp, weirdString(50)).map(([e, s]) => `exp=${e}&sig=${percentEncode(s)}`) },
+  )
+}

@@ -37,14 +37,17 @@ import { STORE_NAME } from '../../netlify/app.ts'
 import { signToken, tokenKey } from '../../lib/tokens/token.ts'
 import {
   METHODS,
+  assetLinkQuery,
   authorization,
   badUtf8,
   contentType,
   idempotencyKey,
+  ifRangeHeader,
   jsonText,
   pathId,
   percentEncode,
   queryString,
+  rangeHeader,
   requestBody,
   tokenCredential,
   weirdString,
@@ -73,6 +76,10 @@ const ids = { own: [] as string[], other: [] as string[], prefixes: ['job', 'ass
 const tokens: string[] = []
 /** Source task ids the fixtures used (query values worth trying). */
 const taskIds = ['task-a', 'task-b']
+/** Queries of the signed asset links the fixtures were given, and their files' ETags. */
+const linkQueries: string[] = []
+const assetEtags: string[] = []
+const assetFiles: { assetId: string; query: string }[] = []
 /** Methods each route answers (from the `Allow` of a 405, or its config). */
 const methodsOf = new Map<string, string[]>()
 /** A validly signed worker request captured at setup, for replays. */
@@ -142,7 +149,12 @@ beforeAll(async () => {
     await env.host.idle()
     list.push(made.jobId)
     const listed = await send(env.host.url, { method: 'GET', target: `/api/jobs/${made.jobId}/assets`, headers: { authorization: `Bearer ${key}` } })
-    if (listed.status === 200) for (const asset of JSON.parse(listed.body).assets ?? []) list.push(asset.assetId)
+    for (const asset of listed.status === 200 ? (JSON.parse(listed.body).assets ?? []) : []) {
+      list.push(asset.assetId)
+      if (String(asset.url).includes('?')) linkQueries.push(String(asset.url).split('?')[1]!)
+      assetFiles.push({ assetId: asset.assetId, query: String(asset.url).split('?')[1] ?? '' })
+      assetEtags.push(`"${asset.sha256}"`)
+    }
   }
   await env.host.idle()
   for (const scope of [{ submit: ['summarize'] }, { submit: ['render', 'summarize'] }, { sourceTaskId: 'task-a' }, { job: ids.own[0] }, { job: ids.other[0] }]) {
@@ -265,7 +277,12 @@ function requestFor(route: Route): fc.Arbitrary<RawRequest> {
     .record({
       method: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...primary) }, { weight: 1, arbitrary: fc.constantFrom(...METHODS) }),
       path: pathArb,
-      query: fc.oneof({ weight: 1, arbitrary: fc.constant('') }, { weight: 3, arbitrary: queryString(taskIds) }),
+      query: fc.oneof(
+        { weight: 1, arbitrary: fc.constant('') },
+        { weight: 3, arbitrary: queryString(taskIds) },
+        { weight: 1, arbitrary: assetLinkQuery(linkQueries) },
+      ),
+      range: fc.option(fc.tuple(rangeHeader, fc.option(ifRangeHeader(assetEtags), { nil: undefined })), { nil: undefined, freq: 3 }),
       auth: authorization({ good: [keyA, keyB, keyPoor], admin: ADMIN, tokens }),
       queryToken: fc.option(tokenCredential(tokens), { freq: 4, nil: undefined }),
       headerless: fc.boolean(),
@@ -290,7 +307,7 @@ function requestFor(route: Route): fc.Arbitrary<RawRequest> {
       body: requestBody({ submissions, maxBytes: DEFAULT_SETTINGS.maxBodyBytes }),
       bodyOnGet: fc.boolean(),
     })
-    .map(({ method, path, query, queryToken, headerless, auth, adminAuth, type, idem, extra, body, bodyOnGet }) => {
+    .map(({ method, path, query, range, queryToken, headerless, auth, adminAuth, type, idem, extra, body, bodyOnGet }) => {
       const headers: Record<string, string | string[]> = {}
       // The admin route takes the admin token: send it often enough to get past auth there.
       const authValue = adminAuth && route.paths.some((p) => p.startsWith('/api/admin')) ? `Bearer ${ADMIN}` : auth
@@ -299,6 +316,8 @@ function requestFor(route: Route): fc.Arbitrary<RawRequest> {
       if (type !== undefined) headers['content-type'] = wireHeader(type)
       if (idem !== undefined) headers['idempotency-key'] = wireHeader(idem)
       if (extra && extra[0] !== 'transfer-encoding') headers[extra[0]] = extra[1]
+      if (range) headers.range = wireHeader(range[0])
+      if (range?.[1] !== undefined) headers['if-range'] = wireHeader(range[1])
       const sendsBody = !['GET', 'HEAD'].includes(method) || bodyOnGet
       // Node sends the target as is, but refuses spaces, controls and characters above U+00FF.
       const fullQuery = [query, queryToken === undefined ? '' : `token=${percentEncode(queryToken)}`].filter(Boolean).join('&')
@@ -328,6 +347,37 @@ describe('HTTP routes under fuzzing', () => {
       )
     }, 600_000)
   }
+
+  it('asset: Range, If-Range and signed links on real files; a 206 says what it carries', async () => {
+    expect(assetFiles.length).toBeGreaterThan(0)
+    const request = fc.record({
+      file: fc.constantFrom(...assetFiles),
+      query: fc.oneof(fc.constant('own link'), fc.constant(''), assetLinkQuery(linkQueries)),
+      auth: authorization({ good: [keyA, keyB], admin: ADMIN }),
+      range: fc.option(rangeHeader, { nil: undefined }),
+      ifRange: fc.option(ifRangeHeader(assetEtags), { nil: undefined }),
+    })
+    await fc.assert(
+      fc.asyncProperty(request, async ({ file, query, auth, range, ifRange }) => {
+        const headers: Record<string, string | string[]> = {}
+        if (auth !== undefined) headers.authorization = Array.isArray(auth) ? auth.map(wireHeader) : wireHeader(auth)
+        if (range !== undefined) headers.range = wireHeader(range)
+        if (ifRange !== undefined) headers['if-range'] = wireHeader(ifRange)
+        const q = query === 'own link' ? file.query : query
+        const target = `/api/assets/${file.assetId}${q ? `?${q}` : ''}`.replace(/[^\x21-\xff]/gu, percentEncode)
+        await check('asset', true, async () => {
+          const res = await send(env.host.url, { method: 'GET', target, headers })
+          if (res.status === 206) {
+            const [, start, end] = /^bytes (\d+)-(\d+)\/\d+$/.exec(String(res.headers['content-range'])) ?? []
+            if (start === undefined || Number(res.headers['content-length']) !== Number(end) - Number(start) + 1) throw new Error(`206 with ${res.headers['content-range']}`)
+          }
+          if (res.status === 416 && !/^bytes \*\/\d+$/.test(String(res.headers['content-range']))) throw new Error('416 without Content-Range')
+          return { ...res, headers: res.headers as Record<string, unknown>, routed: true }
+        })
+      }),
+      { numRuns: RUNS, seed: SEED, endOnFailure: !!process.env.CI },
+    )
+  }, 600_000)
 
   for (const route of workerRoutes) {
     it(`${route.name}: forged, tampered, expired and replayed signatures (direct call)`, async () => {
