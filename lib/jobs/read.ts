@@ -148,8 +148,9 @@ export async function cancelJob(deps: Deps, account: string, jobId: string) {
       return { status: 200 as const, job: publicJob({ state: done.state }) }
     }
     const { state, version } = job.stored
-    // Our own request may already have taken effect: the worker saw the marker and stopped.
-    if (asked && state.status === 'canceled') return { status: 200 as const, job: publicJob({ state }) }
+    // Our own request already took effect: the worker saw the marker and stopped. The job
+    // was running when asked, so the answer is the same 202 as when our own write lands.
+    if (asked && state.status === 'canceled') return { status: 202 as const, job: publicJob({ state }) }
     if (isTerminal(state.status)) {
       throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
     }

@@ -84,8 +84,13 @@ export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> 
     if (thrown instanceof LeaseLostError) return 'fenced'
     if (writer.signal.aborted && writer.cancelRequested()) {
       return finishOrFenced(writer, 'canceled', (state) => ({
-        state: { ...state, status: 'canceled' },
-        events: [{ type: 'canceled', data: { reason: 'canceled by request' } }],
+        state: { ...state, status: 'canceled', cancelRequested: true },
+        // The worker saw cancel's marker before cancel's own state write landed: the
+        // log still tells the request apart from the outcome.
+        events: [
+          ...(state.cancelRequested ? [] : [{ type: 'cancel_requested', data: null }]),
+          { type: 'canceled', data: { reason: 'canceled by request' } },
+        ],
       }))
     }
     const { error, errorInternal } = splitError(thrown)

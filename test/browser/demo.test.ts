@@ -143,7 +143,7 @@ describe('demo page', { timeout: 150_000 }, () => {
     await waitForStatus('canceled', 60_000)
     expect(await text('#notice')).toBe('The job was canceled.')
     const log = await page.$$eval('#events li', (items) => items.map((item) => item.className))
-    expect(log.at(-1)).toBe('event event-canceled') // (a `cancel_requested` event comes first only when the cancel won the state write)
+    expect(log.at(-1)).toBe('event event-canceled') // (after `cancel_requested`, which the worker writes itself if it saw the request first)
     expect(await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)).toBeLessThan(95)
     expect(await page.isHidden('#result')).toBe(true)
     await shot('demo-canceled', page, false)
