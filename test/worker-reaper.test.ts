@@ -103,6 +103,24 @@ describe('worker', () => {
     const withoutKind = { ...other, store: deps.store }
     expect(await runJob(withoutKind, body.jobId)).toBe('failed')
   })
+  it('rounds progress percent to one decimal, the same in the event and the status', async () => {
+    let seen: unknown
+    const thirds = defineJob({
+      kind: 'thirds',
+      input: z.object({}),
+      async run({ jobId, progress }) {
+        await progress('one third', 100 / 3)
+        seen = await getJob(deps, 'acct', jobId)
+        return null
+      },
+    })
+    const { deps } = await setup([thirds])
+    const { body } = await submitJob(deps, 'acct', { kind: 'thirds', input: {} }, null)
+    expect(await runJob(deps, body.jobId)).toBe('complete')
+    const progress = (await allEvents(deps, body.jobId)).find((e) => e.type === 'progress')
+    expect(progress?.data).toEqual({ message: 'one third', percent: 33.3 })
+    expect(seen).toMatchObject({ progress: { message: 'one third', percent: 33.3 } })
+  })
 })
 
 describe('cancel', () => {

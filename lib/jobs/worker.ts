@@ -126,7 +126,8 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, writer: Fenc
     progress: (message, percent) =>
       writer.update((state) => {
         const text = String(message).slice(0, MAX_PROGRESS_MESSAGE)
-        const pct = percent === undefined || !Number.isFinite(percent) ? null : Math.min(100, Math.max(0, percent))
+        // One decimal, here where it is produced, so the status and the event agree.
+        const pct = percent === undefined || !Number.isFinite(percent) ? null : Math.round(Math.min(100, Math.max(0, percent)) * 10) / 10
         return {
           state: { ...state, progress: { message: text, percent: pct } },
           events: [{ type: 'progress', data: { message: text, percent: pct } }],
