@@ -11,7 +11,7 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Clock } from '../core/clock.ts'
-import { unauthorized } from '../core/errors.ts'
+import { ApiError, unauthorized } from '../core/errors.ts'
 import { parseRecord } from '../core/records.ts'
 import { ApiKeyRecordSchema } from '../core/types.ts'
 import { type StoredAccount, changeApiKeys, readAccount } from '../credits/index.ts'
@@ -94,6 +94,14 @@ export function bearerToken(authorization: string | null): string | null {
 }
 
 /** Constant-time check of the operator token. */
+/** Refuses a request without the operator token; the message names that token, not an API key. */
+export function requireAdminToken(expected: string | undefined, authorization: string | null): void {
+  if (isAdminToken(expected, authorization)) return
+  throw new ApiError(401, 'unauthorized', 'Send the operator token (ADMIN_TOKEN) as "Authorization: Bearer <token>"; an API key does not open admin routes.', {
+    headers: { 'WWW-Authenticate': 'Bearer' },
+  })
+}
+
 export function isAdminToken(expected: string | undefined, authorization: string | null): boolean {
   const given = bearerToken(authorization)
   if (!expected || expected.length < 16 || !given) return false

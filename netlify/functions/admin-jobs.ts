@@ -1,7 +1,6 @@
 import type { Config, Context } from '@netlify/functions'
 import { adminSnapshot } from '../../lib/admin/snapshot.ts'
-import { isAdminToken } from '../../lib/accounts/api-keys.ts'
-import { unauthorized } from '../../lib/core/errors.ts'
+import { requireAdminToken } from '../../lib/accounts/api-keys.ts'
 import { allowMethods, json, respond } from '../../lib/http/http.ts'
 import { parseAdminQuery } from '../../lib/admin/snapshot.ts'
 import { appFor, log } from '../app.ts'
@@ -10,7 +9,7 @@ import { appFor, log } from '../app.ts'
 export default async (req: Request, _context: Context) =>
   respond(log, async () => {
     allowMethods(req, ['GET'])
-    if (!isAdminToken(process.env.ADMIN_TOKEN, req.headers.get('authorization'))) throw unauthorized()
+    requireAdminToken(process.env.ADMIN_TOKEN, req.headers.get('authorization'))
     const deps = appFor(req)
     return json(await adminSnapshot(deps, parseAdminQuery(new URL(req.url).searchParams)))
   })
