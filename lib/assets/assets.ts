@@ -16,6 +16,7 @@
  * never listed (a crash before step 4, or a worker fenced off meanwhile).
  */
 import { createHash } from 'node:crypto'
+import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { JobFailure, invalidRequest, notFound } from '../core/errors.ts'
 import { ASSET_ID_PATTERN, JOB_ID_PATTERN } from '../core/ids.ts'
@@ -23,7 +24,7 @@ import { scheduleAssetCheck } from '../jobs/state.ts'
 import { loadOwnedJob } from '../jobs/read.ts'
 import { assetKeys, expiryBucket, keys, safePart } from '../storage/keys.ts'
 import type { JobAsset } from '../core/types.ts'
-import { assetUrl, publicAsset } from '../jobs/views.ts'
+import { PublicAssetSchema, assetUrl, publicAsset } from '../jobs/views.ts'
 import { type AssetFile, type AssetOwner, type AssetRecord, indexKeys, readAssetRecord, taskHash } from './record.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -132,8 +133,11 @@ export async function openDownload(
   }
 }
 
+export const JobAssetsSchema = z.strictObject({ jobId: z.string(), assets: z.array(PublicAssetSchema) })
+export const TaskAssetsSchema = z.strictObject({ sourceTaskId: z.string(), assets: z.array(PublicAssetSchema) })
+
 /** The assets of one of the caller's jobs; still listed after the job's own record has expired. */
-export async function listJobAssets(deps: Pick<Deps, 'store' | 'assets' | 'clock'>, account: string, jobId: string) {
+export async function listJobAssets(deps: Pick<Deps, 'store' | 'assets' | 'clock'>, account: string, jobId: string): Promise<z.infer<typeof JobAssetsSchema>> {
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const entries = await deps.assets.list(assetKeys.byJobPrefix(safePart(account), jobId))
   const found = await readListed(deps, account, entries, (asset) => asset.jobId === jobId)
@@ -143,7 +147,7 @@ export async function listJobAssets(deps: Pick<Deps, 'store' | 'assets' | 'clock
 }
 
 /** The caller's assets made for one source task (`sourceTaskId` given at submit). */
-export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, account: string, sourceTaskId: string | null) {
+export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, account: string, sourceTaskId: string | null): Promise<z.infer<typeof TaskAssetsSchema>> {
   if (sourceTaskId === null || !SOURCE_TASK_ID.test(sourceTaskId)) {
     throw invalidRequest('Pass "sourceTaskId": 1-128 characters of A-Z a-z 0-9 . _ : -', [
       { path: 'query.sourceTaskId', message: sourceTaskId === null ? 'required' : 'use 1-128 characters of A-Z a-z 0-9 . _ : -' },

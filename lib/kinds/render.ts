@@ -43,8 +43,13 @@ export interface RenderResult {
 
 export const render = defineJob({
   kind: 'render',
+  title: 'Render the Mandelbrot set',
+  description: 'Draws the Mandelbrot set at the size and view asked for and saves it as a PNG file of the job.',
   input: renderInput,
+  example: { width: 640, height: 400, maxIterations: 200 },
   cost: 1,
+  lockedBy: ['input.canvas', 'sourceTaskId'],
+  makesAssets: true,
   lockKey: (input, account, { sourceTaskId }) => {
     if (input.canvas) return [account, 'render', 'canvas', input.canvas]
     // A task id may hold ':' (not allowed in a key part): lock on its hash.
