@@ -130,7 +130,7 @@ describe('GET /api/kinds', () => {
     expect(summarize).toMatchObject({ title: 'Summarize a text', cost: 1, lock: { by: ['input.text'] }, makesAssets: false })
     expect(render).toMatchObject({ cost: 1, lock: { by: ['input.canvas', 'sourceTaskId'] }, makesAssets: true })
     expect(slowKind).toMatchObject({ title: 'slow', description: null, cost: 0, lock: { by: [] }, example: null })
-    expect(render.input.properties.width).toEqual({ type: 'integer', minimum: 1, maximum: 4096 })
+    expect(render.input.properties.width).toMatchObject({ type: 'integer', minimum: 1, maximum: 4096, title: 'Width (pixels)' })
   })
 
   it("each input schema accepts the kind's example and refuses what submit refuses", async () => {

@@ -26,6 +26,7 @@ const errors: string[] = []
 beforeAll(async () => {
   browser = await launchChromium() // first: a missing Chromium fails at once, with how to install it
   root = await makeProjectRoot()
+  await addKind(root) // a kind the page has never heard of: its menu entry and form must come from the server
   await rm(join(root, 'public', 'dev-api-key.json'), { force: true }) // a developer's own key must not leak in
   await buildClient({ outdir: join(root, 'public'), env: {} })
   await registerKeys(root, [{ apiKey: API_KEY, account: 'browser', credits: 100 }])
@@ -44,6 +45,38 @@ afterAll(async () => {
   await dev?.stop()
   if (root) await removeRoot(root)
 })
+
+/** Adds a kind to the copied project the way the README says (one file in lib/kinds, listed in index.ts); public/ is not touched. */
+async function addKind(projectRoot: string) {
+  await writeFile(
+    join(projectRoot, 'lib', 'kinds', 'greet.ts'),
+    `import { z } from 'zod'
+import { defineJob } from './define.ts'
+
+export const greet = defineJob({
+  kind: 'greet',
+  title: 'Greet someone',
+  description: 'Says hello, a few times.',
+  input: z.strictObject({
+    name: z.string().min(1).max(40),
+    times: z.number().int().min(1).max(5).meta({ title: 'How many times' }),
+    shout: z.boolean().optional(),
+    style: z.enum(['plain', 'fancy']),
+  }),
+  example: { name: 'Ada', times: 2, style: 'plain' },
+  async run({ input, progress }) {
+    await progress('greeting', 50)
+    const hello = \`Hello, \${input.name}\${input.style === 'fancy' ? '!' : '.'}\`
+    return { greeting: Array.from({ length: input.times }, () => (input.shout ? hello.toUpperCase() : hello)).join(' ') }
+  },
+})
+`,
+  )
+  const index = join(projectRoot, 'lib', 'kinds', 'index.ts')
+  const source = await readFile(index, 'utf8')
+  if (!source.includes('[summarize, render]')) throw new Error('lib/kinds/index.ts changed: update addKind')
+  await writeFile(index, `${source.replace('[summarize, render]', '[summarize, render, greet]')}import { greet } from './greet.ts'\n`)
+}
 
 /** Full-page screenshots take seconds while the long sample is in the textarea: those shots show the viewport (the job). */
 const shot = (name: string, target: Page = page, fullPage = true) => target.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage })
@@ -181,9 +214,9 @@ describe('demo page', { timeout: 150_000 }, () => {
     expect(await page.isVisible('fieldset[data-kind="render"]')).toBe(true)
     await page.fill('#render-width', '480')
     await page.fill('#render-height', '300')
-    await page.fill('#render-iterations', '150')
+    await page.fill('#render-max-iterations', '150')
     await recordProgress()
-    await page.focus('#render-iterations')
+    await page.focus('#render-max-iterations')
     await page.keyboard.press('Enter') // implicit submission from a field
     renderJobId = await newJob(await text('#job-id'))
     const image = await renderedImage()
@@ -288,5 +321,51 @@ describe('operator view', { timeout: 90_000 }, () => {
 
   it('no script errors on any page', () => {
     expect(errors).toEqual([])
+  })
+})
+
+describe('a kind added on the server', { timeout: 60_000 }, () => {
+  it('appears in the menu with a form generated from its input schema, checked before it is sent, and runs', async () => {
+    const errorsBefore = errors.length
+    await page.goto(`${dev!.url}/`)
+    await page.fill('#api-key', API_KEY)
+    await page.waitForSelector('#kind option[value="greet"]', { state: 'attached' })
+    expect(await page.$$eval('#kind option', (options) => options.map((o) => [o.getAttribute('value'), o.textContent]))).toEqual([
+      ['summarize', 'Summarize a text'],
+      ['render', 'Render the Mandelbrot set'],
+      ['greet', 'Greet someone'],
+    ])
+    await page.selectOption('#kind', 'greet')
+    expect(await page.isVisible('fieldset[data-kind="greet"]')).toBe(true)
+    expect(await page.isHidden('fieldset[data-kind="summarize"]')).toBe(true)
+    expect(await text('fieldset[data-kind="greet"] legend')).toBe('Greet someone')
+    // each JSON Schema type gets its control, filled with the kind's example
+    expect(await page.getAttribute('#greet-name', 'type')).toBe('text')
+    expect(await page.getAttribute('#greet-name', 'maxlength')).toBe('40')
+    expect(await page.inputValue('#greet-name')).toBe('Ada')
+    expect(await page.$eval('#greet-times', (input: HTMLInputElement) => [input.type, input.min, input.max, input.step, input.value])).toEqual(['number', '1', '5', '1', '2'])
+    expect(await text('label[for="greet-times"]')).toBe('How many times')
+    expect(await page.getAttribute('#greet-shout', 'type')).toBe('checkbox')
+    expect(await text('label[for="greet-shout"]')).toMatch(/Shout\s+\(optional\)/)
+    expect(await page.$$eval('#greet-style option', (options) => options.map((o) => o.textContent))).toEqual(['plain', 'fancy'])
+
+    // out of bounds: the page says so and sends nothing
+    const jobBefore = await text('#job-id')
+    await page.fill('#greet-times', '9')
+    await page.click('#submit')
+    await page.waitForSelector('#error:not([hidden])')
+    expect(await text('#error')).toBe('How many times must be a whole number from 1 to 5.')
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('greet-times')
+    expect(await text('#job-id')).toBe(jobBefore)
+
+    await page.fill('#greet-times', '3')
+    await page.check('#greet-shout')
+    await page.selectOption('#greet-style', 'fancy')
+    await page.click('#submit')
+    await newJob(jobBefore)
+    await waitForStatus('complete')
+    expect(await text('#result .result-json')).toBe(JSON.stringify({ greeting: 'HELLO, ADA! HELLO, ADA! HELLO, ADA!' }, null, 2))
+    await shot('demo-generated-kind')
+    expect(errors.slice(errorsBefore)).toEqual([])
   })
 })
