@@ -215,6 +215,7 @@ function uiFor(kind: string): KindUi {
 
 async function submit() {
   clearError()
+  await kindsReady // a submit right after the page opened waits for the kind list
   const kindName = kindSelect.value
   const info = catalog.get(kindName)
   if (!info) return showError('The list of job kinds has not loaded: reload the page.')

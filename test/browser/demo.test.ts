@@ -10,7 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildClient } from '../../scripts/build-client.ts'
 import { type NetlifyDev, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
-import { SCREENSHOTS, launchChromium } from './support.ts'
+import { SCREENSHOTS, addKind, launchChromium } from './support.ts'
 
 const ADMIN_TOKEN = `admin-${secret()}`
 const API_KEY = newApiKey('browser')
@@ -45,38 +45,6 @@ afterAll(async () => {
   await dev?.stop()
   if (root) await removeRoot(root)
 })
-
-/** Adds a kind to the copied project the way the README says (one file in lib/kinds, listed in index.ts); public/ is not touched. */
-async function addKind(projectRoot: string) {
-  await writeFile(
-    join(projectRoot, 'lib', 'kinds', 'greet.ts'),
-    `import { z } from 'zod'
-import { defineJob } from './define.ts'
-
-export const greet = defineJob({
-  kind: 'greet',
-  title: 'Greet someone',
-  description: 'Says hello, a few times.',
-  input: z.strictObject({
-    name: z.string().min(1).max(40),
-    times: z.number().int().min(1).max(5).meta({ title: 'How many times' }),
-    shout: z.boolean().optional(),
-    style: z.enum(['plain', 'fancy']),
-  }),
-  example: { name: 'Ada', times: 2, style: 'plain' },
-  async run({ input, progress }) {
-    await progress('greeting', 50)
-    const hello = \`Hello, \${input.name}\${input.style === 'fancy' ? '!' : '.'}\`
-    return { greeting: Array.from({ length: input.times }, () => (input.shout ? hello.toUpperCase() : hello)).join(' ') }
-  },
-})
-`,
-  )
-  const index = join(projectRoot, 'lib', 'kinds', 'index.ts')
-  const source = await readFile(index, 'utf8')
-  if (!source.includes('[summarize, render]')) throw new Error('lib/kinds/index.ts changed: update addKind')
-  await writeFile(index, `${source.replace('[summarize, render]', '[summarize, render, greet]')}import { greet } from './greet.ts'\n`)
-}
 
 /** Full-page screenshots take seconds while the long sample is in the textarea: those shots show the viewport (the job). */
 const shot = (name: string, target: Page = page, fullPage = true) => target.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage })
