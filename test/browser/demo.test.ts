@@ -335,5 +335,13 @@ describe('a kind added on the server', { timeout: 60_000 }, () => {
     expect(await text('#result .result-json')).toBe(JSON.stringify({ greeting: 'HELLO, ADA! HELLO, ADA! HELLO, ADA!' }, null, 2))
     await shot('demo-generated-kind')
     expect(errors.slice(errorsBefore)).toEqual([])
+
+    // the OpenAPI document, through netlify dev, describes the new kind's input too
+    const described = await page.evaluate(async () => {
+      const document = await (await fetch('/api/openapi.json')).json()
+      const variants = document.paths['/api/jobs'].post.requestBody.content['application/json'].schema.oneOf
+      return { openapi: document.openapi, kinds: variants.map((v: { properties: { kind: { const: string } } }) => v.properties.kind.const) }
+    })
+    expect(described).toEqual({ openapi: '3.1.0', kinds: ['summarize', 'render', 'greet'] })
   })
 })
