@@ -30,6 +30,9 @@ export function registerJobKinds(kinds: readonly JobKind<any, any>[]) {
   registry = kindRegistry([...productionKinds, ...kinds])
 }
 
+/** The job kinds this deploy runs: for routes that need nothing else (no storage, no secrets). */
+export const jobKinds = (): KindRegistry => registry
+
 export const log: Logger = {
   info: (message, fields) => console.log(JSON.stringify({ level: 'info', message, ...fields })),
   error: (message, fields) => console.error(JSON.stringify({ level: 'error', message, ...fields })),

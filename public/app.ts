@@ -2,18 +2,19 @@
  * The demo page at `/`: submit a job and watch it with the client
  * (`lib/client`). Built into `public/app.js` by `scripts/build-client.ts`.
  *
- * Kinds are described in `KINDS`: each names its `<fieldset data-kind>`, how
- * to read its input, how to describe its own events and render its result.
- * A new kind means one entry here and one fieldset in index.html.
+ * The kind menu and the forms come from `GET /api/kinds` (kind-form.ts): a
+ * kind added on the server appears with a form generated from its input
+ * schema. `KINDS` keeps what is tuned by hand where it helps: summarize's
+ * form in index.html (sample text, counter) and render's image preview.
  */
 import { ApiError, type Client, type JobEvent, type WatchItem } from '../lib/client/index.ts'
+import { FormError, type KindInfo, kindFieldset, loadKinds, readKindFieldset } from './kind-form.ts'
 import { sampleText } from './sample-text.ts'
 import { createAccess } from './access.ts'
 
 interface KindUi {
-  label: string
-  /** The kind's input, read from its fieldset; throws a `FormError` for a bad field. */
-  input(fieldset: HTMLFieldSetElement): Record<string, unknown>
+  /** The kind's input, read from its hand-written fieldset in index.html; absent: the generated form. */
+  input?(fieldset: HTMLFieldSetElement): Record<string, unknown>
   /** A log line for one of the kind's own events, or null to leave it out of the log. */
   describe(event: JobEvent): string | null
   renderResult(result: unknown, into: HTMLElement, context: ResultContext): void
@@ -51,17 +52,8 @@ interface RenderResult {
   height: number
 }
 
-class FormError extends Error {
-  readonly field: HTMLElement
-  constructor(message: string, field: HTMLElement) {
-    super(message)
-    this.field = field
-  }
-}
-
 const KINDS: Record<string, KindUi> = {
   summarize: {
-    label: 'Summarize a text',
     input(fieldset) {
       const text = field<HTMLTextAreaElement>(fieldset, 'text')
       const title = field<HTMLInputElement>(fieldset, 'title')
@@ -92,18 +84,6 @@ const KINDS: Record<string, KindUi> = {
   },
 
   render: {
-    label: 'Render the Mandelbrot set',
-    input(fieldset) {
-      const width = wholeNumber(field(fieldset, 'width'), 1, 4096, 'The width must be a whole number of pixels from 1 to 4096.')
-      const height = wholeNumber(field(fieldset, 'height'), 1, 4096, 'The height must be a whole number of pixels from 1 to 4096.')
-      const maxIterations = wholeNumber(field(fieldset, 'maxIterations'), 1, 5000, 'The iterations must be a whole number from 1 to 5000.')
-      const canvasField = field<HTMLInputElement>(fieldset, 'canvas')
-      const canvas = canvasField.value.trim()
-      if (canvas && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(canvas)) {
-        throw new FormError('A canvas name is 1–64 letters, digits, dots, underscores or hyphens, starting with a letter or digit.', canvasField)
-      }
-      return { width, height, maxIterations, ...(canvas ? { canvas } : {}) }
-    },
     describe: () => null, // its progress drives the bar; `asset_created` is logged for every kind
     renderResult(result, into, { done, client, signal }) {
       const { assetId, url, width, height } = result as RenderResult
@@ -182,9 +162,10 @@ const access = createAccess(keyInput, $('key-hint'))
 
 // ---- setup -------------------------------------------------------------------
 
-for (const [name, kind] of Object.entries(KINDS)) kindSelect.append(new Option(kind.label, name))
+/** The kinds this deploy runs, from `GET /api/kinds`. */
+let catalog = new Map<string, KindInfo>()
+const kindsReady = setUpKinds()
 kindSelect.addEventListener('change', showKindFieldset)
-showKindFieldset()
 
 textArea.addEventListener('input', countText)
 $('load-sample').addEventListener('click', () => {
@@ -201,18 +182,50 @@ form.addEventListener('submit', (event) => {
 cancelButton.addEventListener('click', () => void cancel())
 keyInput.addEventListener('change', resumeFromUrl)
 
-void access.detectLocal().then(resumeFromUrl)
+void Promise.all([access.detectLocal(), kindsReady]).then(resumeFromUrl)
+
+// ---- kinds -------------------------------------------------------------------
+
+/** Fills the kind menu, and generates a form for each kind without one in index.html. */
+async function setUpKinds() {
+  try {
+    const kinds = await loadKinds()
+    catalog = new Map(kinds.map((kind) => [kind.kind, kind]))
+    for (const kind of kinds) {
+      kindSelect.append(new Option(kind.title, kind.kind))
+      if (!form.querySelector(`fieldset[data-kind="${kind.kind}"]`)) $('kind-forms').append(kindFieldset(kind))
+    }
+  } catch (error) {
+    showError(describeError(error))
+  }
+  showKindFieldset()
+}
+
+/** What the page does for a kind: its hand-tuned parts, else the generic ones. */
+function uiFor(kind: string): KindUi {
+  const lock = catalog.get(kind)?.lock?.by ?? []
+  return {
+    describe: (event) => `${event.type}: ${clip(JSON.stringify(event.data) ?? 'null', 180)}`,
+    renderResult: (result, into) => into.append(el('pre', { className: 'result-json' }, JSON.stringify(result, null, 2))),
+    joinedBecause: `another job is already working on the same ${lock.length ? lock.join(' or ') : 'resource'}`,
+    ...KINDS[kind],
+  }
+}
 
 // ---- actions -----------------------------------------------------------------
 
 async function submit() {
   clearError()
+  await kindsReady // a submit right after the page opened waits for the kind list
   const kindName = kindSelect.value
-  const kind = KINDS[kindName]!
+  const info = catalog.get(kindName)
+  if (!info) return showError('The list of job kinds has not loaded: reload the page.')
+  const kind = uiFor(kindName)
   let input: Record<string, unknown>
   try {
     if (!access.ready()) throw new FormError('Enter a token or API key first.', keyInput)
-    input = kind.input(form.querySelector<HTMLFieldSetElement>(`fieldset[data-kind="${kindName}"]`)!)
+    const fieldset = form.querySelector<HTMLFieldSetElement>(`fieldset[data-kind="${kindName}"]`)!
+    input = kind.input ? kind.input(fieldset) : readKindFieldset(fieldset, info.input)
   } catch (error) {
     if (error instanceof FormError) {
       showError(error.message)
@@ -305,7 +318,7 @@ function render(job: NonNullable<typeof current>, item: WatchItem) {
     }
     progressText.textContent = percent === null ? message : `${Math.round(percent)}% — ${message}`
   }
-  const describe = GENERIC_EVENTS[event.type] ?? KINDS[job.kind]?.describe
+  const describe = GENERIC_EVENTS[event.type] ?? uiFor(job.kind).describe
   const line = describe ? describe(event) : null
   if (line) log(`#${event.seq} ${line}`, event.type)
 
@@ -319,7 +332,7 @@ function render(job: NonNullable<typeof current>, item: WatchItem) {
     progressText.textContent = '100% — Complete'
     resultBody.replaceChildren()
     const done = event.data as DoneData
-    KINDS[job.kind]?.renderResult(done.result, resultBody, { done, client: job.client!, signal: job.watch.signal })
+    uiFor(job.kind).renderResult(done.result, resultBody, { done, client: job.client!, signal: job.watch.signal })
     resultSection.hidden = false
     say('The job is complete.')
   } else if (event.type === 'error') {
@@ -409,12 +422,6 @@ function showBlob(blob: Blob | null): string | null {
   return blobUrl
 }
 
-function wholeNumber(input: HTMLInputElement, min: number, max: number, message: string): number {
-  const value = Number(input.value)
-  if (!input.value.trim() || !Number.isInteger(value) || value < min || value > max) throw new FormError(message, input)
-  return value
-}
-
 function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} bytes`
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
@@ -440,7 +447,7 @@ function resumeFromUrl() {
   const params = new URLSearchParams(location.hash.slice(1))
   const jobId = params.get('job')
   const kind = params.get('kind') ?? 'summarize'
-  if (!jobId || current || !access.ready() || !KINDS[kind]) return
+  if (!jobId || current || !access.ready() || !catalog.has(kind)) return
   kindSelect.value = kind // the form shows the resumed job's kind
   showKindFieldset()
   watch(jobId, kind)

@@ -17,6 +17,13 @@ import { AccountExistsError, createAccount, readAccount } from '../lib/credits/i
 import { config as reaperConfig } from '../netlify/functions/reaper.ts'
 import { flags, openStore } from './store.ts'
 import { reaperPeriodMs, scheduleReaper } from './dev-reaper.ts'
+import { portBusyMessage, portInUse } from './dev-port.ts'
+
+const { port = '8888' } = flags()
+if (await portInUse(Number(port))) {
+  console.error(portBusyMessage(Number(port)))
+  process.exit(1)
+}
 
 const root = process.cwd()
 const envFile = join(root, '.env')
@@ -51,7 +58,6 @@ await createAccount(store, systemClock, 'dev', DEV_CREDITS).catch((error: unknow
 const balance = (await readAccount(store, 'dev'))?.record.balance
 await close()
 
-const { port = '8888' } = flags()
 const reaperPeriod = reaperPeriodMs(String(reaperConfig.schedule))
 console.log(`
   Durable jobs, local development

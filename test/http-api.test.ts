@@ -220,7 +220,12 @@ describe('failures and the operator view', () => {
     const status = await (await call(`/api/jobs/${jobId}`)).json()
     expect(JSON.stringify(status)).not.toMatch(/10\.0\.3\.7|internal\.example|sk_live/)
     expect((await call('/api/admin/jobs', { key: null })).status).toBe(401)
-    expect((await call('/api/admin/jobs', { key: keyA })).status).toBe(401)
+    const withApiKey = await call('/api/admin/jobs', { key: keyA })
+    expect(withApiKey.status).toBe(401)
+    const refused = (await withApiKey.json()).error
+    expect(refused.code).toBe('unauthorized')
+    expect(refused.message).toContain('ADMIN_TOKEN')
+    expect(refused.message).not.toContain('valid API key')
     const admin = await (await call('/api/admin/jobs?limit=100', { key: null, headers: { authorization: `Bearer ${ADMIN}` } })).json()
     const row = admin.jobs.find((j: { jobId: string }) => j.jobId === jobId)
     expect(row.error.code).toBe('internal_error')

@@ -15,6 +15,7 @@ import { createAccount } from '../lib/credits/index.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
 import { useBlobs } from './support/blobs.ts'
+import { interceptedStore } from './support/hooked-store.ts'
 import { type ManualClock, manualClock, testDeps } from './support/deps.ts'
 import { failing, hanging } from './support/kinds.ts'
 
@@ -102,6 +103,24 @@ describe('worker', () => {
     const withoutKind = { ...other, store: deps.store }
     expect(await runJob(withoutKind, body.jobId)).toBe('failed')
   })
+  it('rounds progress percent to one decimal, the same in the event and the status', async () => {
+    let seen: unknown
+    const thirds = defineJob({
+      kind: 'thirds',
+      input: z.object({}),
+      async run({ jobId, progress }) {
+        await progress('one third', 100 / 3)
+        seen = await getJob(deps, 'acct', jobId)
+        return null
+      },
+    })
+    const { deps } = await setup([thirds])
+    const { body } = await submitJob(deps, 'acct', { kind: 'thirds', input: {} }, null)
+    expect(await runJob(deps, body.jobId)).toBe('complete')
+    const progress = (await allEvents(deps, body.jobId)).find((e) => e.type === 'progress')
+    expect(progress?.data).toEqual({ message: 'one third', percent: 33.3 })
+    expect(seen).toMatchObject({ progress: { message: 'one third', percent: 33.3 } })
+  })
 })
 
 describe('cancel', () => {
@@ -156,6 +175,37 @@ describe('cancel', () => {
     const { state } = (await readState(deps.store, body.jobId))!
     expect(state.status).toBe('canceled')
     expect(state.log.lastSeq).toBeLessThan(100_000)
+  })
+
+  it('a running job whose worker sees the request before cancel writes it still answers 202, and the log has cancel_requested', async () => {
+    const busy = defineJob({
+      kind: 'busy',
+      input: z.object({}),
+      async run({ emit, signal }) {
+        for (let i = 0; i < 100_000; i++) {
+          signal.throwIfAborted()
+          await emit('tick', { i })
+        }
+        return null
+      },
+    })
+    const { deps } = await setup([busy])
+    const { body } = await submitJob(deps, 'acct', { kind: 'busy', input: {} }, null)
+    const run = runJob(deps, body.jobId)
+    await waitFor(async () => ((await readState(deps.store, body.jobId))?.state.log.lastSeq ?? 0) > 20)
+    // Cancel's marker lands, then the worker stops the job before cancel's own state write.
+    const store = interceptedStore(deps.store, async (op, key, call) => {
+      const result = await call()
+      if (op === 'put' && key === `cancel/${body.jobId}`) await run
+      return result
+    })
+    const asked = await cancelJob({ ...deps, store }, 'acct', body.jobId)
+    expect(await run).toBe('canceled')
+    expect(asked.status).toBe(202)
+    expect(asked.job).toMatchObject({ status: 'canceled', cancelRequested: true })
+    const types = (await allEvents(deps, body.jobId)).map((e) => e.type).filter((t) => t !== 'tick')
+    expect(types.slice(-2)).toEqual(['cancel_requested', 'canceled'])
+    expect(types.filter((t) => t === 'cancel_requested')).toHaveLength(1)
   })
 
   it("another account's job cannot be canceled or read: 404 as if it did not exist", async () => {

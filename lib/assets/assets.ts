@@ -16,6 +16,7 @@
  * never listed (a crash before step 4, or a worker fenced off meanwhile).
  */
 import { createHash } from 'node:crypto'
+import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { JobFailure, invalidRequest, notFound } from '../core/errors.ts'
 import { ASSET_ID_PATTERN, JOB_ID_PATTERN } from '../core/ids.ts'
@@ -23,7 +24,7 @@ import { scheduleAssetCheck } from '../jobs/state.ts'
 import { loadOwnedJob } from '../jobs/read.ts'
 import { assetKeys, expiryBucket, keys, safePart } from '../storage/keys.ts'
 import type { JobAsset } from '../core/types.ts'
-import { assetUrl, publicAsset } from '../jobs/views.ts'
+import { PublicAssetSchema, assetUrl, publicAsset } from '../jobs/views.ts'
 import { type Viewer, sees, viewerAccount } from '../tokens/viewer.ts'
 import type { AssetLinks } from './links.ts'
 import { ASSET_PART_BYTES, writeParts } from './parts.ts'
@@ -103,13 +104,16 @@ export async function loadOwnedAsset(deps: Pick<Deps, 'assets' | 'clock'>, viewe
   return asset
 }
 
+export const JobAssetsSchema = z.strictObject({ jobId: z.string(), assets: z.array(PublicAssetSchema) })
+export const TaskAssetsSchema = z.strictObject({ sourceTaskId: z.string(), assets: z.array(PublicAssetSchema) })
+
 /** The assets of one of the caller's jobs; still listed after the job's own record has expired. */
 export async function listJobAssets(
   deps: Pick<Deps, 'store' | 'assets' | 'clock'>,
   viewer: Viewer,
   jobId: string,
   links: AssetLinks = { link: assetUrl },
-) {
+): Promise<z.infer<typeof JobAssetsSchema>> {
   const account = viewerAccount(viewer)
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const entries = await deps.assets.list(assetKeys.byJobPrefix(safePart(account), jobId))
@@ -125,7 +129,7 @@ export async function listTaskAssets(
   viewer: Viewer,
   sourceTaskId: string | null,
   links: AssetLinks = { link: assetUrl },
-) {
+): Promise<z.infer<typeof TaskAssetsSchema>> {
   const account = viewerAccount(viewer)
   if (sourceTaskId === null || !SOURCE_TASK_ID.test(sourceTaskId)) {
     throw invalidRequest('Pass "sourceTaskId": 1-128 characters of A-Z a-z 0-9 . _ : -', [

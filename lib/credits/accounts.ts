@@ -1,5 +1,6 @@
 /** Accounts for operators and owners: create, grant, set, and read the balance and ledger. */
 import { randomBytes } from 'node:crypto'
+import { z } from 'zod'
 import type { Clock } from '../core/clock.ts'
 import { readEvents } from '../events/log.ts'
 import { safePart } from '../storage/keys.ts'
@@ -78,7 +79,15 @@ export async function setCredits(store: BlobPort, clock: Clock, account: string,
 }
 
 /** The account as its owner sees it: balance and the newest ledger entries. */
-export async function accountView(store: BlobPort, account: string, recent = 20) {
+/** `GET /api/account`: the balance and the newest ledger entries, newest first. */
+export const AccountViewSchema = z.strictObject({
+  account: z.string(),
+  balance: z.number().int(),
+  ledger: z.array(LedgerEntrySchema),
+})
+export type AccountView = z.infer<typeof AccountViewSchema>
+
+export async function accountView(store: BlobPort, account: string, recent = 20): Promise<AccountView> {
   const stored = await readAccount(store, account)
   if (!stored) return { account, balance: 0, ledger: [] as LedgerEntry[] }
   const { ledger } = stored.record

@@ -8,7 +8,7 @@
  * - `settle.ts`: refunds of finished jobs, at most once whoever settles.
  */
 export { AccountRecordSchema, type AccountRecord, type LedgerEntry, LedgerEntrySchema, type StoredAccount, ledgerLog, readAccount } from './ledger.ts'
-export { AccountExistsError, MAX_API_KEYS, accountView, changeApiKeys, createAccount, grantCredits, readLedger, setCredits } from './accounts.ts'
+export { AccountExistsError, AccountViewSchema, MAX_API_KEYS, accountView, changeApiKeys, createAccount, grantCredits, readLedger, setCredits } from './accounts.ts'
 export {
   RESERVATION_TTL_MS,
   type Reservation,

@@ -2,14 +2,15 @@
  * Reading and canceling jobs on behalf of an account. Another account's job
  * answers exactly like a job that does not exist, so ids cannot be probed.
  */
+import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { ApiError, invalidRequest, notFound } from '../core/errors.ts'
 import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
-import { type JobEvent, type JobSpec, isTerminal } from '../core/types.ts'
+import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
-import { publicJob } from './views.ts'
+import { FeedSchema, publicJob } from './views.ts'
 import { type Viewer, sees } from '../tokens/viewer.ts'
 
 export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }
@@ -44,6 +45,13 @@ export interface FeedQuery {
   waitSeconds: number
 }
 
+/** The feed's query as the API documents it; `parseFeedQuery` enforces the same bounds. */
+export const FeedQuerySchema = z.strictObject({
+  after: z.int().min(0).max(999_999_999).optional().describe('Last seq already seen (default 0: from the start).'),
+  limit: z.int().min(1).max(MAX_FEED_LIMIT).optional().describe(`Most events to return (default ${DEFAULT_FEED_LIMIT}).`),
+  wait: z.int().min(0).max(MAX_WAIT_SECONDS).optional().describe('Seconds to hold the request until an event arrives (long-poll).'),
+})
+
 /** Parses `after`, `limit`, `wait`; anything malformed is a 400. */
 export function parseFeedQuery(params: URLSearchParams): FeedQuery {
   const int = (name: string, fallback: number, min: number, max: number) => {
@@ -63,16 +71,7 @@ export function parseFeedQuery(params: URLSearchParams): FeedQuery {
   }
 }
 
-export interface Feed {
-  jobId: string
-  status: string
-  events: JobEvent[]
-  next: number
-  done: boolean
-  /** Oldest seq still kept; events before it were dropped by the log cap. */
-  firstSeq: number
-  /** Set when events after the reader's cursor were dropped before it could read them. */
-  truncated?: { droppedBefore: number }
+export type Feed = z.infer<typeof FeedSchema> & {
   /** Seconds a poller should wait before asking again (while not done). */
   retryAfter: number
 }
@@ -150,8 +149,9 @@ export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
       return { status: 200 as const, job: publicJob({ state: done.state }) }
     }
     const { state, version } = job.stored
-    // Our own request may already have taken effect: the worker saw the marker and stopped.
-    if (asked && state.status === 'canceled') return { status: 200 as const, job: publicJob({ state }) }
+    // Our own request already took effect: the worker saw the marker and stopped. The job
+    // was running when asked, so the answer is the same 202 as when our own write lands.
+    if (asked && state.status === 'canceled') return { status: 202 as const, job: publicJob({ state }) }
     if (isTerminal(state.status)) {
       throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
     }

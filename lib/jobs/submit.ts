@@ -10,9 +10,9 @@ import { type ChargePlan, type StoredAccount, chargeJob, chargeRefused, planChar
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { UnsafeKeyError, keys, resourceKey } from '../storage/keys.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
-import type { JobSpec } from '../core/types.ts'
+import { JOB_STATUSES, type JobSpec } from '../core/types.ts'
 import { systemError } from '../core/sanitize.ts'
-import { type PublicJob, jobUrls, publicJob } from './views.ts'
+import { type PublicJob, Timestamp, jobUrls, publicJob } from './views.ts'
 import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
 import { dispatchJob, failUndispatched } from './dispatch.ts'
 
@@ -34,17 +34,21 @@ export const SubmitBodySchema = z.strictObject({
  */
 const ORPHAN_LOCK_GRACE_MS = 90_000
 
+/** What a submit answers (202, or 200 for a replayed Idempotency-Key). */
+export const SubmittedBodySchema = z.strictObject({
+  jobId: z.string(),
+  kind: z.string(),
+  /** "queued", or the job's own status if its worker already started it. */
+  status: z.enum(JOB_STATUSES),
+  statusUrl: z.string(),
+  eventsUrl: z.string(),
+  createdAt: Timestamp,
+})
+
 export interface Submitted {
   status: 202 | 200
   replayed: boolean
-  body: {
-    jobId: string
-    kind: string
-    status: string
-    statusUrl: string
-    eventsUrl: string
-    createdAt: string
-  }
+  body: z.infer<typeof SubmittedBodySchema>
 }
 
 export function zodIssues(error: z.ZodError, prefix: (string | number)[] = []): Issue[] {

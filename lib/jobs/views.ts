@@ -1,7 +1,15 @@
-/** How jobs look from outside: to their clients, and to operators. */
+/**
+ * How jobs look from outside: to their clients, and to operators. Each view
+ * has its zod schema here; the OpenAPI document is generated from them and
+ * the views are typed by them, so the two cannot drift apart.
+ */
+import { z } from 'zod'
 import { iso } from '../core/clock.ts'
-import type { JobAsset, JobSpec, JobState, PublicError } from '../core/types.ts'
+import { JOB_STATUSES, JobAssetSchema, JobEventSchema, type JobSpec, type JobState, PublicErrorSchema } from '../core/types.ts'
 import type { AssetRecord } from '../assets/record.ts'
+
+/** A time as the API shows it: ISO 8601 in UTC, with milliseconds. */
+export const Timestamp = z.iso.datetime()
 
 export const jobUrls = (jobId: string) => ({
   statusUrl: `/api/jobs/${jobId}`,
@@ -9,28 +17,46 @@ export const jobUrls = (jobId: string) => ({
   cancelUrl: `/api/jobs/${jobId}/cancel`,
 })
 
-export interface PublicJob {
-  jobId: string
-  kind: string
-  status: JobState['status']
-  cancelRequested: boolean
-  progress: { message: string; percent: number | null } | null
-  result?: unknown
-  error: PublicError | null
-  createdAt: string
-  startedAt: string | null
-  updatedAt: string
-  finishedAt: string | null
-  lastSeq: number
-  statusUrl: string
-  eventsUrl: string
-  sourceTaskId: string | null
-  clientJobId: string | null
+export const PublicJobSchema = z.strictObject({
+  jobId: z.string(),
+  kind: z.string(),
+  status: z.enum(JOB_STATUSES),
+  cancelRequested: z.boolean(),
+  progress: z.strictObject({ message: z.string(), percent: z.number().min(0).max(100).nullable() }).nullable(),
+  /** The handler's result, present once the job is complete. */
+  result: z.unknown().optional(),
+  /** The public error when failed: never the internal text. */
+  error: PublicErrorSchema.nullable(),
+  createdAt: Timestamp,
+  startedAt: Timestamp.nullable(),
+  updatedAt: Timestamp,
+  finishedAt: Timestamp.nullable(),
+  lastSeq: z.number().int().nonnegative(),
+  statusUrl: z.string(),
+  eventsUrl: z.string(),
+  sourceTaskId: z.string().nullable(),
+  clientJobId: z.string().nullable(),
   /** Credits this job was charged: 0 when an earlier job with the same clientJobId paid. */
-  creditCharged: number
+  creditCharged: z.number().int().nonnegative(),
   /** Files the job saved so far, with their download URLs. */
-  assets: JobAsset[]
-}
+  assets: z.array(JobAssetSchema),
+})
+export type PublicJob = z.infer<typeof PublicJobSchema>
+
+/** The event feed of one job (`GET /api/jobs/:id/events`). */
+export const FeedSchema = z.strictObject({
+  jobId: z.string(),
+  status: z.enum(JOB_STATUSES),
+  events: z.array(JobEventSchema),
+  /** Pass as `after` to get only what is new. */
+  next: z.number().int().nonnegative(),
+  /** The job is finished and every event was read. */
+  done: z.boolean(),
+  /** Oldest seq still kept; events before it were dropped by the log cap. */
+  firstSeq: z.number().int().positive(),
+  /** Set when events after the reader's cursor were dropped before it could read them. */
+  truncated: z.strictObject({ droppedBefore: z.number().int().positive() }).optional(),
+})
 
 /** The job as any client may see it: never the internal error, never the lease. */
 export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJob {
@@ -79,8 +105,34 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
 
 const pick = ({ statusUrl, eventsUrl }: ReturnType<typeof jobUrls>) => ({ statusUrl, eventsUrl })
 
+export const OperatorJobSchema = z.strictObject({
+  jobId: z.string(),
+  account: z.string(),
+  kind: z.string(),
+  status: z.enum(JOB_STATUSES),
+  attempt: z.number().int().nonnegative(),
+  cancelRequested: z.boolean(),
+  progress: PublicJobSchema.shape.progress,
+  hasResult: z.boolean(),
+  error: PublicErrorSchema.nullable(),
+  error_internal: z.string().nullable(),
+  lockKey: z.string().nullable(),
+  createdAt: Timestamp,
+  startedAt: Timestamp.nullable(),
+  updatedAt: Timestamp,
+  heartbeatAt: Timestamp.nullable(),
+  finishedAt: Timestamp.nullable(),
+  lastSeq: z.number().int().nonnegative(),
+  firstSeq: z.number().int().positive(),
+  sourceTaskId: z.string().nullable(),
+  clientJobId: z.string().nullable(),
+  creditCharged: z.number().int().nonnegative(),
+  reservation: z.string().nullable(),
+})
+export type OperatorJob = z.infer<typeof OperatorJobSchema>
+
 /** The operator's view: both error forms, lease and lock, whether a result exists. */
-export function operatorJob(state: JobState) {
+export function operatorJob(state: JobState): OperatorJob {
   return {
     jobId: state.jobId,
     account: state.account,
@@ -93,9 +145,9 @@ export function operatorJob(state: JobState) {
     error: state.error,
     error_internal: state.errorInternal,
     lockKey: state.lockKey,
-    createdAt: iso(state.createdAt),
+    createdAt: iso(state.createdAt)!,
     startedAt: iso(state.startedAt),
-    updatedAt: iso(state.updatedAt),
+    updatedAt: iso(state.updatedAt)!,
     heartbeatAt: iso(state.heartbeatAt),
     finishedAt: iso(state.finishedAt),
     lastSeq: state.log.lastSeq,
@@ -109,8 +161,22 @@ export function operatorJob(state: JobState) {
 
 export const assetUrl = (assetId: string) => `/api/assets/${assetId}`
 
+export const PublicAssetSchema = z.strictObject({
+  assetId: z.string(),
+  jobId: z.string(),
+  sourceTaskId: z.string().nullable(),
+  filename: z.string(),
+  contentType: z.string(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string(),
+  url: z.string(),
+  createdAt: Timestamp,
+  expiresAt: Timestamp,
+})
+export type PublicAsset = z.infer<typeof PublicAssetSchema>
+
 /** A generated file as its account sees it in listings (with a signed link from `link`); never the account itself. */
-export function publicAsset(record: AssetRecord, link: (assetId: string) => string = assetUrl) {
+export function publicAsset(record: AssetRecord, link: (assetId: string) => string = assetUrl): PublicAsset {
   return {
     assetId: record.assetId,
     jobId: record.jobId,

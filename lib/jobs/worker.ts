@@ -84,8 +84,13 @@ export async function runJob(deps: Deps, jobId: string): Promise<WorkerOutcome> 
     if (thrown instanceof LeaseLostError) return 'fenced'
     if (writer.signal.aborted && writer.cancelRequested()) {
       return finishOrFenced(writer, 'canceled', (state) => ({
-        state: { ...state, status: 'canceled' },
-        events: [{ type: 'canceled', data: { reason: 'canceled by request' } }],
+        state: { ...state, status: 'canceled', cancelRequested: true },
+        // The worker saw cancel's marker before cancel's own state write landed: the
+        // log still tells the request apart from the outcome.
+        events: [
+          ...(state.cancelRequested ? [] : [{ type: 'cancel_requested', data: null }]),
+          { type: 'canceled', data: { reason: 'canceled by request' } },
+        ],
       }))
     }
     const { error, errorInternal } = splitError(thrown)
@@ -121,7 +126,8 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, writer: Fenc
     progress: (message, percent) =>
       writer.update((state) => {
         const text = String(message).slice(0, MAX_PROGRESS_MESSAGE)
-        const pct = percent === undefined || !Number.isFinite(percent) ? null : Math.min(100, Math.max(0, percent))
+        // One decimal, here where it is produced, so the status and the event agree.
+        const pct = percent === undefined || !Number.isFinite(percent) ? null : Math.round(Math.min(100, Math.max(0, percent)) * 10) / 10
         return {
           state: { ...state, progress: { message: text, percent: pct } },
           events: [{ type: 'progress', data: { message: text, percent: pct } }],

@@ -29,6 +29,19 @@ export interface JobContext<Input> {
 export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown> {
   kind: string
   input: Schema
+  /** A short name for menus ("Summarize a text"); the kind's name if absent. */
+  title?: string
+  /** One or two sentences for the kind list (`GET /api/kinds`) and forms. */
+  description?: string
+  /** An input that works, shown to clients as a starting point. */
+  example?: z.input<Schema>
+  /**
+   * What `lockKey` names the resource by, for clients: e.g. `['input.text']`,
+   * or `['input.canvas', 'sourceTaskId']` (the first one given). Listed only.
+   */
+  lockedBy?: string[]
+  /** Whether its jobs save files (`ctx.saveAsset`). */
+  makesAssets?: boolean
   /** Credits one job of this kind costs (charged once per client job id). Default 0. */
   cost?: number
   /**

@@ -19,18 +19,31 @@ export const MAX_RENDER_ITERATIONS = 5000
 const BANDS = 32
 
 export const renderInput = z.strictObject({
-  width: z.number().int().min(1).max(MAX_RENDER_SIDE),
-  height: z.number().int().min(1).max(MAX_RENDER_SIDE),
-  maxIterations: z.number().int().min(1).max(MAX_RENDER_ITERATIONS),
+  width: z.number().int().min(1).max(MAX_RENDER_SIDE).meta({ title: 'Width (pixels)' }),
+  height: z.number().int().min(1).max(MAX_RENDER_SIDE).meta({ title: 'Height (pixels)' }),
+  maxIterations: z
+    .number()
+    .int()
+    .min(1)
+    .max(MAX_RENDER_ITERATIONS)
+    .meta({ title: 'Iterations per pixel', description: 'More iterations sharpen the edge of the set; larger images and more iterations take longer.' }),
   /** The point at the middle of the image; default (-0.75, 0) shows the whole set. */
-  center: z.strictObject({ x: z.number().min(-4).max(4), y: z.number().min(-4).max(4) }).optional(),
+  center: z
+    .strictObject({ x: z.number().min(-4).max(4), y: z.number().min(-4).max(4) })
+    .optional()
+    .meta({ title: 'Center', description: 'The point in the middle of the image; (-0.75, 0) shows the whole set.' }),
   /** 1 fits the whole set; past ~1e13 doubles run out of precision. */
-  zoom: z.number().min(0.1).max(1e13).optional(),
+  zoom: z.number().min(0.1).max(1e13).optional().meta({ description: '1 fits the whole set.' }),
   /** The drawing this render is for: one render per canvas at a time. */
   canvas: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit')
-    .optional(),
+    .optional()
+    .meta({
+      title: 'Canvas name',
+      description:
+        '1–64 letters, digits, dots, underscores or hyphens. While a render into a canvas runs, submitting another one into it joins that job instead of starting a second.',
+    }),
 })
 export type RenderInput = z.infer<typeof renderInput>
 
@@ -43,8 +56,13 @@ export interface RenderResult {
 
 export const render = defineJob({
   kind: 'render',
+  title: 'Render the Mandelbrot set',
+  description: 'Draws the Mandelbrot set at the size and view asked for and saves it as a PNG file of the job.',
   input: renderInput,
+  example: { width: 640, height: 400, maxIterations: 200 },
   cost: 1,
+  lockedBy: ['input.canvas', 'sourceTaskId'],
+  makesAssets: true,
   lockKey: (input, account, { sourceTaskId }) => {
     if (input.canvas) return [account, 'render', 'canvas', input.canvas]
     // A task id may hold ':' (not allowed in a key part): lock on its hash.

@@ -18,7 +18,7 @@ export const summarizeInput = z.strictObject({
     .refine((text) => text.trim().length > 0, 'text must not be empty'),
   title: z.string().trim().min(1).max(200).optional(),
   /** Characters per window; smaller windows mean more, finer progress. */
-  windowChars: z.number().int().min(500).max(100_000).optional(),
+  windowChars: z.number().int().min(500).max(100_000).optional().describe('Characters per window: smaller windows mean more, finer progress.'),
 })
 
 export interface SummarizeResult {
@@ -30,8 +30,12 @@ export interface SummarizeResult {
 
 export const summarize = defineJob({
   kind: 'summarize',
+  title: 'Summarize a text',
+  description: 'An extractive summary of a long text, window by window, with key points; each window is reported as it is done.',
   input: summarizeInput,
+  example: { text: 'Durable jobs survive restarts. Locks stop double work.', windowChars: 2000 },
   cost: 1,
+  lockedBy: ['input.text'],
   lockKey: (input, account) => [account, 'summarize', createHash('sha256').update(input.text).digest('hex').slice(0, 32)],
   // Every step is linear in the text; between steps the handler yields so the
   // heartbeat keeps the job alive while a 2 MB text is worked through.

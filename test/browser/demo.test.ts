@@ -10,7 +10,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildClient } from '../../scripts/build-client.ts'
 import { type NetlifyDev, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
-import { SCREENSHOTS, launchChromium } from './support.ts'
+import { SCREENSHOTS, addKind, launchChromium } from './support.ts'
 
 const ADMIN_TOKEN = `admin-${secret()}`
 const API_KEY = newApiKey('browser')
@@ -26,6 +26,7 @@ const errors: string[] = []
 beforeAll(async () => {
   browser = await launchChromium() // first: a missing Chromium fails at once, with how to install it
   root = await makeProjectRoot()
+  await addKind(root) // a kind the page has never heard of: its menu entry and form must come from the server
   await rm(join(root, 'public', 'dev-api-key.json'), { force: true }) // a developer's own key must not leak in
   await buildClient({ outdir: join(root, 'public'), env: {} })
   await registerKeys(root, [{ apiKey: API_KEY, account: 'browser', credits: 100 }])
@@ -144,7 +145,7 @@ describe('demo page', { timeout: 150_000 }, () => {
     await waitForStatus('canceled', 60_000)
     expect(await text('#notice')).toBe('The job was canceled.')
     const log = await page.$$eval('#events li', (items) => items.map((item) => item.className))
-    expect(log.at(-1)).toBe('event event-canceled') // (a `cancel_requested` event comes first only when the cancel won the state write)
+    expect(log.at(-1)).toBe('event event-canceled') // (after `cancel_requested`, which the worker writes itself if it saw the request first)
     expect(await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)).toBeLessThan(95)
     expect(await page.isHidden('#result')).toBe(true)
     await shot('demo-canceled', page, false)
@@ -182,9 +183,9 @@ describe('demo page', { timeout: 150_000 }, () => {
     expect(await page.isVisible('fieldset[data-kind="render"]')).toBe(true)
     await page.fill('#render-width', '480')
     await page.fill('#render-height', '300')
-    await page.fill('#render-iterations', '150')
+    await page.fill('#render-max-iterations', '150')
     await recordProgress()
-    await page.focus('#render-iterations')
+    await page.focus('#render-max-iterations')
     await page.keyboard.press('Enter') // implicit submission from a field
     renderJobId = await newJob(await text('#job-id'))
     const image = await renderedImage()
@@ -299,5 +300,59 @@ describe('operator view', { timeout: 90_000 }, () => {
 
   it('no script errors on any page', () => {
     expect(errors).toEqual([])
+  })
+})
+
+describe('a kind added on the server', { timeout: 60_000 }, () => {
+  it('appears in the menu with a form generated from its input schema, checked before it is sent, and runs', async () => {
+    const errorsBefore = errors.length
+    await page.goto(`${dev!.url}/`)
+    await page.fill('#api-key', API_KEY)
+    await page.waitForSelector('#kind option[value="greet"]', { state: 'attached' })
+    expect(await page.$$eval('#kind option', (options) => options.map((o) => [o.getAttribute('value'), o.textContent]))).toEqual([
+      ['summarize', 'Summarize a text'],
+      ['render', 'Render the Mandelbrot set'],
+      ['greet', 'Greet someone'],
+    ])
+    await page.selectOption('#kind', 'greet')
+    expect(await page.isVisible('fieldset[data-kind="greet"]')).toBe(true)
+    expect(await page.isHidden('fieldset[data-kind="summarize"]')).toBe(true)
+    expect(await text('fieldset[data-kind="greet"] legend')).toBe('Greet someone')
+    // each JSON Schema type gets its control, filled with the kind's example
+    expect(await page.getAttribute('#greet-name', 'type')).toBe('text')
+    expect(await page.getAttribute('#greet-name', 'maxlength')).toBe('40')
+    expect(await page.inputValue('#greet-name')).toBe('Ada')
+    expect(await page.$eval('#greet-times', (input: HTMLInputElement) => [input.type, input.min, input.max, input.step, input.value])).toEqual(['number', '1', '5', '1', '2'])
+    expect(await text('label[for="greet-times"]')).toBe('How many times')
+    expect(await page.getAttribute('#greet-shout', 'type')).toBe('checkbox')
+    expect(await text('label[for="greet-shout"]')).toMatch(/Shout\s+\(optional\)/)
+    expect(await page.$$eval('#greet-style option', (options) => options.map((o) => o.textContent))).toEqual(['plain', 'fancy'])
+
+    // out of bounds: the page says so and sends nothing
+    const jobBefore = await text('#job-id')
+    await page.fill('#greet-times', '9')
+    await page.click('#submit')
+    await page.waitForSelector('#error:not([hidden])')
+    expect(await text('#error')).toBe('How many times must be a whole number from 1 to 5.')
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('greet-times')
+    expect(await text('#job-id')).toBe(jobBefore)
+
+    await page.fill('#greet-times', '3')
+    await page.check('#greet-shout')
+    await page.selectOption('#greet-style', 'fancy')
+    await page.click('#submit')
+    await newJob(jobBefore)
+    await waitForStatus('complete')
+    expect(await text('#result .result-json')).toBe(JSON.stringify({ greeting: 'HELLO, ADA! HELLO, ADA! HELLO, ADA!' }, null, 2))
+    await shot('demo-generated-kind')
+    expect(errors.slice(errorsBefore)).toEqual([])
+
+    // the OpenAPI document, through netlify dev, describes the new kind's input too
+    const described = await page.evaluate(async () => {
+      const document = await (await fetch('/api/openapi.json')).json()
+      const variants = document.paths['/api/jobs'].post.requestBody.content['application/json'].schema.oneOf
+      return { openapi: document.openapi, kinds: variants.map((v: { properties: { kind: { const: string } } }) => v.properties.kind.const) }
+    })
+    expect(described).toEqual({ openapi: '3.1.0', kinds: ['summarize', 'render', 'greet'] })
   })
 })

@@ -4,7 +4,7 @@
  * end-to-end suite's helpers (test/e2e/support.ts).
  */
 import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Browser, chromium } from 'playwright-core'
 import { REPO } from '../e2e/support.ts'
@@ -26,3 +26,17 @@ export async function launchChromium(): Promise<Browser> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   })
 }
+
+/**
+ * Adds the `greet` kind (greet-kind.ts) to a copied project the way the README
+ * says: its file in lib/kinds, listed in lib/kinds/index.ts. public/ is not touched.
+ */
+export async function addKind(projectRoot: string) {
+  const source = await readFile(new URL('./greet-kind.ts', import.meta.url), 'utf8')
+  await writeFile(join(projectRoot, 'lib', 'kinds', 'greet.ts'), source.replace("'../../lib/kinds/define.ts'", "'./define.ts'"))
+  const index = join(projectRoot, 'lib', 'kinds', 'index.ts')
+  const kinds = await readFile(index, 'utf8')
+  if (!kinds.includes('[summarize, render]')) throw new Error('lib/kinds/index.ts changed: update addKind')
+  await writeFile(index, `${kinds.replace('[summarize, render]', '[summarize, render, greet]')}import { greet } from './greet.ts'\n`)
+}
+

@@ -27,6 +27,7 @@ import { systemClock } from '../../lib/core/clock.ts'
 import { createAccount, readAccount } from '../../lib/credits/index.ts'
 import * as idModule from '../../lib/core/ids.ts'
 import { SIGNATURE_HEADER, SIGNATURE_WINDOW_MS, TIMESTAMP_HEADER, signWorkerRequest } from '../../lib/core/signing.ts'
+import { apiRoutes as documentedRoutes } from '../../lib/http/routes/index.ts'
 import { STORE_NAME, registerJobKinds } from '../../netlify/app.ts'
 import { failing, slow } from '../support/kinds.ts'
 import { weirdString } from '../fuzz/arbitraries.ts'
@@ -104,7 +105,10 @@ async function follow(jobId: string, key = keyA) {
 
 const totalOps = () => Object.values(env.blobs.ops).reduce((a, b) => a + b, 0)
 // The local-development token route does not exist outside `netlify dev` (404, no read): test/tokens-dev.test.ts.
-const apiRoutes = () => env.host.routes.filter((r) => r.custom && r.paths.some((p) => p.startsWith('/api/')) && r.name !== 'dev-token')
+/** The routes the OpenAPI document says need no credential: they describe the API and read no storage. */
+const PUBLIC_PATHS = new Set(documentedRoutes.filter((r) => r.auth === 'none').map((r) => r.path))
+const isPublicRoute = (r: Route) => r.paths.every((p) => PUBLIC_PATHS.has(p))
+const apiRoutes = () => env.host.routes.filter((r) => r.custom && r.paths.some((p) => p.startsWith('/api/')) && !isPublicRoute(r) && r.name !== 'dev-token')
 const isAdminRoute = (r: Route) => r.paths.some((p) => p.startsWith('/api/admin'))
 
 /** Methods a route answers, from the Allow header of its 405 (the method check comes before anything else). */
@@ -369,6 +373,22 @@ describe('authentication comes first', () => {
       }
     }
     expect(checked).toBeGreaterThan(routes.length * 10)
+  })
+
+  it('the public routes (kind list, OpenAPI document) read no storage and answer the same with any credential or none', async () => {
+    const routes = env.host.routes.filter((r) => r.custom && isPublicRoute(r))
+    expect(routes.map((r) => r.paths[0]).sort()).toEqual(['/api/kinds', '/api/openapi.json'])
+    for (const route of routes) {
+      const bodies = new Set<string>()
+      for (const key of [null, keyA, ADMIN, 'garbage']) {
+        const opsBefore = { ...env.blobs.ops }
+        const res = await call(route.paths[0]!, { key })
+        expect(res.status, route.paths[0]).toBe(200)
+        expect(Object.entries(env.blobs.ops).filter(([type, n]) => n !== (opsBefore[type] ?? 0)), route.paths[0]).toEqual([])
+        bodies.add(res.body)
+      }
+      expect(bodies.size, route.paths[0]).toBe(1)
+    }
   })
 
   it('the admin route refuses every token but its own (and everything when ADMIN_TOKEN is unset or short)', async () => {

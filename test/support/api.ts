@@ -9,7 +9,9 @@
  *   afterAll(() => api.stop())
  *
  * The environment it sets (signing secret, admin token, Blobs context, extra
- * settings) is put back as it was by `stop()`.
+ * settings) is put back as it was by `stop()`. Every answer is checked against
+ * the OpenAPI document: `call` throws on one that does not match, and `stop()`
+ * on any seen by other clients (the browser client, raw fetch).
  */
 import { randomBytes } from 'node:crypto'
 import { createApiKey } from '../../lib/accounts/api-keys.ts'
@@ -110,12 +112,15 @@ export function testApi(options: TestApiOptions = {}): TestApi {
       if (!running) return
       const { blobs, server, between } = running
       running = undefined
-      await server.stop()
-      await between?.stop()
-      await blobs.stop()
-      for (const [name, value] of saved) {
-        if (value === undefined) delete process.env[name]
-        else process.env[name] = value
+      try {
+        await server.stop() // throws if an answer did not match the OpenAPI document
+      } finally {
+        await between?.stop()
+        await blobs.stop()
+        for (const [name, value] of saved) {
+          if (value === undefined) delete process.env[name]
+          else process.env[name] = value
+        }
       }
     },
     get blobs() {
@@ -150,7 +155,7 @@ export function testApi(options: TestApiOptions = {}): TestApi {
     get responses() {
       return started().server.responses
     },
-    call(path, init = {}) {
+    async call(path, init = {}) {
       const headers = new Headers(init.headers)
       const key = init.key === undefined ? (firstAccount === undefined ? null : api.key(firstAccount)) : init.key
       if (key) headers.set('authorization', `Bearer ${key}`)
@@ -159,7 +164,10 @@ export function testApi(options: TestApiOptions = {}): TestApi {
         headers.set('content-type', 'application/json')
         body = JSON.stringify(init.json)
       }
-      return fetch(`${api.url}${path}`, { ...init, headers, body })
+      const res = await fetch(`${api.url}${path}`, { ...init, headers, body })
+      // Fails the test that got an answer the OpenAPI document does not describe.
+      started().server.assertContract()
+      return res
     },
     async follow(jobId, key) {
       const events: FeedEvent[] = []

@@ -4,7 +4,8 @@
  * added later is served without editing this file), routed by its
  * `config.path`, static paths before parametrized ones. A background function
  * answers 202 and runs on; every response is recorded with its status,
- * headers and who asked.
+ * headers and who asked, and checked against the OpenAPI document
+ * (support/openapi-check.ts): a mismatch fails the suite when it stops.
  */
 import { readdirSync, statSync } from 'node:fs'
 import { type Server, createServer } from 'node:http'
@@ -12,6 +13,7 @@ import type { AddressInfo } from 'node:net'
 import { basename, extname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import type { Context } from '@netlify/functions'
+import { contractChecker } from './openapi-check.ts'
 
 export type Handler = (req: Request, context: Context) => Promise<Response>
 
@@ -112,6 +114,10 @@ export interface FunctionServer {
   responses: RecordedResponse[]
   /** Requests the host could not route (Netlify would answer its own 404). */
   unrouted: number
+  /** Answers of public routes that do not match the OpenAPI document. */
+  contractViolations: string[]
+  /** Throws if any answer so far did not match the document (and forgets them). */
+  assertContract(): void
   /** When false, background calls are answered 202 and not run. */
   runWorkers: boolean
   backgroundRuns: Set<Promise<unknown>>
@@ -129,6 +135,13 @@ export async function startFunctions(only?: Route[]): Promise<FunctionServer> {
   const backgroundRuns = new Set<Promise<unknown>>()
   const state = { runWorkers: true, unrouted: 0 }
   const responses: RecordedResponse[] = []
+  const contract = contractChecker()
+  const contractViolations: string[] = []
+  const assertContract = () => {
+    if (contractViolations.length === 0) return
+    const found = contractViolations.splice(0)
+    throw new Error(`${found.length} answer(s) do not match the OpenAPI document:\n${found.join('\n')}`)
+  }
 
   const server: Server = createServer({ maxHeaderSize: 64 * 1024 }, async (incoming, outgoing) => {
     try {
@@ -168,7 +181,12 @@ export async function startFunctions(only?: Route[]): Promise<FunctionServer> {
           outgoing.writeHead(599, { 'content-type': 'text/plain' }).end(`harness: Content-Length ${declared} but the body has ${bytes.length} bytes`)
           return
         }
-        responses.push({ route: route.name, method: req.method, path, authorization: req.headers.get('authorization'), status: res.status, headers: resHeaders, body: bytes.toString('utf8') })
+        const recorded = { route: route.name, method: req.method, path, authorization: req.headers.get('authorization'), status: res.status, headers: resHeaders, body: bytes.toString('utf8') }
+        responses.push(recorded)
+        if (route.custom) {
+          const violation = contract.check(recorded)
+          if (violation) contractViolations.push(violation)
+        }
         outgoing.writeHead(res.status, resHeaders).end(bytes)
         return
       }
@@ -189,6 +207,8 @@ export async function startFunctions(only?: Route[]): Promise<FunctionServer> {
     get unrouted() {
       return state.unrouted
     },
+    contractViolations,
+    assertContract,
     get runWorkers() {
       return state.runWorkers
     },
@@ -203,6 +223,7 @@ export async function startFunctions(only?: Route[]): Promise<FunctionServer> {
       while (backgroundRuns.size > 0) await Promise.all([...backgroundRuns])
       server.closeAllConnections()
       await new Promise((resolve) => server.close(resolve))
+      assertContract()
     },
   }
 }

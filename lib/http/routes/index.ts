@@ -1,0 +1,14 @@
+/**
+ * Every public route, described once. A new route: describe it with
+ * `defineRoute` in the file of its area (or a new file listed here). The test
+ * suite fails on a function whose path is not described, and on any answer
+ * that does not match its description.
+ */
+import type { ApiRoute } from '../openapi.ts'
+import { accountRoutes } from './account.ts'
+import { adminRoutes } from './admin.ts'
+import { assetRoutes } from './assets.ts'
+import { jobRoutes } from './jobs.ts'
+import { metaRoutes } from './meta.ts'
+
+export const apiRoutes: readonly ApiRoute[] = [...jobRoutes, ...assetRoutes, ...accountRoutes, ...adminRoutes, ...metaRoutes]
