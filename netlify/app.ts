@@ -13,6 +13,8 @@ import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { MIN_MAX_EVENTS } from '../lib/events/log.ts'
 import { ApiError } from '../lib/core/errors.ts'
+import { CorsConfigError, type CorsPolicy, parseAllowedOrigins, withCors } from '../lib/http/cors.ts'
+import { errorResponse, respond } from '../lib/http/http.ts'
 
 /** The Blobs store holding all job state. */
 export const STORE_NAME = 'durable-jobs'
@@ -115,6 +117,28 @@ export function settingsFrom(env = process.env): Settings {
   }
 }
 
+function misconfigured(error: Error): ApiError {
+  log.error('misconfigured: this deploy refuses every request until its environment is fixed', { problem: error.message })
+  return new ApiError(500, 'misconfigured', 'The service is not configured correctly. Its operator has the details in the function log.')
+}
+
+/**
+ * Every /api route answers through this: the CORS preflight and headers
+ * (`ALLOWED_ORIGINS`, see lib/http/cors.ts), around `respond`, which turns
+ * whatever the route throws into the error envelope. A new route gets both
+ * by wrapping its body in it.
+ */
+export function serveApi(req: Request, route: () => Promise<Response>, env = process.env): Promise<Response> {
+  let policy: CorsPolicy
+  try {
+    policy = parseAllowedOrigins(env.ALLOWED_ORIGINS)
+  } catch (error) {
+    if (!(error instanceof CorsConfigError)) throw error
+    return Promise.resolve(errorResponse(misconfigured(error)))
+  }
+  return withCors(req, policy, () => respond(log, route))
+}
+
 /**
  * Everything `lib` needs to serve one request. The configuration is checked
  * first, so a misconfigured deploy refuses every request (500 `misconfigured`,
@@ -124,14 +148,14 @@ export function appFor(req: Request, env = process.env, deployContext = deployCo
   const origin = new URL(req.url).origin
   let settings: Settings
   let stores: StoreNames
+  let secret: string
   try {
-    signingSecret(env)
+    secret = signingSecret(env)
     settings = settingsFrom(env)
     stores = storeNamesFor(deployContext, env)
   } catch (error) {
     if (!(error instanceof MisconfiguredError)) throw error
-    log.error('misconfigured: this deploy refuses every request until its environment is fixed', { problem: error.message })
-    throw new ApiError(500, 'misconfigured', 'The service is not configured correctly. Its operator has the details in the function log.')
+    throw misconfigured(error)
   }
   return {
     store: netlifyBlobsPort(getStore({ name: stores.jobs, consistency: 'strong' })),
@@ -141,6 +165,7 @@ export function appFor(req: Request, env = process.env, deployContext = deployCo
     kinds: registry,
     settings,
     log,
+    signingSecret: secret,
     // Always the deploy's own origin: process.env.URL is the production site even in previews.
     // The deploy context travels in the signed body: the worker uses the stores this submit wrote to.
     invokeWorker: async (jobId) => {

@@ -6,8 +6,9 @@
  * to read its input, how to describe its own events and render its result.
  * A new kind means one entry here and one fieldset in index.html.
  */
-import { ApiError, type Client, type JobEvent, type WatchItem, createClient } from '../lib/client/index.ts'
+import { ApiError, type Client, type JobEvent, type WatchItem } from '../lib/client/index.ts'
 import { sampleText } from './sample-text.ts'
+import { createAccess } from './access.ts'
 
 interface KindUi {
   label: string
@@ -174,10 +175,10 @@ const eventsList = $('events')
 
 // ---- state -------------------------------------------------------------------
 
-let current: { jobId: string; kind: string; watch: AbortController; finished: boolean } | null = null
+let current: { jobId: string; kind: string; watch: AbortController; finished: boolean; client?: Client } | null = null
 /** The object URL of the image on show (a rendered PNG), revoked when it is replaced. */
 let blobUrl: string | null = null
-const client = (): Client => createClient({ apiKey: keyInput.value.trim() })
+const access = createAccess(keyInput, $('key-hint'))
 
 // ---- setup -------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ form.addEventListener('submit', (event) => {
 cancelButton.addEventListener('click', () => void cancel())
 keyInput.addEventListener('change', resumeFromUrl)
 
-void prefillDevKey().then(resumeFromUrl)
+void access.detectLocal().then(resumeFromUrl)
 
 // ---- actions -----------------------------------------------------------------
 
@@ -210,7 +211,7 @@ async function submit() {
   const kind = KINDS[kindName]!
   let input: Record<string, unknown>
   try {
-    if (!keyInput.value.trim()) throw new FormError('Enter your API key first.', keyInput)
+    if (!access.ready()) throw new FormError('Enter a token or API key first.', keyInput)
     input = kind.input(form.querySelector<HTMLFieldSetElement>(`fieldset[data-kind="${kindName}"]`)!)
   } catch (error) {
     if (error instanceof FormError) {
@@ -223,7 +224,8 @@ async function submit() {
   const submitStatus = $('submit-status')
   submitStatus.textContent = 'Submitting…'
   try {
-    const { joined, job } = await client().submitJob(kindName, input).finally(() => (submitStatus.textContent = ''))
+    const { joined, job } = await (await access.submitter()).submitJob(kindName, input).finally(() => (submitStatus.textContent = ''))
+    if (!joined) access.remember(job.jobId, job.watchToken)
     if (current?.jobId === job.jobId && !current.finished) {
       // The other click of a double click: it is the job we already watch.
       if (joined) say(`Joined the running job ${job.jobId}: ${kind.joinedBecause}.`)
@@ -248,7 +250,7 @@ async function cancel() {
   const giveUpAt = Date.now() + 120_000
   for (;;) {
     try {
-      const answer = await client().cancelJob(job.jobId, { signal: job.watch.signal })
+      const answer = await (await access.canceller(job.jobId)).cancelJob(job.jobId, { signal: job.watch.signal })
       if (current === job && !job.finished) {
         say(answer.status === 'canceled' ? 'Canceled.' : 'Cancel requested: the worker stops at its next step.')
       }
@@ -270,13 +272,14 @@ async function cancel() {
 /** Shows a job and follows its feed from the start until its terminal event. */
 function watch(jobId: string, kindName: string) {
   current?.watch.abort()
-  const me = { jobId, kind: kindName, watch: new AbortController(), finished: false }
+  const me: NonNullable<typeof current> = { jobId, kind: kindName, watch: new AbortController(), finished: false }
   current = me
   history.replaceState(null, '', `#job=${encodeURIComponent(jobId)}&kind=${encodeURIComponent(kindName)}`)
   resetJobView(jobId)
   void (async () => {
     try {
-      for await (const item of client().watchJob(jobId, { signal: me.watch.signal })) render(me, item)
+      me.client = await access.watcher(jobId)
+      for await (const item of me.client.watchJob(jobId, { signal: me.watch.signal })) render(me, item)
     } catch (error) {
       if (me.watch.signal.aborted) return
       showError(describeError(error))
@@ -316,7 +319,7 @@ function render(job: NonNullable<typeof current>, item: WatchItem) {
     progressText.textContent = '100% — Complete'
     resultBody.replaceChildren()
     const done = event.data as DoneData
-    KINDS[job.kind]?.renderResult(done.result, resultBody, { done, client: client(), signal: job.watch.signal })
+    KINDS[job.kind]?.renderResult(done.result, resultBody, { done, client: job.client!, signal: job.watch.signal })
     resultSection.hidden = false
     say('The job is complete.')
   } else if (event.type === 'error') {
@@ -430,30 +433,14 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLEl
 
 const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text)
 
-// ---- local development key and resuming ------------------------------------------
-
-/** `npm run dev` writes `public/dev-api-key.json`; it never exists in a deploy. */
-async function prefillDevKey() {
-  if (keyInput.value) return
-  try {
-    const res = await fetch('/dev-api-key.json', { cache: 'no-store' })
-    if (!res.ok) return
-    const { apiKey } = (await res.json()) as { apiKey?: unknown }
-    if (typeof apiKey === 'string' && !keyInput.value) {
-      keyInput.value = apiKey
-      $('key-hint').prepend('Prefilled with the local development key. ')
-    }
-  } catch {
-    // not in local development
-  }
-}
+// ---- resuming ----------------------------------------------------------------------
 
 /** A reload keeps watching the job named in the URL (`#job=…&kind=…`). */
 function resumeFromUrl() {
   const params = new URLSearchParams(location.hash.slice(1))
   const jobId = params.get('job')
   const kind = params.get('kind') ?? 'summarize'
-  if (!jobId || current || !keyInput.value.trim() || !KINDS[kind]) return
+  if (!jobId || current || !access.ready() || !KINDS[kind]) return
   kindSelect.value = kind // the form shows the resumed job's kind
   showKindFieldset()
   watch(jobId, kind)

@@ -2,13 +2,14 @@
  * `npm run dev`: everything needed to run locally, then `netlify dev`.
  * - `.env` with a signing secret and an admin token (made once, random);
  * - a development API key for account "dev", kept in `.netlify/dev-api-key`
- *   and registered in the local Blobs sandbox;
+ *   and registered in the local Blobs sandbox; `netlify dev` gets it as
+ *   DEV_TOKEN_API_KEY, with which `/api/dev/token` mints the demo's tokens;
  * - `netlify dev` offline, without Edge Functions (they would download Deno);
  * - the reaper on its production schedule, which `netlify dev` never fires.
  */
 import { randomBytes } from 'node:crypto'
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { registerApiKey } from '../lib/accounts/api-keys.ts'
 import { systemClock } from '../lib/core/clock.ts'
@@ -36,9 +37,10 @@ const adminToken = /^ADMIN_TOKEN=(.*)$/m.exec(readFileSync(envFile, 'utf8'))?.[1
 mkdirSync(join(root, '.netlify'), { recursive: true })
 const apiKey = existsSync(keyFile) ? readFileSync(keyFile, 'utf8').trim() : `djk_dev.${randomBytes(32).toString('base64url')}`
 writeFileSync(keyFile, apiKey, { mode: 0o600 })
-// For the demo page only: it prefills its key field from /dev-api-key.json. The file is
-// gitignored, and scripts/build-client.ts deletes it in Netlify builds, so it is never deployed.
-writeFileSync(join(root, 'public', 'dev-api-key.json'), `${JSON.stringify({ apiKey })}\n`)
+// The demo page holds no key: it asks GET /api/dev/token for short tokens, which that route
+// mints with this key, passed to `netlify dev` below (never to .env, so it is never deployed).
+// A key file of earlier versions is removed.
+rmSync(join(root, 'public', 'dev-api-key.json'), { force: true })
 // Always the local sandbox: the development key and its credits must never reach a deployed site.
 const { store, close } = await openStore({ localOnly: true })
 await registerApiKey(store, systemClock, apiKey, 'dev', 'local development')
@@ -56,6 +58,7 @@ console.log(`
   API:          http://localhost:${port}/api/jobs
   API key:      ${apiKey}        (account "dev", kept in .netlify/dev-api-key)
   Credits:      ${balance}  (npm run accounts -- grant --account dev --credits 100)
+  Demo page:    http://localhost:${port}/  (no key in the page: it gets 15-minute tokens from /api/dev/token, local only)
   Admin token:  ${adminToken}    (from .env)
   Reaper:       every ${reaperPeriod / 1000} s, as scheduled in production (DEV_REAPER_INTERVAL_SECONDS to change)
   Try:  curl -s -X POST http://localhost:${port}/api/jobs -H "Authorization: Bearer ${apiKey}" \\
@@ -65,7 +68,7 @@ console.log(`
 const netlify = spawn(
   join(root, 'node_modules', '.bin', 'netlify'),
   ['dev', '--offline', '--internal-disable-edge-functions', '--port', port, ...(flags().debug ? ['--debug'] : [])],
-  { stdio: 'inherit', env: { ...process.env, NETLIFY_TELEMETRY_DISABLED: '1' } },
+  { stdio: 'inherit', env: { ...process.env, NETLIFY_TELEMETRY_DISABLED: '1', DEV_TOKEN_API_KEY: apiKey } },
 )
 const reaper = scheduleReaper({ baseUrl: `http://localhost:${port}`, periodMs: reaperPeriod })
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => netlify.kill(signal))

@@ -24,6 +24,7 @@ import { loadOwnedJob } from '../jobs/read.ts'
 import { assetKeys, expiryBucket, keys, safePart } from '../storage/keys.ts'
 import type { JobAsset } from '../core/types.ts'
 import { assetUrl, publicAsset } from '../jobs/views.ts'
+import { type Viewer, sees, viewerAccount } from '../tokens/viewer.ts'
 import { type AssetFile, type AssetOwner, type AssetRecord, indexKeys, readAssetRecord, taskHash } from './record.ts'
 
 const EMPTY = new Uint8Array(0)
@@ -91,11 +92,11 @@ export const jobAsset = (asset: AssetRecord): JobAsset => ({
   url: assetUrl(asset.assetId),
 })
 
-/** The caller's asset, not yet expired; anything else answers 404 exactly like a missing one. */
-export async function loadOwnedAsset(deps: Pick<Deps, 'assets' | 'clock'>, account: string, assetId: string) {
+/** The viewer's asset, not yet expired; anything else answers 404 exactly like a missing one. */
+export async function loadOwnedAsset(deps: Pick<Deps, 'assets' | 'clock'>, viewer: Viewer, assetId: string) {
   if (!ASSET_ID_PATTERN.test(assetId)) throw notFound('asset')
   const asset = await readAssetRecord(deps.assets, assetId)
-  if (!asset || asset.account !== account || asset.expiresAt <= deps.clock.now()) throw notFound('asset')
+  if (!asset || !sees(viewer, asset) || asset.expiresAt <= deps.clock.now()) throw notFound('asset')
   return asset
 }
 
@@ -109,11 +110,11 @@ export interface Download {
 /** A download of the caller's asset, or 304 when `If-None-Match` names its ETag (the sha256). */
 export async function openDownload(
   deps: Pick<Deps, 'assets' | 'clock'>,
-  account: string,
+  viewer: Viewer,
   assetId: string,
   ifNoneMatch: string | null,
 ): Promise<Download> {
-  const asset = await loadOwnedAsset(deps, account, assetId)
+  const asset = await loadOwnedAsset(deps, viewer, assetId)
   const etag = `"${asset.sha256}"`
   const cache = { ETag: etag, 'Cache-Control': 'private, no-cache' }
   if (ifNoneMatch !== null && etagMatches(ifNoneMatch, etag)) return { status: 304, headers: cache, body: null }
@@ -133,24 +134,26 @@ export async function openDownload(
 }
 
 /** The assets of one of the caller's jobs; still listed after the job's own record has expired. */
-export async function listJobAssets(deps: Pick<Deps, 'store' | 'assets' | 'clock'>, account: string, jobId: string) {
+export async function listJobAssets(deps: Pick<Deps, 'store' | 'assets' | 'clock'>, viewer: Viewer, jobId: string) {
+  const account = viewerAccount(viewer)
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const entries = await deps.assets.list(assetKeys.byJobPrefix(safePart(account), jobId))
-  const found = await readListed(deps, account, entries, (asset) => asset.jobId === jobId)
+  const found = await readListed(deps, viewer, entries, (asset) => asset.jobId === jobId)
   // Nothing indexed under the caller's account: 404 unless the job is the caller's own.
-  if (found.length === 0) await loadOwnedJob(deps, account, jobId)
+  if (found.length === 0) await loadOwnedJob(deps, viewer, jobId)
   return { jobId, assets: found.map(publicAsset) }
 }
 
 /** The caller's assets made for one source task (`sourceTaskId` given at submit). */
-export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, account: string, sourceTaskId: string | null) {
+export async function listTaskAssets(deps: Pick<Deps, 'assets' | 'clock'>, viewer: Viewer, sourceTaskId: string | null) {
+  const account = viewerAccount(viewer)
   if (sourceTaskId === null || !SOURCE_TASK_ID.test(sourceTaskId)) {
     throw invalidRequest('Pass "sourceTaskId": 1-128 characters of A-Z a-z 0-9 . _ : -', [
       { path: 'query.sourceTaskId', message: sourceTaskId === null ? 'required' : 'use 1-128 characters of A-Z a-z 0-9 . _ : -' },
     ])
   }
   const entries = await deps.assets.list(assetKeys.byTaskPrefix(safePart(account), taskHash(sourceTaskId)))
-  const found = await readListed(deps, account, entries, (asset) => asset.sourceTaskId === sourceTaskId)
+  const found = await readListed(deps, viewer, entries, (asset) => asset.sourceTaskId === sourceTaskId)
   return { sourceTaskId, assets: found.map(publicAsset) }
 }
 const READ_PARALLEL = 8
@@ -158,7 +161,7 @@ const READ_PARALLEL = 8
 /** Records behind index entries: the caller's, unexpired, matching; oldest first. Stale entries are skipped. */
 async function readListed(
   deps: Pick<Deps, 'assets' | 'clock'>,
-  account: string,
+  viewer: Viewer,
   entries: string[],
   matches: (asset: AssetRecord) => boolean,
 ): Promise<AssetRecord[]> {
@@ -168,7 +171,7 @@ async function readListed(
   for (let i = 0; i < ids.length; i += READ_PARALLEL) {
     const records = await Promise.all(ids.slice(i, i + READ_PARALLEL).map((id) => readAssetRecord(deps.assets, id)))
     for (const asset of records) {
-      if (asset && asset.account === account && asset.expiresAt > now && matches(asset)) found.push(asset)
+      if (asset && sees(viewer, asset) && asset.expiresAt > now && matches(asset)) found.push(asset)
     }
   }
   return found.sort((a, b) => a.createdAt - b.createdAt || a.assetId.localeCompare(b.assetId))

@@ -3,7 +3,7 @@
  * and Node (ESM). Bundled to `public/client.js` by `scripts/build-client.ts`.
  *
  * ```js
- * const client = createClient({ apiKey })
+ * const client = createClient({ apiKey })   // on your backend; in a browser: createClient({ token })
  * const { joined, job } = await client.submitJob('summarize', { text })
  * for await (const item of client.watchJob(job.jobId, { signal })) {
  *   if (item.truncated) continue            // events were dropped by the log cap
@@ -17,11 +17,18 @@ import type { ClientClock, Feed, Job, JobEvent, LockHolder, SubmitResult, Submit
 export { ApiError, parseRetryAfter } from './errors.ts'
 export type * from './types.ts'
 
-export interface ClientOptions {
+/**
+ * The credential, sent as `Authorization: Bearer …`: an API key (keep it on
+ * a server), or a browser token (`djt_…`: a submit's `watchToken`, or one
+ * minted with `POST /api/tokens`), which can do only what its scope allows.
+ */
+export type ClientCredential = { apiKey: string; token?: never } | { token: string; apiKey?: never }
+
+export type ClientOptions = ClientSettings & ClientCredential
+
+export interface ClientSettings {
   /** Origin (and optional path prefix) of the API. Default `''`: same origin, for pages served by the site itself. Required in Node. */
   baseUrl?: string
-  /** Sent as `Authorization: Bearer <apiKey>`. */
-  apiKey: string
   /** Default: the global `fetch`. */
   fetch?: typeof fetch
   /** Default: `Date.now` and `setTimeout`. Tests inject one that records sleeps. */
@@ -122,8 +129,10 @@ export const realClock: ClientClock = {
     }),
 }
 
-/** Creates a client bound to one API key. */
+/** Creates a client bound to one API key or token. */
 export function createClient(options: ClientOptions): Client {
+  const credential = options.apiKey ?? options.token
+  if (typeof credential !== 'string' || credential === '') throw new TypeError('createClient needs { apiKey } or { token }')
   const baseUrl = (options.baseUrl ?? '').replace(/\/+$/, '')
   const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init))
   const clock = options.clock ?? realClock
@@ -143,7 +152,7 @@ export function createClient(options: ClientOptions): Client {
       method,
       headers: {
         Accept: 'application/json',
-        Authorization: `Bearer ${options.apiKey}`,
+        Authorization: `Bearer ${credential}`,
         ...(init.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
         ...init.headers,
       },

@@ -52,6 +52,9 @@ export interface SubmittedJob {
   statusUrl: string
   eventsUrl: string
   createdAt: string
+  /** A read-only token for this job (status, events, stream, assets), for `createClient({ token })` or `?token=`. */
+  watchToken: string
+  watchTokenExpiresAt: string
   /** True when an `Idempotency-Key` replayed an earlier submit (HTTP 200). */
   replayed: boolean
 }

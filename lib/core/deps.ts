@@ -65,4 +65,6 @@ export interface Deps {
   settings: Settings
   invokeWorker: InvokeWorker
   log: Logger
+  /** JOBS_SIGNING_SECRET: each purpose (browser tokens, asset links) derives its own key with `purposeKey`. */
+  signingSecret: string
 }

@@ -35,6 +35,8 @@ export const AccountRecordSchema = z.object({
    * Bounded by MAX_API_KEYS. Defaulted so records written before it parse.
    */
   apiKeys: z.record(z.string(), z.object({ label: z.string(), createdAt: z.number() })).default({}),
+  /** Browser tokens carry the generation they were made in; revoking all of them bumps it (tokens/revoke.ts). */
+  tokenGeneration: z.number().int().nonnegative().default(0),
 })
 export type AccountRecord = z.infer<typeof AccountRecordSchema>
 
@@ -82,6 +84,7 @@ export const newAccountRecord = (account: string, now: number): AccountRecord =>
   balance: 0,
   ledger: emptyLog(),
   apiKeys: {},
+  tokenGeneration: 0,
 })
 
 /** One conditional write of the account: the balance and its ledger entries together. */

@@ -11,25 +11,27 @@ import { type JobEvent, type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
 import { publicJob } from './views.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
+import { type Viewer, sees } from '../tokens/viewer.ts'
 
 export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }
 
-export async function loadOwnedJob(deps: Pick<Deps, 'store'>, account: string, jobId: string): Promise<OwnedJob> {
+/** The viewer's job (an account's, or one a token's scope covers); anything else is a 404 after the same reads. */
+export async function loadOwnedJob(deps: Pick<Deps, 'store'>, viewer: Viewer, jobId: string): Promise<OwnedJob> {
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const stored = await readState(deps.store, jobId)
-  if (stored?.state.account === account) return { stored }
+  if (stored && sees(viewer, stored.state)) return { stored }
   const spec = await readSpec(deps.store, jobId)
-  if (!stored && spec?.account === account) return { spec }
+  if (!stored && spec && sees(viewer, spec)) return { spec }
   // Claimed (and maybe finished and cleaned up) between our two reads: its state exists now.
   // Every 404 takes this third read too, another account's job included, so the
   // number of reads (and the time) does not tell whether the id exists.
   const claimed = await readState(deps.store, jobId)
-  if (claimed?.state.account === account) return { stored: claimed }
+  if (claimed && sees(viewer, claimed.state)) return { stored: claimed }
   throw notFound()
 }
 
-export async function getJob(deps: Deps, account: string, jobId: string) {
-  const job = await loadOwnedJob(deps, account, jobId)
+export async function getJob(deps: Deps, viewer: Viewer, jobId: string) {
+  const job = await loadOwnedJob(deps, viewer, jobId)
   return job.stored ? publicJob({ state: job.stored.state }) : publicJob({ spec: job.spec })
 }
 
@@ -81,10 +83,10 @@ export interface Feed {
  * until something arrives or time is up, checking at the pace of
  * `checkPacer` (one state read per check once the job is known).
  */
-export async function readFeed(deps: Deps, account: string, jobId: string, query: FeedQuery, signal?: AbortSignal, pace?: PaceSettings): Promise<Feed> {
+export async function readFeed(deps: Deps, viewer: Viewer, jobId: string, query: FeedQuery, signal?: AbortSignal, pace?: PaceSettings): Promise<Feed> {
   const deadline = deps.clock.now() + query.waitSeconds * 1000
   const pacer = checkPacer(pace, deps.clock.now())
-  const load = ownedJobLoader(deps, account, jobId)
+  const load = ownedJobLoader(deps, viewer, jobId)
   for (;;) {
     const { lastEventAt, ...feed } = await readFeedOnce(deps, load, jobId, query)
     if (feed.events.length > 0 || feed.done || signal?.aborted) return feed
@@ -99,18 +101,18 @@ export async function readFeed(deps: Deps, account: string, jobId: string, query
  * load proves ownership (up to three reads), later ones read only the state
  * (one read), also while the job is still queued.
  */
-export function ownedJobLoader(deps: Pick<Deps, 'store'>, account: string, jobId: string): () => Promise<OwnedJob> {
+export function ownedJobLoader(deps: Pick<Deps, 'store'>, viewer: Viewer, jobId: string): () => Promise<OwnedJob> {
   // What the first load found: the job's spec (still queued) or its state.
   let known: { spec: JobSpec | null } | null = null
   return async () => {
     if (!known) {
-      const job = await loadOwnedJob(deps, account, jobId)
+      const job = await loadOwnedJob(deps, viewer, jobId)
       known = { spec: job.spec ?? null }
       return job
     }
     const stored = await readState(deps.store, jobId)
     if (stored) {
-      if (stored.state.account !== account) throw notFound()
+      if (!sees(viewer, stored.state)) throw notFound()
       return { stored }
     }
     // Not claimed yet; a state that was there and is gone went past retention.
@@ -170,10 +172,10 @@ const badCursor = (after: number, lastSeq: number) =>
  * it through the handler's AbortSignal. A running job whose worker is gone is
  * canceled directly.
  */
-export async function cancelJob(deps: Deps, account: string, jobId: string) {
+export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
   let asked = false
   for (let round = 0; round < 5; round++) {
-    const job = await loadOwnedJob(deps, account, jobId)
+    const job = await loadOwnedJob(deps, viewer, jobId)
     const now = deps.clock.now()
     if (!job.stored) {
       const done = await commitState(deps, initialState(job.spec, now), null, (state) => ({

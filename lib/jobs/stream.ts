@@ -12,6 +12,7 @@
 import type { Deps } from '../core/deps.ts'
 import { invalidRequest } from '../core/errors.ts'
 import type { JobEvent } from '../core/types.ts'
+import type { Viewer } from '../tokens/viewer.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
 import { type FeedCheck, ownedJobLoader, readFeedOnce } from './read.ts'
 
@@ -65,9 +66,9 @@ export type JobStream = { ended: true } | { ended: false; body: ReadableStream<U
  * answer; `{ ended: true }` means everything up to the terminal event was
  * already delivered (answer 204).
  */
-export async function openJobStream(deps: Deps, account: string, jobId: string, after: number, options: StreamOptions, signal?: AbortSignal): Promise<JobStream> {
+export async function openJobStream(deps: Deps, viewer: Viewer, jobId: string, after: number, options: StreamOptions, signal?: AbortSignal): Promise<JobStream> {
   const openedAt = deps.clock.now()
-  const load = ownedJobLoader(deps, account, jobId)
+  const load = ownedJobLoader(deps, viewer, jobId)
   const check = (cursor: number) => readFeedOnce(deps, load, jobId, { after: cursor, limit: BATCH })
   const first = await check(after)
   if (first.done && first.events.length === 0) return { ended: true }

@@ -1,16 +1,17 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticate } from '../../lib/accounts/api-keys.ts'
 import { accountView } from '../../lib/credits/index.ts'
-import { allowMethods, json, respond } from '../../lib/http/http.ts'
-import { appFor, log } from '../app.ts'
+import { allowMethods, json } from '../../lib/http/http.ts'
+import { authenticateRequest, requireApiKey } from '../../lib/tokens/caller.ts'
+import { appFor, serveApi } from '../app.ts'
 
-/** GET /api/account: the caller's balance and newest ledger entries. */
+/** GET /api/account: the caller's balance and newest ledger entries (API keys only). */
 export default async (req: Request, _context: Context) =>
-  respond(log, async () => {
+  serveApi(req, async () => {
     allowMethods(req, ['GET'])
     const deps = appFor(req)
-    const account = await authenticate(deps.store, req.headers.get('authorization'))
-    return json(await accountView(deps.store, account))
+    const caller = await authenticateRequest(deps, req)
+    requireApiKey(caller, 'read the account')
+    return json(await accountView(deps.store, caller.account))
   })
 
 export const config: Config = { path: '/api/account' }

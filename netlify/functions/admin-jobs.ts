@@ -2,13 +2,13 @@ import type { Config, Context } from '@netlify/functions'
 import { adminSnapshot } from '../../lib/admin/snapshot.ts'
 import { isAdminToken } from '../../lib/accounts/api-keys.ts'
 import { unauthorized } from '../../lib/core/errors.ts'
-import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { allowMethods, json } from '../../lib/http/http.ts'
 import { parseAdminQuery } from '../../lib/admin/snapshot.ts'
-import { appFor, log } from '../app.ts'
+import { appFor, serveApi } from '../app.ts'
 
 /** GET /api/admin/jobs: operator snapshot (ADMIN_TOKEN), with internal error detail. */
 export default async (req: Request, _context: Context) =>
-  respond(log, async () => {
+  serveApi(req, async () => {
     allowMethods(req, ['GET'])
     if (!isAdminToken(process.env.ADMIN_TOKEN, req.headers.get('authorization'))) throw unauthorized()
     const deps = appFor(req)

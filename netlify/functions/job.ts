@@ -1,17 +1,18 @@
 import type { Config, Context } from '@netlify/functions'
 import { createHash } from 'node:crypto'
-import { authenticate } from '../../lib/accounts/api-keys.ts'
-import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { allowMethods, json } from '../../lib/http/http.ts'
 import { getJob } from '../../lib/jobs/read.ts'
-import { appFor, log } from '../app.ts'
+import { authenticateRequest, viewerFor } from '../../lib/tokens/caller.ts'
+import { appFor, serveApi } from '../app.ts'
 
 /** GET /api/jobs/:id: the job as its client sees it. */
 export default async (req: Request, context: Context) =>
-  respond(log, async () => {
+  serveApi(req, async () => {
     allowMethods(req, ['GET'])
     const deps = appFor(req)
-    const account = await authenticate(deps.store, req.headers.get('authorization'))
-    const job = await getJob(deps, account, context.params.id ?? '')
+    const jobId = context.params.id ?? ''
+    const viewer = viewerFor(await authenticateRequest(deps, req), 'read', { jobId })
+    const job = await getJob(deps, viewer, jobId)
     const etag = `"${createHash('sha256').update(JSON.stringify(job)).digest('base64url').slice(0, 27)}"`
     if (req.headers.get('if-none-match') === etag) {
       return new Response(null, { status: 304, headers: { ETag: etag, 'Cache-Control': 'no-cache' } })

@@ -1,18 +1,22 @@
 import type { Config, Context } from '@netlify/functions'
-import { authenticateCaller } from '../../lib/accounts/api-keys.ts'
-import { allowMethods, json, readJsonBody, respond } from '../../lib/http/http.ts'
+import { allowMethods, json, readJsonBody } from '../../lib/http/http.ts'
 import { submitJob } from '../../lib/jobs/submit.ts'
-import { appFor, log } from '../app.ts'
+import { authenticateRequest, requireSubmit } from '../../lib/tokens/caller.ts'
+import { watchTokenFor } from '../../lib/tokens/mint.ts'
+import { appFor, serveApi } from '../app.ts'
 
-/** POST /api/jobs: submit a job. */
+/** POST /api/jobs: submit a job (an API key, or a token scoped to submit its kind). */
 export default async (req: Request, _context: Context) =>
-  respond(log, async () => {
+  serveApi(req, async () => {
     allowMethods(req, ['POST'])
     const deps = appFor(req)
-    const { account, accountRead } = await authenticateCaller(deps.store, req.headers.get('authorization'))
+    const caller = await authenticateRequest(deps, req)
+    requireSubmit(caller)
     const body = await readJsonBody(req, deps.settings.maxBodyBytes)
-    const submitted = await submitJob(deps, account, body, req.headers.get('idempotency-key'), { accountRead })
-    return json(submitted.body, submitted.status, {
+    requireSubmit(caller, (body as { kind?: unknown } | null)?.kind)
+    const submitted = await submitJob(deps, caller.account, body, req.headers.get('idempotency-key'), { accountRead: caller.accountRead })
+    const watch = await watchTokenFor(deps, caller, submitted.body.jobId)
+    return json({ ...submitted.body, ...watch }, submitted.status, {
       Location: submitted.body.statusUrl,
       ...(submitted.replayed ? { 'Idempotent-Replayed': 'true' } : {}),
     })

@@ -4,7 +4,7 @@
  * to test-results/. Needs /usr/bin/chromium: without it the suite fails and
  * says how to install it.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -29,7 +29,8 @@ beforeAll(async () => {
   await rm(join(root, 'public', 'dev-api-key.json'), { force: true }) // a developer's own key must not leak in
   await buildClient({ outdir: join(root, 'public'), env: {} })
   await registerKeys(root, [{ apiKey: API_KEY, account: 'browser', credits: 100 }])
-  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN })
+  // As `npm run dev` does: the page gets tokens from /api/dev/token, minted with this key.
+  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN, DEV_TOKEN_API_KEY: API_KEY })
   context = await browser.newContext({ viewport: { width: 1100, height: 900 }, reducedMotion: 'reduce' })
   page = await context.newPage()
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
@@ -222,32 +223,38 @@ describe('demo page', { timeout: 150_000 }, () => {
     expect(await page.locator('#result a[download]').getAttribute('download')).toBe('demo-canvas-240x150.png')
   })
 
-  it('prefills the local development key from /dev-api-key.json and resumes the job named in the URL', async () => {
-    await writeFile(join(root, 'public', 'dev-api-key.json'), JSON.stringify({ apiKey: API_KEY }))
-    try {
-      const mobile = await browser!.newPage({ viewport: { width: 375, height: 800 } })
-      await mobile.goto(`${dev!.url}/#job=${completedJobId}&kind=summarize`)
-      await mobile.waitForSelector('#result:not([hidden])', { timeout: 30_000 })
-      expect(await mobile.inputValue('#api-key')).toBe(API_KEY)
-      expect(await text('#key-hint', mobile)).toMatch(/^Prefilled with the local development key/)
-      expect(await text('#job-id', mobile)).toBe(completedJobId)
-      expect(await text('#job-status', mobile)).toBe('complete')
-      // readable at 375 px: nothing wider than the screen
-      expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
-      await shot('demo-mobile', mobile)
+  it('holds no key in local development: tokens from /api/dev/token resume the job named in the URL and submit new ones', async () => {
+    const mobile = await browser!.newPage({ viewport: { width: 375, height: 800 } })
+    await mobile.goto(`${dev!.url}/#job=${completedJobId}&kind=summarize`)
+    await mobile.waitForSelector('#result:not([hidden])', { timeout: 30_000 })
+    expect(await mobile.inputValue('#api-key')).toBe('')
+    expect(await text('#key-hint', mobile)).toMatch(/^Local development: .*holds no API key/)
+    expect(await text('#job-id', mobile)).toBe(completedJobId)
+    expect(await text('#job-status', mobile)).toBe('complete')
+    // readable at 375 px: nothing wider than the screen
+    expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
+    await shot('demo-mobile', mobile)
 
-      // a render job resumes too, and its image fits the screen
-      await mobile.goto('about:blank')
-      await mobile.goto(`${dev!.url}/#job=${renderJobId}&kind=render`)
-      expect((await renderedImage(mobile)).naturalWidth).toBe(480)
-      expect(await mobile.inputValue('#kind')).toBe('render')
-      expect(await mobile.evaluate(() => document.querySelector('#result .rendered img')!.getBoundingClientRect().right)).toBeLessThanOrEqual(375)
-      expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
-      await shot('demo-render-mobile', mobile)
-      await mobile.close()
-    } finally {
-      await rm(join(root, 'public', 'dev-api-key.json'), { force: true })
-    }
+    // a render job resumes too, and its image fits the screen
+    await mobile.goto('about:blank')
+    await mobile.goto(`${dev!.url}/#job=${renderJobId}&kind=render`)
+    expect((await renderedImage(mobile)).naturalWidth).toBe(480)
+    expect(await mobile.inputValue('#kind')).toBe('render')
+    expect(await mobile.evaluate(() => document.querySelector('#result .rendered img')!.getBoundingClientRect().right)).toBeLessThanOrEqual(375)
+    expect(await mobile.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375)
+    await shot('demo-render-mobile', mobile)
+
+    // a new job, submitted with a development token, watched with its own watch token
+    const sent: string[] = []
+    mobile.on('request', (request) => sent.push(request.headers().authorization ?? ''))
+    await mobile.selectOption('#kind', 'summarize')
+    await mobile.fill('#text', 'Tokens keep keys off the page. Each job has its own read-only token. The demo asks the dev route.')
+    await mobile.click('#submit')
+    await mobile.waitForFunction(() => document.getElementById('job-status')?.textContent === 'complete', null, { timeout: 60_000 })
+    expect(sent.filter((auth) => auth.startsWith('Bearer ')).length).toBeGreaterThan(0)
+    expect(sent.filter((auth) => auth.startsWith('Bearer ') && !auth.startsWith('Bearer djt_'))).toEqual([])
+    expect(await mobile.evaluate(() => Object.keys(sessionStorage).some((key) => key.startsWith('watch-token:')))).toBe(true)
+    await mobile.close()
   })
 })
 

@@ -101,6 +101,7 @@ describe('scale: one account at 10,000 charged jobs an hour, reaper every 5 minu
         })
       },
       log: silentLogger,
+      signingSecret: 'simulation-signing-secret-of-32-characters',
     })
 
     let maxRecordBytes = 0

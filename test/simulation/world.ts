@@ -171,6 +171,7 @@ export class World {
       // The POST to the background function: it can fail before or after it was delivered.
       invokeWorker: (jobId) => this.invoke(actor, jobId),
       log: silentLogger,
+      signingSecret: 'simulation-signing-secret-of-32-characters',
     }
   }
 

@@ -40,6 +40,7 @@ export function testDeps(
     invokeWorker?: Deps['invokeWorker']
     /** Where generated files go; in memory unless the test cares. */
     assets?: AssetPort
+    signingSecret?: string
   } = {},
 ): Deps {
   return {
@@ -51,5 +52,6 @@ export function testDeps(
     settings: { ...DEFAULT_SETTINGS, ...options.settings },
     invokeWorker: options.invokeWorker ?? (async () => {}),
     log: silentLogger,
+    signingSecret: options.signingSecret ?? 'test-signing-secret-of-at-least-32-characters',
   }
 }
