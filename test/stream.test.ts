@@ -79,6 +79,17 @@ describe('GET /api/jobs/:id/stream', () => {
     expect(ids(parseFrames(await (await stream(jobId, { lastEventId: '' })).text()))).toEqual(rest(0))
   })
 
+  it('with ?as=message sends events unnamed (for onmessage), and takes the watch token as ?token=', async () => {
+    const res = await call('/api/jobs', { method: 'POST', json: { kind: 'slow', input: { steps: 3, delayMs: 0 } } })
+    const { jobId, watchToken } = await res.json()
+    const { events } = await api.follow(jobId)
+    const streamed = await call(`/api/jobs/${jobId}/stream?as=message&token=${encodeURIComponent(watchToken)}`, { key: null })
+    expect(streamed.status).toBe(200)
+    const frames = parseFrames(await streamed.text())
+    expect(frames.slice(1, -1)).toEqual(events.map((e) => ({ id: String(e.seq), data: JSON.stringify(e) })))
+    expect(frames.at(-1)?.event).toBe('end')
+  })
+
   it('answers 204 to a reconnect after the terminal event, so EventSource stops', async () => {
     const { jobId, events } = await finishedJob(3)
     for (const init of [{ lastEventId: String(events.length) }, { query: `?after=${events.length}` }]) {
@@ -130,6 +141,7 @@ describe('GET /api/jobs/:id/stream', () => {
       [await stream(jobId, { lastEventId: '1e3' }), 400, 'invalid_request'],
       [await stream(jobId, { query: '?after=x' }), 400, 'invalid_request'],
       [await stream(jobId, { query: '?after=9999999999' }), 400, 'invalid_request'],
+      [await stream(jobId, { query: '?as=json' }), 400, 'invalid_request'],
       [await stream(jobId, { lastEventId: '999' }), 400, 'invalid_cursor'],
       [await stream(jobId, { key: null }), 401, 'unauthorized'],
       [await stream(jobId, { key: api.key('acct-b') }), 404, 'not_found'],

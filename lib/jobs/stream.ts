@@ -3,6 +3,9 @@
  *
  * Framing: each event is `id: <seq>`, `event: <type>`, `data: <event JSON>`;
  * the stream's own markers (`truncated`, `end`) carry no `seq` in their data.
+ * `EventSource` hands a named event only to listeners of that name, and a
+ * kind's event names are not known in advance: with `unnamed` (`?as=message`)
+ * events go without their `event:` line, so `onmessage` gets them all.
  * A response lives at most `limitMs` (the function would be stopped at the
  * platform's limit), then closes; `EventSource` reconnects with
  * `Last-Event-ID` and the stream goes on after it, so no event is lost or
@@ -23,6 +26,8 @@ export interface StreamOptions {
   heartbeatMs: number
   /** The `retry:` hint: how long `EventSource` waits before it reconnects. */
   retryMs: number
+  /** Send events without `event: <type>` (the type stays in the data), for `onmessage`. */
+  unnamed?: boolean
   pace?: PaceSettings
 }
 
@@ -32,6 +37,16 @@ export const DEFAULT_RETRY_MS = 500
 const BATCH = 100
 
 const CURSOR = /^\d{1,9}$/
+
+/** `?as=message`: events as unnamed frames; anything else there is a 400. */
+export function streamUnnamed(url: URL): boolean {
+  const as = url.searchParams.get('as')
+  if (as === null || as === '') return false
+  if (as === 'message') return true
+  throw invalidRequest('"as" may only be "message" (every event as an unnamed frame, for onmessage).', [
+    { path: 'query.as', message: 'expected "message"' },
+  ])
+}
 
 /**
  * Where the stream starts: after `Last-Event-ID` (what `EventSource` sends on
@@ -124,7 +139,7 @@ async function* follow(
   let lastSentAt = deps.clock.now()
   for (;;) {
     let out = feed.truncated ? frame('truncated', { droppedBefore: feed.truncated.droppedBefore, firstSeq: feed.firstSeq }) : ''
-    for (const event of feed.events) out += eventFrame(event)
+    for (const event of feed.events) out += eventFrame(event, options.unnamed === true)
     cursor = feed.next
     if (feed.done) {
       yield out + frame('end', { status: feed.status, lastSeq: cursor })
@@ -154,5 +169,6 @@ async function* follow(
   }
 }
 
-const eventFrame = (event: JobEvent) => `id: ${event.seq}\nevent: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`
+const eventFrame = (event: JobEvent, unnamed: boolean) =>
+  `id: ${event.seq}\n${unnamed ? '' : `event: ${event.type}\n`}data: ${JSON.stringify(event)}\n\n`
 const frame = (type: string, data: unknown) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`
