@@ -32,6 +32,7 @@ import { measureAccountRecord } from './bench-credits.ts'
 import { HOSTILE_TEXTS, runSummarizer } from './bench-summarize.ts'
 import { measureRetention } from './bench-retention.ts'
 import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
+import { streamRows } from './bench-stream.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -446,6 +447,10 @@ try {
       ok: share < 0.5 && flat,
     })
   }
+
+  step('event delivery: stream and long-poll through netlify dev (about 2.5 minutes)')
+  // 7. Event → client latency and storage reads per watcher-minute (scripts/bench-stream.ts).
+  for (const r of await streamRows()) row(r)
 } finally {
   await server.stop()
   await rm(directory, { recursive: true, force: true })
