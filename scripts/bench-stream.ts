@@ -11,13 +11,14 @@
  *
  *   node scripts/bench-stream.ts      # prints the rows alone
  */
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { getStore } from '@netlify/blobs'
 import { BlobsServer } from '@netlify/blobs/server'
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
-import { REPO, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../test/e2e/support.ts'
+import { makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../test/e2e/support.ts'
+import { listTickerKind } from '../test/support/ticker-root.ts'
 import { SIM_START, poissonTimes, simulateJob } from '../test/support/watch-sim.ts'
 import { percentile, readsBetween, watchByPoll, watchByStream } from '../test/support/watchers.ts'
 
@@ -33,11 +34,7 @@ export interface DeliveryFigures {
 /** Runs one ticker job of `count` events under a fresh `netlify dev` and returns each watcher's delays (ms). */
 export async function measureDelivery(count = 120, meanMs = 1000): Promise<DeliveryFigures> {
   const root = await makeProjectRoot()
-  // The ticker is a test kind: list it in this throwaway copy only.
-  await cp(join(REPO, 'test', 'support', 'kinds.ts'), join(root, 'test', 'support', 'kinds.ts'), { recursive: true })
-  const index = join(root, 'lib', 'kinds', 'index.ts')
-  const listed = (await readFile(index, 'utf8')).replace(/\[summarize, render\]/, '[summarize, render, ticker]')
-  await writeFile(index, `import { ticker } from '../../test/support/kinds.ts'\n${listed}`)
+  await listTickerKind(root) // a test kind: listed in this throwaway copy only
   const apiKey = newApiKey('bench')
   await registerKeys(root, [{ apiKey, account: 'bench', credits: 10 }])
   const dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret() })

@@ -27,6 +27,12 @@ export type EventSourceConstructor = new (url: string) => EventSourceLike
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting'
 
 const CLOSED = 2
+/**
+ * The server closes each response at its time limit and EventSource comes
+ * back within its `retry`: only a connection still down after this long is
+ * reported as reconnecting.
+ */
+export const RECONNECTING_AFTER_MS = 2000
 const TERMINAL = new Set(['done', 'error', 'canceled'])
 
 type Next = { item: WatchItem } | { end: true } | { gaveUp: true }
@@ -51,13 +57,22 @@ export async function* watchByEventSource(
     wake?.()
   }
   const source = new EventSource(url)
-  source.onopen = () => onConnection?.('open')
+  let lost: ReturnType<typeof setTimeout> | undefined
+  let reported: ConnectionState | null = null
+  const report = (state: ConnectionState) => {
+    if (state !== reported) onConnection?.((reported = state))
+  }
+  source.onopen = () => {
+    clearTimeout(lost)
+    lost = undefined
+    report('open')
+  }
   source.onmessage = (message) => push({ item: JSON.parse(message.data) as JobEvent })
   source.addEventListener('truncated', (message) => push({ item: { type: 'truncated', truncated: JSON.parse(message.data) } }))
   source.addEventListener('end', () => push({ end: true }))
   source.onerror = () => {
     if (source.readyState === CLOSED) push({ gaveUp: true })
-    else onConnection?.('reconnecting')
+    else lost ??= setTimeout(() => report('reconnecting'), RECONNECTING_AFTER_MS)
   }
   const onAbort = () => wake?.()
   signal?.addEventListener('abort', onAbort)
@@ -82,6 +97,7 @@ export async function* watchByEventSource(
       if (item.seq !== undefined && TERMINAL.has(item.type)) return { lastSeq, ended: true }
     }
   } finally {
+    clearTimeout(lost)
     source.close()
     signal?.removeEventListener('abort', onAbort)
   }
