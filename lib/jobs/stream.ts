@@ -109,7 +109,11 @@ export async function openJobStream(deps: Deps, viewer: Viewer, jobId: string, a
           if (!stop.signal.aborted) deps.log.error('event stream stopped', { jobId, error: String(error) })
         }
         finish()
-        controller.close()
+        try {
+          controller.close()
+        } catch {
+          // the reader canceled meanwhile
+        }
       },
       async cancel() {
         finish()
