@@ -57,6 +57,15 @@ describe('the SSE stream on simulated time', () => {
   })
 })
 
+describe('a job that waits for its worker', () => {
+  it.each(['stream', 'poll'] as const)('is watched at the active pace while just queued, so its start shows at once (%s)', async (transport) => {
+    const sim = await simulateJob(blobs.port(STORE_NAME), { claimAt: 1500, eventTimes: [2000, 3000], finishAt: 4000 })
+    const watch = transport === 'stream' ? await watchByStream(sim, blobs.port(STORE_NAME)) : await watchByPoll(sim, blobs.port(STORE_NAME))
+    expect(watch.seen.map((s) => s.seq)).toEqual([1, 2, 3, 4])
+    expect(delays(watch, sim)[0]).toBeLessThanOrEqual(600) // at the idle pace a check comes every ~2.9 s
+  })
+})
+
 describe('the long-poll on simulated time', () => {
   it.each(SEEDS)('while events flow, sees each within a second of its write (the old back-off reached 2 s) (seed %i)', async (seed) => {
     const sim = await activeJob(seed)

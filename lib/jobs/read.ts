@@ -133,7 +133,8 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
     const job = await load()
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
-      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: null }
+      // A job just submitted is about to start: watch it at the active pace.
+      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
     }
     const { state } = job.stored
     if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)

@@ -12,6 +12,7 @@ import type { Clock } from '../../lib/core/clock.ts'
 import type { Deps } from '../../lib/core/deps.ts'
 import type { JobSpec } from '../../lib/core/types.ts'
 import { type StoredState, commitState, initialState } from '../../lib/jobs/state.ts'
+import { keys } from '../../lib/storage/keys.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
 import { testDeps } from './deps.ts'
 
@@ -44,7 +45,12 @@ export function poissonTimes(seed: number, meanMs: number, untilMs: number): num
  */
 export async function simulateJob(
   store: BlobPort,
-  { eventTimes, finishAt, jobId = `job_simulate${randomBytes(16).toString('hex')}` }: { eventTimes: number[]; finishAt?: number; jobId?: string },
+  {
+    eventTimes,
+    finishAt,
+    claimAt,
+    jobId = `job_simulate${randomBytes(16).toString('hex')}`,
+  }: { eventTimes: number[]; finishAt?: number; jobId?: string; /** Queued (spec only) until then; the worker's claim writes `started`. */ claimAt?: number },
 ): Promise<SimulatedJob> {
   let now = SIM_START
   const writerDeps = testDeps(store, { clock: { now: () => now, sleep: async () => {} } })
@@ -61,18 +67,26 @@ export async function simulateJob(
     creditCharged: 0,
     reservation: null,
   }
-  let current: StoredState = (await commitState(writerDeps, initialState(spec, now), null, (s) => ({
-    state: { ...s, status: 'running', startedAt: now },
-    events: [{ type: 'started', data: null }],
-  })))!
-  const writtenAt = new Map<number, number>([[1, now]])
-  const due = [...eventTimes.map((at) => ({ at: SIM_START + at, done: false }))]
+  let current: StoredState | null = null
+  const writtenAt = new Map<number, number>()
+  const claim = async () => {
+    current = (await commitState(writerDeps, initialState(spec, now), null, (s) => ({
+      state: { ...s, status: 'running', startedAt: now },
+      events: [{ type: 'started', data: null }],
+    })))!
+    writtenAt.set(1, now)
+  }
+  await store.put(keys.spec(jobId), JSON.stringify(spec))
+  if (claimAt === undefined) await claim()
+  const due: { at: number; done: boolean; claim?: true }[] = [...eventTimes.map((at) => ({ at: SIM_START + at, done: false }))]
+  if (claimAt !== undefined) due.push({ at: SIM_START + claimAt, done: false, claim: true })
   if (finishAt !== undefined) due.push({ at: SIM_START + finishAt, done: true })
   due.sort((a, b) => a.at - b.at)
   let finished = false
   let tick = 0
 
   const write = async (done: boolean) => {
+    if (!current) throw new Error('simulated job: an event before its claim')
     tick++
     const next = await commitState(writerDeps, current.state, current.version, (s) =>
       done
@@ -92,7 +106,7 @@ export async function simulateJob(
       while (due.length > 0 && due[0]!.at <= until && !finished) {
         const item = due.shift()!
         now = Math.max(now, item.at)
-        await write(item.done)
+        await (item.claim ? claim() : write(item.done))
       }
       now = until
     },
