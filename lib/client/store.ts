@@ -81,7 +81,8 @@ export function createJobStore(client: Watcher, jobId: string, options: { transp
           onConnection: (connection) => update({ connection }),
         })
         for await (const item of items) {
-          if (item.seq !== undefined) apply(item)
+          if (controller.signal.aborted) break // a batch already fetched would go on yielding
+          if (item.seq !== undefined && item.seq > lastSeq) apply(item)
         }
       } catch (error) {
         if (!controller.signal.aborted) update({ failure: error instanceof Error ? error : new Error(String(error)) })
