@@ -97,7 +97,10 @@ export interface Client {
    */
   cancelJob(jobId: string, options?: { signal?: AbortSignal }): Promise<Job>
   /**
-   * The job's events as an async iterator, using the feed's long-poll.
+   * The job's events as an async iterator: over the SSE stream with
+   * `EventSource` (the default for a token client where it exists; see
+   * `transport`), else the feed's long-poll. What follows holds for both;
+   * the stream reconnects by itself, and goes on by long-poll if it gives up.
    *
    * - Yields every event after `after` exactly once, in seq order, and ends
    *   after the terminal event (`done`, `error` or `canceled`).
