@@ -106,6 +106,9 @@ export function settingsFrom(env = process.env): Settings {
   if (!Number.isSafeInteger(maxAssetBytes) || maxAssetBytes < 1) {
     throw new MisconfiguredError('MAX_GENERATED_ASSET_BYTES must be a whole number of bytes ≥ 1')
   }
+  // Synchronous functions stop at 30 s locally and 60 s on Netlify.
+  const streamLimitMs = seconds('STREAM_LIMIT_SECONDS', DEFAULT_SETTINGS.streamLimitMs, 1)
+  if (streamLimitMs > 55_000) throw new MisconfiguredError('STREAM_LIMIT_SECONDS must be at most 55')
   return {
     ...DEFAULT_SETTINGS,
     // At least an hour: a finished job must outlive its client job id's reservation and the window in which its charge is looked for.
@@ -117,6 +120,7 @@ export function settingsFrom(env = process.env): Settings {
     maxEvents,
     maxAssetBytes,
     assetRetentionMs: seconds('ASSET_RETENTION_HOURS', DEFAULT_SETTINGS.assetRetentionMs / 3600, 0) * 3600,
+    streamLimitMs,
   }
 }
 

@@ -11,6 +11,7 @@ import { ApiError, type Client, type JobEvent, type WatchItem } from '../lib/cli
 import { FormError, type KindInfo, kindFieldset, loadKinds, readKindFieldset } from './kind-form.ts'
 import { sampleText } from './sample-text.ts'
 import { createAccess } from './access.ts'
+import { connectionView } from './stream.ts'
 
 interface KindUi {
   /** The kind's input, read from its hand-written fieldset in index.html; absent: the generated form. */
@@ -146,6 +147,7 @@ const jobSection = $('job')
 const notice = $('notice')
 const jobIdEl = $('job-id')
 const statusEl = $('job-status')
+const connection = connectionView($('job-connection'))
 const progressEl = $<HTMLProgressElement>('progress')
 const progressText = $('progress-text')
 const cancelButton = $<HTMLButtonElement>('cancel')
@@ -292,13 +294,17 @@ function watch(jobId: string, kindName: string) {
   void (async () => {
     try {
       me.client = await access.watcher(jobId)
-      for await (const item of me.client.watchJob(jobId, { signal: me.watch.signal })) render(me, item)
+      // SSE where the browser has EventSource (the client's default), the long-poll otherwise.
+      const onConnection = (state: Parameters<typeof connection.show>[0]) => current === me && connection.show(state)
+      onConnection('connecting')
+      for await (const item of me.client.watchJob(jobId, { signal: me.watch.signal, onConnection })) render(me, item)
     } catch (error) {
       if (me.watch.signal.aborted) return
       showError(describeError(error))
       setStatus('unknown')
     } finally {
       if (current === me) cancelButton.disabled = true
+      if (current === me) connection.show('closed')
     }
   })()
 }

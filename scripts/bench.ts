@@ -33,6 +33,7 @@ import { measureAdmin } from './bench-admin.ts'
 import { HOSTILE_TEXTS, runSummarizer } from './bench-summarize.ts'
 import { measureRetention } from './bench-retention.ts'
 import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
+import { streamRows } from './bench-stream.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -465,6 +466,9 @@ try {
       ok: r.largestAnswer < 20_000_000 && r.blobsHeads <= r.requests && r.blobsGets <= r.requests && r.readRatio <= 1.0001 && r.lastPart.bytesRead <= 8 * 1024 * 1024,
     })
   }
+  step('event delivery: stream and long-poll through netlify dev (about 2.5 minutes)')
+  // 8. Event → client latency and storage reads per watcher-minute (scripts/bench-stream.ts).
+  for (const r of await streamRows()) row(r)
 } finally {
   await server.stop()
   await rm(directory, { recursive: true, force: true })

@@ -15,8 +15,12 @@ import { type DownloadOptions, downloadInParts } from './download.ts'
 import { ApiError, parseRetryAfter } from './errors.ts'
 import type { ClientClock, Feed, Job, JobEvent, LockHolder, SubmitResult, SubmittedJob, WatchItem } from './types.ts'
 
+import { type ConnectionState, type EventSourceConstructor, watchByEventSource } from './sse.ts'
+
 export { ApiError, parseRetryAfter } from './errors.ts'
 export { AssetIntegrityError, DOWNLOAD_PART_BYTES, type DownloadOptions } from './download.ts'
+export type { ConnectionState, EventSourceConstructor, EventSourceLike } from './sse.ts'
+export { type JobSnapshot, type JobStore, createJobStore } from './store.ts'
 export type * from './types.ts'
 
 /**
@@ -33,6 +37,8 @@ export interface ClientSettings {
   baseUrl?: string
   /** Default: the global `fetch`. */
   fetch?: typeof fetch
+  /** For `watchJob`'s `sse` transport. Default: the global `EventSource` (browsers). */
+  EventSource?: EventSourceConstructor
   /** Default: `Date.now` and `setTimeout`. Tests inject one that records sleeps. */
   clock?: ClientClock
   /** A number in [0, 1) for the backoff jitter. Default `Math.random`. */
@@ -63,6 +69,14 @@ export interface WatchOptions {
   signal?: AbortSignal
   /** Long-poll time per request, 0–20 s. Default 20. */
   waitSeconds?: number
+  /**
+   * `sse`: the `/stream` endpoint through `EventSource` (needs a token: it
+   * goes in the URL, as EventSource sends no headers); `poll`: the long-poll.
+   * Default `sse` where `EventSource` exists and the client holds a token.
+   */
+  transport?: 'sse' | 'poll'
+  /** Told when the connection opens and when it is lost and being retried. */
+  onConnection?: (state: ConnectionState) => void
 }
 
 export interface Client {
@@ -85,7 +99,10 @@ export interface Client {
    */
   cancelJob(jobId: string, options?: { signal?: AbortSignal }): Promise<Job>
   /**
-   * The job's events as an async iterator, using the feed's long-poll.
+   * The job's events as an async iterator: over the SSE stream with
+   * `EventSource` (the default for a token client where it exists; see
+   * `transport`), else the feed's long-poll. What follows holds for both;
+   * the stream reconnects by itself, and goes on by long-poll if it gives up.
    *
    * - Yields every event after `after` exactly once, in seq order, and ends
    *   after the terminal event (`done`, `error` or `canceled`).
@@ -179,6 +196,47 @@ export function createClient(options: ClientOptions): Client {
   const retryDelay = (attempt: number, retryAfterMs: number | null) =>
     Math.min(maxMs, Math.max(retryAfterMs ?? 0, random() * Math.min(maxMs, baseMs * 2 ** attempt)))
 
+  /** The long-poll transport of `watchJob`. */
+  async function* pollJob(jobId: string, { after = 0, signal, waitSeconds = 20, onConnection }: WatchOptions): AsyncGenerator<WatchItem, void, undefined> {
+    let cursor = after
+    let lastSeq = after
+    let failures = 0
+    for (;;) {
+      signal?.throwIfAborted()
+      let feed: Feed
+      let pause: number | null
+      try {
+        const res = await send('GET', `${jobPath(jobId, '/events')}?after=${cursor}&wait=${waitSeconds}`, { signal })
+        if (!res.ok) {
+          const error = await ApiError.from(res, clock.now())
+          if (!retryable(res.status)) throw error
+          await clock.sleep(retryDelay(failures++, error.retryAfter === null ? null : error.retryAfter * 1000), signal)
+          continue
+        }
+        pause = parseRetryAfter(res.headers.get('retry-after'), clock.now())
+        feed = (await res.json()) as Feed // a connection dropped mid-body throws here: retried below
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason
+        if (error instanceof ApiError) throw error
+        onConnection?.('reconnecting')
+        // The request or its answer was lost: nothing was consumed, ask again from the same cursor.
+        await clock.sleep(retryDelay(failures++, null), signal)
+        continue
+      }
+      if (failures > 0) onConnection?.('open')
+      failures = 0
+      if (feed.truncated) yield { type: 'truncated', truncated: { droppedBefore: feed.truncated.droppedBefore, firstSeq: feed.firstSeq } }
+      for (const event of feed.events as JobEvent[]) {
+        if (event.seq <= lastSeq) continue // a guard: the cursor already prevents repeats
+        lastSeq = event.seq
+        yield event
+      }
+      cursor = Math.max(cursor, feed.next)
+      if (feed.done) return
+      if (pause) await clock.sleep(Math.min(pause, maxMs), signal)
+    }
+  }
+
   return {
     request,
 
@@ -212,42 +270,19 @@ export function createClient(options: ClientOptions): Client {
       }
     },
 
-    async *watchJob(jobId, { after = 0, signal, waitSeconds = 20 } = {}) {
-      let cursor = after
-      let lastSeq = after
-      let failures = 0
-      for (;;) {
-        signal?.throwIfAborted()
-        let feed: Feed
-        let pause: number | null
-        try {
-          const res = await send('GET', `${jobPath(jobId, '/events')}?after=${cursor}&wait=${waitSeconds}`, { signal })
-          if (!res.ok) {
-            const error = await ApiError.from(res, clock.now())
-            if (!retryable(res.status)) throw error
-            await clock.sleep(retryDelay(failures++, error.retryAfter === null ? null : error.retryAfter * 1000), signal)
-            continue
-          }
-          pause = parseRetryAfter(res.headers.get('retry-after'), clock.now())
-          feed = (await res.json()) as Feed // a connection dropped mid-body throws here: retried below
-        } catch (error) {
-          if (signal?.aborted) throw signal.reason
-          if (error instanceof ApiError) throw error
-          // The request or its answer was lost: nothing was consumed, ask again from the same cursor.
-          await clock.sleep(retryDelay(failures++, null), signal)
-          continue
-        }
-        failures = 0
-        if (feed.truncated) yield { type: 'truncated', truncated: { droppedBefore: feed.truncated.droppedBefore, firstSeq: feed.firstSeq } }
-        for (const event of feed.events as JobEvent[]) {
-          if (event.seq <= lastSeq) continue // a guard: the cursor already prevents repeats
-          lastSeq = event.seq
-          yield event
-        }
-        cursor = Math.max(cursor, feed.next)
-        if (feed.done) return
-        if (pause) await clock.sleep(Math.min(pause, maxMs), signal)
+    async *watchJob(jobId, watch = {}) {
+      const EventSource = options.EventSource ?? (globalThis as { EventSource?: EventSourceConstructor }).EventSource
+      const transport = watch.transport ?? (EventSource && options.token ? 'sse' : 'poll')
+      let after = watch.after ?? 0
+      if (transport === 'sse') {
+        if (!EventSource) throw new TypeError('watchJob: transport "sse" needs EventSource (a browser, or the client option EventSource)')
+        if (!options.token) throw new TypeError('watchJob: transport "sse" needs a client made with { token }: EventSource cannot send an API key')
+        const url = `${baseUrl}${jobPath(jobId, '/stream')}?as=message&after=${after}&token=${encodeURIComponent(options.token)}`
+        const outcome = yield* watchByEventSource(EventSource, url, after, watch.signal, watch.onConnection)
+        if (outcome.ended) return
+        after = outcome.lastSeq // the stream gave up (refused, or over): the long-poll says why, or finishes
       }
+      yield* pollJob(jobId, { ...watch, after })
     },
 
     async downloadAsset(assetIdOrUrl, options = {}) {

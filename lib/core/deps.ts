@@ -27,6 +27,8 @@ export interface Settings {
   maxAssetBytes: number
   /** How long a generated file stays downloadable; it outlives its job's record. */
   assetRetentionMs: number
+  /** An event stream closes after this long, inside the function's time limit; the client reconnects. */
+  streamLimitMs: number
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -40,6 +42,7 @@ export const DEFAULT_SETTINGS: Settings = {
   reaperBudgetMs: 20_000,
   maxAssetBytes: 500 * 1024 * 1024,
   assetRetentionMs: 168 * 3600_000,
+  streamLimitMs: 25_000,
 }
 
 /** Where a worker request goes; the HTTP version lives in the function adapter. */

@@ -11,6 +11,7 @@ import { type StoredState, commitState, initialState, readSpec, readState, settl
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
 import { FeedSchema, publicJob } from './views.ts'
+import { type PaceSettings, checkPacer } from './pace.ts'
 import { type Viewer, sees } from '../tokens/viewer.ts'
 
 export type OwnedJob = { stored: StoredState; spec?: undefined } | { stored?: undefined; spec: JobSpec }
@@ -78,25 +79,61 @@ export type Feed = z.infer<typeof FeedSchema> & {
 
 /**
  * The job's events after a cursor. With `waitSeconds`, holds the request
- * until something arrives or time is up (one state read per check).
+ * until something arrives or time is up, checking at the pace of
+ * `checkPacer` (one state read per check once the job is known).
  */
-export async function readFeed(deps: Deps, viewer: Viewer, jobId: string, query: FeedQuery, signal?: AbortSignal): Promise<Feed> {
+export async function readFeed(deps: Deps, viewer: Viewer, jobId: string, query: FeedQuery, signal?: AbortSignal, pace?: PaceSettings): Promise<Feed> {
   const deadline = deps.clock.now() + query.waitSeconds * 1000
-  let pause = 250
+  const pacer = checkPacer(pace, deps.clock.now())
+  const load = ownedJobLoader(deps, viewer, jobId)
   for (;;) {
-    const feed = await readFeedOnce(deps, viewer, jobId, query)
-    if (feed.events.length > 0 || feed.done || deps.clock.now() + pause > deadline || signal?.aborted) return feed
-    await deps.clock.sleep(pause, signal)
-    pause = Math.min(pause * 2, 2000)
+    const { lastEventAt, ...feed } = await readFeedOnce(deps, load, jobId, query)
+    if (feed.events.length > 0 || feed.done || signal?.aborted) return feed
+    const wait = pacer.next(deps.clock.now(), { found: false, lastEventAt })
+    if (deps.clock.now() + wait > deadline) return feed
+    await deps.clock.sleep(wait, signal)
   }
 }
 
-async function readFeedOnce(deps: Deps, viewer: Viewer, jobId: string, query: FeedQuery): Promise<Feed> {
+/**
+ * Loads the caller's job for a watcher that checks it many times: the first
+ * load proves ownership (up to three reads), later ones read only the state
+ * (one read), also while the job is still queued.
+ */
+export function ownedJobLoader(deps: Pick<Deps, 'store'>, viewer: Viewer, jobId: string): () => Promise<OwnedJob> {
+  // What the first load found: the job's spec (still queued) or its state.
+  let known: { spec: JobSpec | null } | null = null
+  return async () => {
+    if (!known) {
+      const job = await loadOwnedJob(deps, viewer, jobId)
+      known = { spec: job.spec ?? null }
+      return job
+    }
+    const stored = await readState(deps.store, jobId)
+    if (stored) {
+      if (!sees(viewer, stored.state)) throw notFound()
+      return { stored }
+    }
+    // Not claimed yet; a state that was there and is gone went past retention.
+    if (!known.spec) throw notFound()
+    return { spec: known.spec }
+  }
+}
+
+export interface FeedCheck extends Feed {
+  /** `ts` of the job's newest event (null before the first): how active the job is. */
+  lastEventAt: number | null
+}
+
+/** One check of the feed: the state, and the event blobs behind the tail if the cursor is behind it. */
+export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jobId: string, query: Omit<FeedQuery, 'waitSeconds'> & { waitSeconds?: number }): Promise<FeedCheck> {
+  const waiting = (query.waitSeconds ?? 0) > 0
   for (let round = 0; ; round++) {
-    const job = await loadOwnedJob(deps, viewer, jobId)
+    const job = await load()
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
-      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: query.waitSeconds > 0 ? 0 : 1 }
+      // A job just submitted is about to start: watch it at the active pace.
+      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
     }
     const { state } = job.stored
     if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)
@@ -113,7 +150,8 @@ async function readFeedOnce(deps: Deps, viewer: Viewer, jobId: string, query: Fe
         firstSeq: state.log.firstSeq,
         ...(slice.truncatedBefore !== null ? { truncated: { droppedBefore: slice.truncatedBefore } } : {}),
         // Come straight back after events, or after a long-poll that already waited.
-        retryAfter: slice.events.length > 0 || query.waitSeconds > 0 ? 0 : 1,
+        retryAfter: slice.events.length > 0 || waiting ? 0 : 1,
+        lastEventAt: state.log.tail.at(-1)?.ts ?? null,
       }
     } catch (error) {
       // The cap or retention removed a blob between our two reads: read again.

@@ -129,9 +129,9 @@ export const contentType: fc.Arbitrary<string | undefined> = fc.oneof(
 
 export const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD', 'OPTIONS', 'PROPFIND', 'PURGE']
 
-export const QUERY_NAMES = ['after', 'limit', 'wait', 'status', 'sourceTaskId', 'cursor', 'AFTER', 'after[]', 'limit[0]', 'id', 'account', 'kind', ...PROTO_KEYS]
+export const QUERY_NAMES = ['after', 'limit', 'wait', 'as', 'status', 'sourceTaskId', 'cursor', 'AFTER', 'after[]', 'limit[0]', 'id', 'account', 'kind', ...PROTO_KEYS]
 export const QUERY_VALUES = [
-  '0', '1', '5', '20', '21', '100', '999', '1000', '1001', '999999999', '1000000000', '99999999999999999999',
+  '0', '1', '5', '20', '21', '100', '999', '1000', '1001', '999999999', '1000000000', '99999999999999999999', 'message',
   '-1', '-0', '+1', '1.5', '1e3', '1e309', '0x10', '0b1', '0o7', '00', '0001', ' 1', '1 ', '1,2', '1;2', 'NaN', 'Infinity', 'null', 'true', '[]', '{}',
   '', '%00', '%zz', '%', '%2', '%C0%AF', '%ED%A0%80', '%E2%80%AE1', '%D9%A1', '%EF%BC%91', 'queued', 'running', 'complete', 'failed', 'canceled', 'FAILED', 'failed ', '..%2F..%2F',
 ]

@@ -44,3 +44,21 @@ export const hanging = (gate: Promise<void>) =>
       return { finished: true }
     },
   })
+
+/**
+ * Emits `count` ticks at random intervals with exponential gaps of mean
+ * `meanMs` (a memoryless source: nothing about one gap tells the next).
+ * The stream bench runs it under `netlify dev`.
+ */
+export const ticker = defineJob({
+  kind: 'ticker',
+  input: z.strictObject({ count: z.number().int().min(1).max(1000), meanMs: z.number().int().min(1).max(60_000) }),
+  async run({ input, emit, signal }) {
+    for (let i = 1; i <= input.count; i++) {
+      await new Promise((resolve) => setTimeout(resolve, -Math.log(1 - Math.random()) * input.meanMs))
+      signal.throwIfAborted()
+      await emit('tick', { i })
+    }
+    return { ticks: input.count }
+  },
+})
