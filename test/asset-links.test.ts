@@ -255,4 +255,22 @@ describe('links in the event feed', () => {
     expect(stored?.data).toContain(`"url":"/api/assets/${created.assetId}"`)
     expect(stored?.data).not.toContain('sig=')
   })
+
+  it('the event stream carries the same signed links', async () => {
+    const submitted = await call('/api/jobs', { method: 'POST', json: { kind: 'render', input: { width: 24, height: 16, maxIterations: 20 } } })
+    const { jobId } = await submitted.json()
+    await api.follow(jobId)
+    const res = await call(`/api/jobs/${jobId}/stream`)
+    expect(res.status).toBe(200)
+    const events = (await res.text())
+      .split('\n')
+      .filter((line) => line.startsWith('data: '))
+      .map((line) => JSON.parse(line.slice(6)))
+      .filter((e) => e.type === 'asset_created' || e.type === 'done')
+    expect(events.map((e) => e.type)).toEqual(['asset_created', 'done'])
+    const url = events[0].data.asset.url as string
+    expect(url).toMatch(/\?exp=\d+&sig=/)
+    expect(events[1].data.assets[0].url).toBe(url)
+    expect((await call(url, { key: null })).status).toBe(200)
+  })
 })

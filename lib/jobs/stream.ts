@@ -29,6 +29,8 @@ export interface StreamOptions {
   /** Send events without `event: <type>` (the type stays in the data), for `onmessage`. */
   unnamed?: boolean
   pace?: PaceSettings
+  /** Applied to each batch before it is sent: the route adds signed asset links here, as the feed does. */
+  present?: <E extends { type: string; data: unknown }>(events: E[]) => E[]
 }
 
 export const DEFAULT_HEARTBEAT_MS = 10_000
@@ -143,7 +145,7 @@ async function* follow(
   let lastSentAt = deps.clock.now()
   for (;;) {
     let out = feed.truncated ? frame('truncated', { droppedBefore: feed.truncated.droppedBefore, firstSeq: feed.firstSeq }) : ''
-    for (const event of feed.events) out += eventFrame(event, options.unnamed === true)
+    for (const event of options.present ? options.present(feed.events) : feed.events) out += eventFrame(event, options.unnamed === true)
     cursor = feed.next
     if (feed.done) {
       yield out + frame('end', { status: feed.status, lastSeq: cursor })

@@ -1,8 +1,10 @@
 import type { Config, Context } from '@netlify/functions'
+import { assetLinks, withEventAssetLinks } from '../../lib/assets/links.ts'
 import { allowMethods } from '../../lib/http/http.ts'
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_RETRY_MS, openJobStream, streamCursor, streamUnnamed } from '../../lib/jobs/stream.ts'
 import { authenticateRequest, viewerFor } from '../../lib/tokens/caller.ts'
-import { appFor, serveApi } from '../app.ts'
+import { viewerAccount } from '../../lib/tokens/viewer.ts'
+import { appFor, assetLinkKey, serveApi } from '../app.ts'
 
 /**
  * GET /api/jobs/:id/stream: the event feed as Server-Sent Events. Takes a key
@@ -18,7 +20,15 @@ export default async (req: Request, context: Context) =>
     const viewer = viewerFor(await authenticateRequest(deps, req), 'read', { jobId })
     const url = new URL(req.url)
     const after = streamCursor(url, req.headers)
-    const options = { limitMs: deps.settings.streamLimitMs, heartbeatMs: DEFAULT_HEARTBEAT_MS, retryMs: DEFAULT_RETRY_MS, unnamed: streamUnnamed(url) }
+    // Links are minted per response, so a reconnect brings fresh ones.
+    const links = assetLinks(assetLinkKey(), viewerAccount(viewer), deps.clock.now())
+    const options = {
+      limitMs: deps.settings.streamLimitMs,
+      heartbeatMs: DEFAULT_HEARTBEAT_MS,
+      retryMs: DEFAULT_RETRY_MS,
+      unnamed: streamUnnamed(url),
+      present: <E extends { type: string; data: unknown }>(events: E[]) => withEventAssetLinks(events, links),
+    }
     const stream = await openJobStream(deps, viewer, jobId, after, options, req.signal)
     if (stream.ended) return new Response(null, { status: 204, headers: { 'Cache-Control': 'no-store' } })
     return new Response(stream.body, {
