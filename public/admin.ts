@@ -6,7 +6,7 @@
  * sessionStorage (this tab only). Everything is inserted as text, never as HTML.
  * Built into `public/admin.js` by `scripts/build-client.ts`.
  */
-import { ApiError, createClient } from '../lib/client/index.ts'
+import { ApiError, type Client, createClient } from '../lib/client/index.ts'
 import { type Detail, appendEvents, renderDetail, timelineNote } from './admin-detail.ts'
 import { type Row, duration, el, empty, facts, humanize, newGrantId, section, table, text, time } from './admin-dom.ts'
 
@@ -32,7 +32,8 @@ interface SearchPage {
   skipped: number
 }
 
-let api = createClient({ apiKey: '' })
+// Made with the token on each load; every request comes after one.
+let api!: Client
 let jobsBody: HTMLElement | null = null
 let shown = 0
 let examined = 0

@@ -205,7 +205,7 @@ describe('demo page', { timeout: 150_000 }, () => {
     // the link downloads the same file under the asset's filename
     const link = page.locator('#result a[download]')
     expect(await link.textContent()).toBe('Download PNG')
-    expect(await link.getAttribute('href')).toBe(image.src)
+    expect(new URL((await link.getAttribute('href'))!, dev!.url).href).toBe(image.src)
     const [download] = await Promise.all([page.waitForEvent('download'), link.focus().then(() => page.keyboard.press('Enter'))])
     expect(download.suggestedFilename()).toBe('mandelbrot-480x300.png')
     const png = await readFile((await download.path())!)
