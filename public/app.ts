@@ -7,133 +7,14 @@
  * schema. `KINDS` keeps what is tuned by hand where it helps: summarize's
  * form in index.html (sample text, counter) and render's image preview.
  */
-import { ApiError, type Client, type JobEvent, type WatchItem } from '../lib/client/index.ts'
+import { ApiError, type Client, type WatchItem } from '../lib/client/index.ts'
 import { FormError, type KindInfo, kindFieldset, loadKinds, readKindFieldset } from './kind-form.ts'
 import { sampleText } from './sample-text.ts'
 import { createAccess } from './access.ts'
 import { connectionView } from './stream.ts'
+import { clip, el } from './dom.ts'
+import { GENERIC_EVENTS, KINDS, type KindUi, type DoneData, TERMINAL } from './kind-ui.ts'
 
-interface KindUi {
-  /** The kind's input, read from its hand-written fieldset in index.html; absent: the generated form. */
-  input?(fieldset: HTMLFieldSetElement): Record<string, unknown>
-  /** A log line for one of the kind's own events, or null to leave it out of the log. */
-  describe(event: JobEvent): string | null
-  renderResult(result: unknown, into: HTMLElement, context: ResultContext): void
-  /** Why a submit joined a running job instead of starting one. */
-  joinedBecause: string
-}
-
-interface ResultContext {
-  /** The `done` event's data: the result, and the files the job saved. */
-  done: DoneData
-  client: Client
-  /** Aborted once the page shows another job: stop any download for this one. */
-  signal: AbortSignal
-}
-
-/** A generated file, as the `done` event and `asset_created` list it. */
-interface JobFile {
-  assetId: string
-  filename: string
-  contentType: string
-  bytes: number
-  url: string
-}
-
-interface DoneData {
-  result: unknown
-  assets?: JobFile[]
-}
-
-/** What `render` returns (lib/kinds/render.ts). */
-interface RenderResult {
-  assetId: string
-  url: string
-  width: number
-  height: number
-}
-
-const KINDS: Record<string, KindUi> = {
-  summarize: {
-    input(fieldset) {
-      const text = field<HTMLTextAreaElement>(fieldset, 'text')
-      const title = field<HTMLInputElement>(fieldset, 'title')
-      const windowChars = field<HTMLInputElement>(fieldset, 'windowChars')
-      if (!text.value.trim()) throw new FormError('Paste a text or load the sample first.', text)
-      const size = Number(windowChars.value)
-      if (!Number.isInteger(size) || size < 500 || size > 100_000) {
-        throw new FormError('The window size must be a whole number from 500 to 100000.', windowChars)
-      }
-      return { text: text.value, windowChars: size, ...(title.value.trim() ? { title: title.value.trim() } : {}) }
-    },
-    describe(event) {
-      if (event.type !== 'window_complete') return null
-      const data = event.data as { index: number; total: number; summary: string }
-      return `Window ${data.index + 1} of ${data.total} done: ${clip(data.summary, 180)}`
-    },
-    renderResult(result, into) {
-      const { title, summary, keyPoints, windows } = result as { title: string; summary: string; keyPoints: string[]; windows?: unknown[] }
-      into.append(
-        el('h4', { className: 'result-title' }, title),
-        el('p', {}, summary),
-        el('h5', {}, 'Key points'),
-        el('ul', { className: 'key-points' }, ...keyPoints.map((point) => el('li', {}, point))),
-        el('p', { className: 'hint' }, `From ${windows?.length ?? 0} window${windows?.length === 1 ? '' : 's'}.`),
-      )
-    },
-    joinedBecause: 'this text is already being worked on',
-  },
-
-  render: {
-    describe: () => null, // its progress drives the bar; `asset_created` is logged for every kind
-    renderResult(result, into, { done, client, signal }) {
-      const { assetId, url, width, height } = result as RenderResult
-      const file = done.assets?.find((asset) => asset.assetId === assetId)
-      const filename = file?.filename ?? `mandelbrot-${width}x${height}.png`
-      const size = `${width} × ${height} pixels`
-      const alt = `The Mandelbrot set, ${size}: a black heart-shaped body with round bulbs and a thin spike to the left, fringed with colour on an orange background.`
-      const show = (src: string, bytes: number) => [
-        el('figure', { className: 'rendered' }, el('img', { src, width, height, alt }), el('figcaption', {}, `${filename}, ${size}, ${formatBytes(bytes)}.`)),
-        el('p', {}, el('a', { className: 'button', href: src, download: filename }, 'Download PNG')),
-      ]
-      into.append(el('h4', { className: 'result-title' }, 'Mandelbrot set'))
-      // The feed and the stream list the file with a signed, expiring link: <img src> needs no header.
-      if (file?.url.includes('sig=')) {
-        into.append(...show(file.url, file.bytes))
-        return
-      }
-      const loading = el('p', { className: 'hint' }, 'Downloading the image…')
-      into.append(loading)
-      client.downloadAsset(url || assetId, { signal }).then(
-        (blob) => {
-          if (signal.aborted) return // the page moved on to another job meanwhile
-          loading.replaceWith(...show(showBlob(blob), blob.size))
-        },
-        (error: unknown) => {
-          if (signal.aborted) return
-          loading.textContent = 'The image could not be downloaded.'
-          showError(`Could not download the image: ${describeError(error)}`)
-        },
-      )
-    },
-    joinedBecause: 'this canvas is already being rendered',
-  },
-}
-
-const GENERIC_EVENTS: Record<string, (event: JobEvent) => string | null> = {
-  started: () => 'Started: a worker picked the job up.',
-  progress: () => null, // drives the progress bar instead
-  cancel_requested: () => 'Cancel requested: waiting for the worker to stop.',
-  done: () => 'Done.',
-  error: (event) => `Failed: ${(event.data as { error?: { message?: string } })?.error?.message ?? 'unknown error'}`,
-  asset_created: (event) => {
-    const file = (event.data as { asset?: JobFile }).asset
-    return file ? `Saved ${file.filename} (${formatBytes(file.bytes)}).` : 'Saved a file.'
-  },
-  canceled: () => 'Canceled.',
-}
-
-const TERMINAL = new Set(['done', 'error', 'canceled'])
 
 // ---- elements ---------------------------------------------------------------
 
@@ -339,7 +220,7 @@ function render(job: NonNullable<typeof current>, item: WatchItem) {
     progressText.textContent = '100% — Complete'
     resultBody.replaceChildren()
     const done = event.data as DoneData
-    uiFor(job.kind).renderResult(done.result, resultBody, { done, client: job.client!, signal: job.watch.signal })
+    uiFor(job.kind).renderResult(done.result, resultBody, { done, client: job.client!, signal: job.watch.signal, page: { showBlob, showError, describeError } })
     resultSection.hidden = false
     say('The job is complete.')
   } else if (event.type === 'error') {
@@ -428,24 +309,6 @@ function showBlob(blob: Blob | null): string | null {
   blobUrl = blob ? URL.createObjectURL(blob) : null
   return blobUrl
 }
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} bytes`
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
-}
-
-function field<T extends HTMLElement>(fieldset: HTMLFieldSetElement, name: string): T {
-  return fieldset.querySelector<T>(`[name="${name}"]`)!
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Partial<HTMLElementTagNameMap[K]>, ...children: (string | Node)[]) {
-  const node = Object.assign(document.createElement(tag), props)
-  node.append(...children)
-  return node
-}
-
-const clip = (text: string, max: number) => (text.length > max ? `${text.slice(0, max - 1)}…` : text)
 
 // ---- resuming ----------------------------------------------------------------------
 
