@@ -89,7 +89,7 @@ describe('GET /api/openapi.json', () => {
     const document = await res.json()
     expect(document).toEqual(JSON.parse(JSON.stringify(openApiDocument(apiRoutes, jobKinds()))))
     expect(document.openapi).toBe('3.1.0')
-    expect(Object.keys(document.components.securitySchemes)).toEqual(['apiKey', 'admin'])
+    expect(Object.keys(document.components.securitySchemes)).toEqual(['apiKey', 'token', 'tokenQuery', 'admin'])
     const ids = Object.values(document.paths).flatMap((item) => Object.values(item as Record<string, { operationId: string }>).map((op) => op.operationId))
     expect(new Set(ids).size).toBe(ids.length)
   })

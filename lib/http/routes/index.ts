@@ -10,5 +10,6 @@ import { adminRoutes } from './admin.ts'
 import { assetRoutes } from './assets.ts'
 import { jobRoutes } from './jobs.ts'
 import { metaRoutes } from './meta.ts'
+import { tokenRoutes } from './tokens.ts'
 
-export const apiRoutes: readonly ApiRoute[] = [...jobRoutes, ...assetRoutes, ...accountRoutes, ...adminRoutes, ...metaRoutes]
+export const apiRoutes: readonly ApiRoute[] = [...jobRoutes, ...assetRoutes, ...accountRoutes, ...tokenRoutes, ...adminRoutes, ...metaRoutes]
