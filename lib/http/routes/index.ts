@@ -10,6 +10,7 @@ import { adminRoutes } from './admin.ts'
 import { assetRoutes } from './assets.ts'
 import { jobRoutes } from './jobs.ts'
 import { metaRoutes } from './meta.ts'
+import { streamRoutes } from './stream.ts'
 import { tokenRoutes } from './tokens.ts'
 
-export const apiRoutes: readonly ApiRoute[] = [...jobRoutes, ...assetRoutes, ...accountRoutes, ...tokenRoutes, ...adminRoutes, ...metaRoutes]
+export const apiRoutes: readonly ApiRoute[] = [...jobRoutes, ...streamRoutes, ...assetRoutes, ...accountRoutes, ...tokenRoutes, ...adminRoutes, ...metaRoutes]
