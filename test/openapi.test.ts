@@ -7,7 +7,7 @@
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openApiDocument, openApiPath } from '../lib/http/openapi.ts'
-import { apiRoutes } from '../lib/http/routes/index.ts'
+import { apiRoutes, undocumentedPaths } from '../lib/http/routes/index.ts'
 import { jobKinds } from '../netlify/app.ts'
 import { testApi } from './support/api.ts'
 import { discoverRoutes } from './support/functions.ts'
@@ -94,9 +94,21 @@ describe('GET /api/openapi.json', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 
-  it('describes every function with a public path, and nothing else', async () => {
-    const served = (await discoverRoutes()).filter((route) => route.custom && !route.scheduled).flatMap((route) => route.paths.map(openApiPath))
-    expect(new Set(served)).toEqual(new Set(Object.keys(openApiDocument(apiRoutes, jobKinds()).paths)))
+  it('describes every function with a public path but those left out with a reason, and nothing else', async () => {
+    const routes = (await discoverRoutes()).filter((route) => route.custom && !route.scheduled)
+    const served = routes.flatMap((route) => route.paths).filter((path) => !Object.hasOwn(undocumentedPaths, path))
+    expect(new Set(served.map(openApiPath))).toEqual(new Set(Object.keys(openApiDocument(apiRoutes, jobKinds()).paths)))
+    // Every path left out is one a function serves, with its reason.
+    for (const [path, reason] of Object.entries(undocumentedPaths)) {
+      expect(routes.some((route) => route.paths.includes(path)), path).toBe(true)
+      expect(reason.length, path).toBeGreaterThan(20)
+    }
+  })
+
+  it('the checker skips only the paths left out: anything else off the document is still caught', () => {
+    const checker = contractChecker()
+    expect(checker.check(answer({ path: '/api/dev/token', method: 'POST', status: 404, json: { error: { code: 'not_found', message: 'm' } } }))).toBeNull()
+    expect(checker.check(answer({ path: '/api/dev/tokens', method: 'POST', status: 404 }))).toMatch(/not in the OpenAPI document/)
   })
 
   it('every schema in it compiles as JSON Schema 2020-12', () => {

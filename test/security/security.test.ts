@@ -105,8 +105,8 @@ async function follow(jobId: string, key = keyA) {
 
 const totalOps = () => Object.values(env.blobs.ops).reduce((a, b) => a + b, 0)
 // The local-development token route does not exist outside `netlify dev` (404, no read): test/tokens-dev.test.ts.
-/** The routes the OpenAPI document says need no credential and read no storage: they describe the API. (The dev token route needs none either, but reads storage where it exists.) */
-const PUBLIC_PATHS = new Set(documentedRoutes.filter((r) => r.auth === 'none' && r.storage !== true).map((r) => r.path))
+/** The routes the OpenAPI document says need no credential: they describe the API and read no storage. */
+const PUBLIC_PATHS = new Set(documentedRoutes.filter((r) => r.auth === 'none').map((r) => r.path))
 const isPublicRoute = (r: Route) => r.paths.every((p) => PUBLIC_PATHS.has(p))
 const apiRoutes = () => env.host.routes.filter((r) => r.custom && r.paths.some((p) => p.startsWith('/api/')) && !isPublicRoute(r) && r.name !== 'dev-token')
 const isAdminRoute = (r: Route) => r.paths.some((p) => p.startsWith('/api/admin'))

@@ -75,6 +75,7 @@ export const assetRoutes = [
     responses: {
       200: { description: 'The files, across the task’s jobs, oldest first.', body: TaskAssetsSchema },
       400: { description: 'A missing or malformed `sourceTaskId`.', errors: ['invalid_request'], extra: { issues: z.array(IssueSchema).optional() } },
+      404: { description: 'A token that cannot read files at all (a submit token), as for a file it does not cover.', errors: ['not_found'] },
     },
   }),
 ]

@@ -1,4 +1,4 @@
-/** Browser tokens: minting (an API key), revoking (the operator), and the local development route. */
+/** Browser tokens: minting (an API key) and revoking (the operator). */
 import { z } from 'zod'
 import { IssueSchema, defineRoute } from '../openapi.ts'
 import { MintRequestSchema, MintedTokenSchema } from '../../tokens/mint.ts'
@@ -40,28 +40,6 @@ export const tokenRoutes = [
     responses: {
       200: { description: 'Revoked.', body: RevokedTokensSchema },
       404: { description: 'No such account.', errors: ['not_found'] },
-    },
-  }),
-  defineRoute({
-    method: 'GET',
-    path: '/api/dev/token',
-    operationId: 'devToken',
-    summary: 'Local development only: a token for the demo page',
-    description:
-      'Exists only under `netlify dev` started by `npm run dev` (`NETLIFY_DEV` and `DEV_TOKEN_API_KEY` set, no deploy context, a loopback host); anywhere else it answers 404 and reads nothing. Mints with the development key a 15-minute submit token for every kind, or with `job` a read-and-cancel token for that job. It stands in for your backend’s `POST /api/tokens`.',
-    tags: ['development'],
-    auth: 'none',
-    storage: true,
-    query: z.strictObject({ job: z.string().optional().describe('A job id: a token that reads and cancels that job instead of a submit token.') }),
-    responses: {
-      200: { description: 'A token.', body: MintedTokenSchema },
-      400: { description: '`job` is not a job id.', errors: ['invalid_request'], extra: issues },
-      401: {
-        description: 'The development key is not in the local sandbox (`npm run dev` registers it again).',
-        errors: ['unauthorized'],
-        headers: { 'WWW-Authenticate': { description: 'Bearer', required: true } },
-      },
-      404: { description: 'Anywhere but local development: the route does not exist.', errors: ['not_found'] },
     },
   }),
 ]
