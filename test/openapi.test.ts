@@ -124,6 +124,25 @@ describe('GET /api/openapi.json', () => {
     for (const schema of schemas) expect(() => ajv.compile(schema)).not.toThrow()
   })
 
+  it('says which routes take a token, which only an API key (403 token_scope), and that a download takes a signed link alone', () => {
+    const paths = openApiDocument(apiRoutes, jobKinds()).paths as Record<string, Record<string, any>>
+    const schemes = (path: string, method: string) => (paths[path]![method].security as object[]).map((s) => Object.keys(s).join('+'))
+    for (const [path, method] of [['/api/jobs', 'post'], ['/api/jobs/{id}', 'get'], ['/api/jobs/{id}/events', 'get'], ['/api/jobs/{id}/cancel', 'post'], ['/api/jobs/{id}/assets', 'get'], ['/api/assets', 'get']] as const) {
+      expect(schemes(path, method), `${method} ${path}`).toEqual(['apiKey', 'token', 'tokenQuery'])
+    }
+    expect(schemes('/api/assets/{id}', 'get')).toEqual(['apiKey', 'token', 'tokenQuery', ''])
+    expect(Object.keys(paths['/api/assets/{id}']!.get.responses)).toEqual(expect.arrayContaining(['200', '206', '304', '401', '404', '416']))
+    for (const [path, method] of [['/api/account', 'get'], ['/api/tokens', 'post']] as const) {
+      expect(schemes(path, method), `${method} ${path}`).toEqual(['apiKey'])
+      expect(paths[path]![method].responses['403'].content['application/json'].schema.properties.error.properties.code.enum).toEqual(['token_scope'])
+    }
+    expect(paths['/api/jobs']!.post.responses['403']).toBeDefined()
+    expect(paths['/api/jobs']!.post.responses['202'].content['application/json'].schema.required).toEqual(expect.arrayContaining(['watchToken', 'watchTokenExpiresAt']))
+    for (const [path, item] of Object.entries(paths).filter(([p]) => p.startsWith('/api/admin/'))) {
+      for (const operation of Object.values(item)) expect(operation.security, path).toEqual([{ admin: [] }])
+    }
+  })
+
   it('the submit body lists each kind with its own input schema', () => {
     const submit = openApiDocument(apiRoutes, jobKinds()).paths['/api/jobs']!.post as any
     const variants = submit.requestBody.content['application/json'].schema.oneOf as { properties: { kind: { const: string } } }[]
