@@ -75,7 +75,7 @@ export const RETRY_AFTER: HeaderDoc = { description: 'Seconds to wait before ask
 const BEARER: HeaderDoc = { description: 'Bearer: an API key or a token is needed.', required: true }
 
 const UNAUTHORIZED: Record<Exclude<Auth, 'none'>, string> = {
-  apiKey: 'No, unknown or revoked API key.',
+  apiKey: 'No, unknown or revoked API key, or an expired, tampered or revoked token.',
   caller: 'No credential, an unknown or revoked API key, or an expired, tampered or revoked token.',
   admin: 'No or wrong operator token (ADMIN_TOKEN).',
 }
