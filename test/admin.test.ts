@@ -265,7 +265,14 @@ describe('POST /api/admin/jobs/:id/cancel', () => {
     release()
     const { events } = await api.follow(running, api.key('ops-a'))
     expect(events.at(-1)?.type).toBe('canceled')
-    expect((await adminJson(`/api/admin/search?status=canceled`)).body.jobs.map((job: { jobId: string }) => job.jobId)).toEqual([running])
+    // The terminal event is visible before the worker settles the job and indexes it as finished: ask until it has.
+    const canceled = async () => (await adminJson(`/api/admin/search?status=canceled`)).body.jobs.map((job: { jobId: string }) => job.jobId)
+    let found: string[] = await canceled()
+    for (let tries = 0; found.length === 0 && tries < 50; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      found = await canceled()
+    }
+    expect(found).toEqual([running])
   })
 })
 

@@ -57,8 +57,12 @@ describe('README API section', () => {
   })
 
   it('every status and code a route’s section names is one the document gives that route', () => {
-    const headed = [...api.matchAll(/\n### `(GET|POST) (\/api\/[^`?\s]*)[^\n]*\n([\s\S]*?)(?=\n### |$)/g)]
-    expect(headed.map((m) => `${m[1]} ${m[2]}`)).toEqual(['POST /api/jobs', 'GET /api/jobs/:id', 'GET /api/jobs/:id/events', 'POST /api/jobs/:id/cancel', 'GET /api/admin/jobs'])
+    // Route sections are `###`, or `####` under a topic (the console's snapshot).
+    const headed = [...api.matchAll(/\n#{3,4} `(GET|POST) (\/api\/[^`?\s]*)[^\n]*\n([\s\S]*?)(?=\n#{3,4} |$)/g)]
+    // At least these (a route given a section of its own later is checked too).
+    expect(headed.map((m) => `${m[1]} ${m[2]}`)).toEqual(
+      expect.arrayContaining(['POST /api/jobs', 'GET /api/jobs/:id', 'GET /api/jobs/:id/events', 'POST /api/jobs/:id/cancel', 'GET /api/admin/jobs']),
+    )
     let checked = 0
     for (const [, method, path, body] of headed) {
       const operation = document.paths[templateOf(path!)]?.[method!.toLowerCase()]

@@ -11,6 +11,7 @@
  * download reads anyway.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import { z } from 'zod'
 import { ApiError } from '../core/errors.ts'
 import { assetUrl } from '../jobs/views.ts'
 
@@ -51,6 +52,12 @@ export function assetLinks(key: Buffer, account: string, now: number, ttlMs = AS
 const EXP = /^\d{1,12}$/
 /** An HMAC-SHA256 in base64url without padding. */
 const SIG = /^[A-Za-z0-9_-]{43}$/
+
+/** A link's query as the API document describes it; `readAssetLink` checks the same. */
+export const AssetLinkQuerySchema = z.strictObject({
+  exp: z.string().regex(EXP).optional().describe('A signed link’s expiry (Unix seconds). With `sig`, the link alone authorizes the download; no header needed.'),
+  sig: z.string().regex(SIG).optional().describe('A signed link’s signature (base64url HMAC-SHA256).'),
+})
 
 export const linkRefused = (why: string) =>
   new ApiError(401, 'unauthorized', `${why} Get a fresh link from the job's status or its asset list, or send "Authorization: Bearer <key>".`, {

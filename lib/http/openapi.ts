@@ -10,8 +10,12 @@ import type { KindRegistry } from '../kinds/define.ts'
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 
-/** Who may call a route: any API key, the operator token, or anyone. */
-export type Auth = 'apiKey' | 'admin' | 'none'
+/**
+ * Who may call a route: an API key only (a token gets 403 `token_scope`), an
+ * API key or a browser token (`caller`: in the header, or a token as
+ * `?token=`), the operator token, or anyone.
+ */
+export type Auth = 'apiKey' | 'caller' | 'admin' | 'none'
 
 export interface HeaderDoc {
   description: string
@@ -52,6 +56,8 @@ export interface ApiRoute {
   responses: Record<number, ResponseDoc>
   /** Reads storage (may answer 503 `storage_unavailable`). Default: when `auth` is not `none`. */
   storage?: boolean
+  /** Also answers with no credential at all (a signed asset link in the query). */
+  anonymous?: boolean
 }
 
 /** Identity, for types: `defineRoute({ ... })` in a routes file. */
@@ -66,18 +72,31 @@ export function errorEnvelope(codes: string[], extra: z.ZodRawShape = {}) {
 }
 
 export const RETRY_AFTER: HeaderDoc = { description: 'Seconds to wait before asking again.', schema: z.string().regex(/^\d+$/) }
-const BEARER: HeaderDoc = { description: 'Bearer: an API key is needed.', required: true }
+const BEARER: HeaderDoc = { description: 'Bearer: an API key or a token is needed.', required: true }
+
+const UNAUTHORIZED: Record<Exclude<Auth, 'none'>, string> = {
+  apiKey: 'No, unknown or revoked API key, or an expired, tampered or revoked token.',
+  caller: 'No credential, an unknown or revoked API key, or an expired, tampered or revoked token.',
+  admin: 'No or wrong operator token (ADMIN_TOKEN).',
+}
+
+/** Which security schemes a route accepts (any one of them). */
+const SECURITY: Record<Auth, Record<string, never[]>[]> = {
+  apiKey: [{ apiKey: [] }],
+  caller: [{ apiKey: [] }, { token: [] }, { tokenQuery: [] }],
+  admin: [{ admin: [] }],
+  none: [],
+}
 
 /** Answers every route may give, besides its own. */
 function commonResponses(route: ApiRoute): Record<number, ResponseDoc> {
   const storage = route.storage ?? route.auth !== 'none'
   const out: Record<number, ResponseDoc> = {}
   if (route.auth !== 'none') {
-    out[401] = {
-      description: route.auth === 'admin' ? 'No or wrong operator token (ADMIN_TOKEN).' : 'No, unknown or revoked API key.',
-      errors: ['unauthorized'],
-      headers: { 'WWW-Authenticate': BEARER },
-    }
+    out[401] = { description: UNAUTHORIZED[route.auth], errors: ['unauthorized'], headers: { 'WWW-Authenticate': BEARER } }
+  }
+  if (route.auth === 'apiKey') {
+    out[403] = { description: 'A valid token, where only an API key will do (from your backend).', errors: ['token_scope'] }
   }
   out[500] = {
     description: 'Not the caller’s fault: the deploy is misconfigured, a stored record is unreadable, or an unexpected failure (details only in the log).',
@@ -154,7 +173,7 @@ function operation(route: ApiRoute, kinds: KindRegistry) {
     summary: route.summary,
     ...(route.description ? { description: route.description } : {}),
     tags: route.tags,
-    security: route.auth === 'none' ? [] : [{ [route.auth]: [] }],
+    security: [...SECURITY[route.auth], ...(route.anonymous && route.auth !== 'none' ? [{}] : [])],
     ...(parameters.length ? { parameters } : {}),
     ...(body ? { requestBody: { required: true, content: { 'application/json': { schema: jsonSchema(body, 'input') } } } } : {}),
     responses: Object.fromEntries(
@@ -169,7 +188,9 @@ export const OPENAPI_INFO = {
   title: 'Durable jobs',
   version: '0.1.0',
   description:
-    'Long-running jobs on Netlify Functions with Netlify Blobs as the only state: submit a job, follow its event feed, read its status and files. Errors are always `{ "error": { "code", "message" } }` plus the fields named per answer.',
+    'Long-running jobs on Netlify Functions with Netlify Blobs as the only state: submit a job, follow its event feed or stream, read its status and files. Errors are always `{ "error": { "code", "message" } }` plus the fields named per answer.\n\n' +
+    'Credentials: an API key (`djk_…`, on your backend) or a short-lived browser token (`djt_…`, from the submit answer or `POST /api/tokens`), as `Authorization: Bearer …`; a token also as `?token=` for `EventSource` and `<img src>`. A job or file outside a token’s scope answers 404 like one that does not exist.\n\n' +
+    'CORS: every `/api` route answers the preflight `OPTIONS` with 204 and no body (never 405); with `ALLOWED_ORIGINS` set, a listed origin gets `Access-Control-Allow-Origin` on the preflight and on every answer. The preflights are not listed per route below.',
 }
 
 /** The whole document for these routes and this deploy's job kinds. */
@@ -189,6 +210,8 @@ export function openApiDocument(routes: readonly ApiRoute[], kinds: KindRegistry
     components: {
       securitySchemes: {
         apiKey: { type: 'http', scheme: 'bearer', description: 'An API key of the account: `Authorization: Bearer <key>`.' },
+        token: { type: 'http', scheme: 'bearer', description: 'A browser token (`djt_…`): `Authorization: Bearer <token>`. It covers only its scope (one job, a source task, or submitting some kinds) and actions.' },
+        tokenQuery: { type: 'apiKey', in: 'query', name: 'token', description: 'A browser token as `?token=`, for what cannot send headers (`EventSource`, `<img src>`). Never an API key; the header wins when both are sent.' },
         admin: { type: 'http', scheme: 'bearer', description: 'The operator token (`ADMIN_TOKEN`): `Authorization: Bearer <token>`.' },
       },
     },

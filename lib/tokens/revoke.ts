@@ -4,10 +4,20 @@
  * generation they were made in, and the auth entry already reads the record,
  * so a revoked token is refused at no extra cost.
  */
+import { z } from 'zod'
 import type { Clock } from '../core/clock.ts'
 import { readAccount, writeAccount } from '../credits/ledger.ts'
 import { safePart } from '../storage/keys.ts'
 import { type BlobPort, StorageUnavailableError } from '../storage/port.ts'
+
+/** What `POST /api/admin/accounts/:name/revoke-tokens` answers. */
+export const RevokedTokensSchema = z.strictObject({
+  account: z.string(),
+  /** The account's token generation now: tokens made in an earlier one are refused. */
+  tokenGeneration: z.number().int().nonnegative(),
+  revokedBefore: z.iso.datetime(),
+})
+export type RevokedTokens = z.infer<typeof RevokedTokensSchema>
 
 export class UnknownAccountError extends Error {
   override name = 'UnknownAccountError'

@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
-import { allowMethods, json, respond } from '../../lib/http/http.ts'
+import { allowMethods, json } from '../../lib/http/http.ts'
 import { kindCatalog } from '../../lib/kinds/catalog.ts'
-import { jobKinds, log } from '../app.ts'
+import { jobKinds, serveApi } from '../app.ts'
 
 /**
  * GET /api/kinds: the job kinds with their input JSON Schema, cost and lock.
@@ -9,7 +9,7 @@ import { jobKinds, log } from '../app.ts'
  * no storage and names no account, and the demo builds its form from it.
  */
 export default async (req: Request, _context: Context) =>
-  respond(log, async () => {
+  serveApi(req, async () => {
     allowMethods(req, ['GET'])
     return json(kindCatalog(jobKinds()), 200, { 'Cache-Control': 'public, max-age=300' })
   })

@@ -2,7 +2,7 @@ import type { Config, Context } from '@netlify/functions'
 import { requireAdmin } from '../../lib/admin/auth.ts'
 import { notFound } from '../../lib/core/errors.ts'
 import { allowMethods, json } from '../../lib/http/http.ts'
-import { UnknownAccountError, revokeAccountTokens } from '../../lib/tokens/revoke.ts'
+import { type RevokedTokens, UnknownAccountError, revokeAccountTokens } from '../../lib/tokens/revoke.ts'
 import { validAccountName } from '../../lib/accounts/api-keys.ts'
 import { appFor, serveApi } from '../app.ts'
 
@@ -16,7 +16,8 @@ export default async (req: Request, context: Context) =>
     if (!validAccountName(account)) throw notFound('account')
     try {
       const tokenGeneration = await revokeAccountTokens(deps.store, deps.clock, account)
-      return json({ account, tokenGeneration, revokedBefore: new Date(deps.clock.now()).toISOString() })
+      const revoked: RevokedTokens = { account, tokenGeneration, revokedBefore: new Date(deps.clock.now()).toISOString() }
+      return json(revoked)
     } catch (error) {
       if (error instanceof UnknownAccountError) throw notFound('account')
       throw error

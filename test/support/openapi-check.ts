@@ -10,7 +10,7 @@ import addFormatsModule from 'ajv-formats'
 import type { ValidateFunction } from 'ajv'
 import { z } from 'zod'
 import { errorEnvelope, openApiDocument } from '../../lib/http/openapi.ts'
-import { apiRoutes } from '../../lib/http/routes/index.ts'
+import { apiRoutes, undocumentedPaths } from '../../lib/http/routes/index.ts'
 import { jobKinds } from '../../netlify/app.ts'
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => Ajv2020
@@ -51,6 +51,7 @@ export function contractChecker(document: Document = openApiDocument(apiRoutes, 
   return {
     check(answer) {
       const where = `${answer.method} ${answer.path} → ${answer.status}`
+      if (Object.hasOwn(undocumentedPaths, answer.path)) return null // left out of the document, with a reason there
       const found = templates.find(({ pattern }) => pattern.test(answer.path))
       if (!found) return `${where}: the route is not in the OpenAPI document`
       const operation = document.paths[found.template]![answer.method.toLowerCase()]

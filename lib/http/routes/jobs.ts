@@ -5,9 +5,12 @@ import { FeedQuerySchema } from '../../jobs/read.ts'
 import { SubmitBodySchema, SubmittedBodySchema } from '../../jobs/submit.ts'
 import { FeedSchema, PublicJobSchema, Timestamp } from '../../jobs/views.ts'
 import type { KindRegistry } from '../../kinds/define.ts'
+import { WatchTokenFieldsSchema } from '../../tokens/mint.ts'
 
 const JOB_ID = { id: 'The job id (`job_…`), as `POST /api/jobs` answered it.' }
 const issues = { issues: z.array(IssueSchema).optional() }
+/** The submit answer: the job, and a read-only token for it. */
+const SubmittedWithTokenSchema = SubmittedBodySchema.extend(WatchTokenFieldsSchema.shape)
 const ETAG = { description: 'A tag of this answer: send it back as `If-None-Match` to get 304 while nothing changed.', required: true }
 
 /** The submit body with each kind's own input schema, so a client sees what every kind takes. */
@@ -23,9 +26,9 @@ export const jobRoutes = [
     operationId: 'submitJob',
     summary: 'Submit a job',
     description:
-      'Validates the input against its kind, takes the resource lock, charges the account and starts a background worker. None of the 4xx answers writes anything. `GET /api/kinds` lists the kinds with their input schemas.',
+      'Validates the input against its kind, takes the resource lock, charges the account and starts a background worker. None of the 4xx answers writes anything. `GET /api/kinds` lists the kinds with their input schemas. Takes an API key, or a token whose scope submits this kind. The answer carries `watchToken`: a token that reads this job (status, events, stream, files) for an hour, and nothing else.',
     tags: ['jobs'],
-    auth: 'apiKey',
+    auth: 'caller',
     headers: {
       'Idempotency-Key': {
         description: 'Per account, 24 h: one key makes at most one job and one charge, however often the request is sent.',
@@ -34,10 +37,10 @@ export const jobRoutes = [
     },
     body: submitBody,
     responses: {
-      202: { description: 'Accepted.', body: SubmittedBodySchema, headers: { Location: { description: 'The job’s status URL.', required: true } } },
+      202: { description: 'Accepted.', body: SubmittedWithTokenSchema, headers: { Location: { description: 'The job’s status URL.', required: true } } },
       200: {
-        description: 'An earlier request with this Idempotency-Key made this job.',
-        body: SubmittedBodySchema,
+        description: 'An earlier request with this Idempotency-Key made this job (the watch token is a fresh one).',
+        body: SubmittedWithTokenSchema,
         headers: { Location: { description: 'The job’s status URL.', required: true }, 'Idempotent-Replayed': { description: '`true`', required: true } },
       },
       400: {
@@ -59,6 +62,7 @@ export const jobRoutes = [
         },
         headers: { 'Retry-After': RETRY_AFTER },
       },
+      403: { description: 'A token that may not submit this kind (or not submit at all); nothing is written.', errors: ['token_scope'] },
       413: { description: 'The body is over the size limit.', errors: ['payload_too_large'], extra: { maxBytes: z.number().int() } },
       415: { description: 'The body is not `application/json`.', errors: ['unsupported_media_type'] },
       422: { description: 'The Idempotency-Key was used with a different body.', errors: ['idempotency_key_reused'] },
@@ -74,15 +78,15 @@ export const jobRoutes = [
     path: '/api/jobs/:id',
     operationId: 'getJob',
     summary: 'A job’s status',
-    description: 'Another account’s job answers 404 exactly like one that does not exist.',
+    description: 'Another account’s job, or one a token does not cover, answers 404 exactly like one that does not exist.',
     tags: ['jobs'],
-    auth: 'apiKey',
+    auth: 'caller',
     params: JOB_ID,
     headers: { 'If-None-Match': { description: 'The ETag of an earlier answer.' } },
     responses: {
       200: { description: 'The job.', body: PublicJobSchema, headers: { ETag: ETAG } },
       304: { description: 'Unchanged since the ETag sent.', headers: { ETag: ETAG } },
-      404: { description: 'No such job (or another account’s).', errors: ['not_found'] },
+      404: { description: 'No such job (or another account’s, or one the token does not cover).', errors: ['not_found'] },
     },
   }),
   defineRoute({
@@ -93,13 +97,13 @@ export const jobRoutes = [
     description:
       'Events after the cursor `after`, in order, none lost or repeated across polls. `done` is true once the job is finished and every event was read; pass `next` as `after` to get only what is new.',
     tags: ['jobs'],
-    auth: 'apiKey',
+    auth: 'caller',
     params: JOB_ID,
     query: FeedQuerySchema,
     responses: {
       200: { description: 'The events after the cursor.', body: FeedSchema, headers: { 'Retry-After': { ...RETRY_AFTER, description: 'While not done: when to ask again.' } } },
       400: { description: 'A malformed `after`, `limit` or `wait`, or a cursor past the end of the log.', errors: ['invalid_request', 'invalid_cursor'], extra: issues },
-      404: { description: 'No such job (or another account’s).', errors: ['not_found'] },
+      404: { description: 'No such job (or another account’s, or one the token does not cover).', errors: ['not_found'] },
     },
   }),
   defineRoute({
@@ -108,14 +112,14 @@ export const jobRoutes = [
     operationId: 'cancelJob',
     summary: 'Cancel a job',
     description:
-      'A queued job is canceled at once (200). A running job is asked to stop (202, `cancelRequested: true`, a `cancel_requested` event); it ends `canceled` with a terminal `canceled` event.',
+      'A queued job is canceled at once (200). A running job is asked to stop (202, `cancelRequested: true`, a `cancel_requested` event); it ends `canceled` with a terminal `canceled` event. A token needs the `cancel` action on this job.',
     tags: ['jobs'],
-    auth: 'apiKey',
+    auth: 'caller',
     params: JOB_ID,
     responses: {
       200: { description: 'Canceled at once (the job was queued, or its worker had stopped).', body: PublicJobSchema },
       202: { description: 'Asked to stop: the worker ends the job shortly.', body: PublicJobSchema },
-      404: { description: 'No such job (or another account’s).', errors: ['not_found'] },
+      404: { description: 'No such job (or another account’s, or one the token does not cover).', errors: ['not_found'] },
       409: {
         description: '`job_finished`: the job already ended. `job_busy`: it kept changing; ask again after `Retry-After`.',
         errors: ['job_finished', 'job_busy'],
