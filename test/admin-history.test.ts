@@ -11,7 +11,7 @@ import { searchJobs } from '../lib/admin/search.ts'
 import { summary } from '../lib/admin/summary.ts'
 import { SearchQuerySchema } from '../lib/admin/schemas.ts'
 import type { JobState } from '../lib/core/types.ts'
-import { ROLLUP_MAX_NAMES, countJob, emptyRollup, recordFinishedJob } from '../lib/jobs/history.ts'
+import { ROLLUP_MAX_NAMES, RollupSchema, countJob, emptyRollup, recordFinishedJob } from '../lib/jobs/history.ts'
 import { initialState } from '../lib/jobs/state.ts'
 import { reap } from '../lib/reaper/reap.ts'
 import { keys } from '../lib/storage/keys.ts'
@@ -19,6 +19,8 @@ import { memoryPort } from '../lib/storage/memory.ts'
 import type { StoreOp } from './support/hooked-store.ts'
 import { hookedStore } from './support/hooked-store.ts'
 import { manualClock, testDeps } from './support/deps.ts'
+import { systemClock } from '../lib/core/clock.ts'
+import { interceptedStore } from './support/hooked-store.ts'
 
 function setup() {
   const memory = memoryPort()
@@ -104,6 +106,49 @@ describe('rollups', () => {
     const seen = await summary(deps)
     expect(seen.counts).toEqual({ failed: 1 })
     expect(seen.failures).toEqual([{ code: 'boom', count: 1 }])
+  })
+
+  it('100 jobs settled at once, with 0-20 ms per storage call, are all counted', async () => {
+    const memory = memoryPort()
+    const slow = hookedStore(memory, () => new Promise((resolve) => setTimeout(resolve, Math.random() * 20)))
+    const deps = testDeps(slow, { clock: systemClock })
+    const at = Date.now()
+    const states = Array.from({ length: 100 }, (_, i) => ({
+      ...initialState(
+        { jobId: jobAt(at + i), account: 'acct', kind: 'summarize', input: null, createdAt: at - 1000, lockKey: null, sourceTaskId: null, clientJobId: null, idempotencyRecord: null, creditCharged: 0, reservation: null },
+        at,
+      ),
+      status: 'complete' as const,
+      startedAt: at - 500,
+      finishedAt: at,
+    }))
+    await Promise.all(states.map((state) => recordFinishedJob(deps, state)))
+    expect((await summary(deps)).counts).toEqual({ complete: 100 })
+  })
+
+  it('a rollup that cannot be written gives the index entry back, so a later settle counts the job', async () => {
+    const { deps, memory } = setup()
+    let broken = true
+    const flaky = interceptedStore(memory, (op, key, call) => (broken && key.includes('/stats~') && op !== 'read' ? Promise.reject(new Error('storage down')) : call()))
+    const flakyDeps = { ...deps, store: flaky }
+    const state = await finished(flakyDeps, { finishedAt: deps.clock.now(), status: 'failed', error: { code: 'boom', message: 'x' } })
+    expect((await summary(deps)).counts).toEqual({})
+    broken = false
+    await recordFinishedJob(flakyDeps, state) // the reaper settling the job again
+    expect((await summary(deps)).counts).toEqual({ failed: 1 })
+  })
+
+  it('kinds and failure codes named like Object properties are counted as names', () => {
+    let rollup = emptyRollup(0)
+    for (const name of ['toString', 'constructor', 'valueOf', 'hasOwnProperty', '__proto__']) {
+      rollup = countJob(rollup, { status: 'failed', kind: name, startedAt: 0, finishedAt: 1000, error: { code: name, message: '' } })
+    }
+    const parsed = RollupSchema.parse(JSON.parse(JSON.stringify(rollup)))
+    expect(parsed.failures.toString).toBe(1)
+    expect(parsed.failures.constructor).toBe(1)
+    expect(parsed.durations.valueOf).toEqual(expect.objectContaining({ count: 1 }))
+    expect(parsed.counts).toEqual({ failed: 5 })
+    expect((Object as unknown as { count?: unknown }).count).toBeUndefined()
   })
 
   it('keep at most ROLLUP_MAX_NAMES kinds and codes, the rest as other', () => {

@@ -72,5 +72,5 @@ export interface Deps {
    * Told of each job as it is settled, to keep the operator console's history
    * (jobs/history.ts); wired in netlify/app.ts, absent where nobody reads it.
    */
-  recordFinished?: (deps: Pick<Deps, 'store' | 'settings' | 'log'>, job: JobState) => Promise<void>
+  recordFinished?: (deps: Pick<Deps, 'store' | 'settings' | 'log' | 'clock'>, job: JobState) => Promise<void>
 }

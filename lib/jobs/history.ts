@@ -32,7 +32,10 @@ export const ROLLUP_SHARDS = 4
 export const DURATION_BOUNDS_MS = [250, 500, 1_000, 2_000, 5_000, 10_000, 20_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000] as const
 /** Distinct kinds and failure codes a rollup keeps; the rest are counted as `other`. */
 export const ROLLUP_MAX_NAMES = 40
-const ROLLUP_ROUNDS = 8
+/** Conditional-write rounds before a rollup update gives up, with jittered backoff between them. */
+const ROLLUP_ROUNDS = 16
+const ROLLUP_BACKOFF_MS = 10
+const ROLLUP_BACKOFF_CAP_MS = 1_000
 
 export const RollupSchema = z.object({
   hour: z.number(),
@@ -78,23 +81,34 @@ export function parseFinishedEntry(key: string): FinishedEntry | null {
 }
 
 /** Records a finished job for the console; never throws. */
-export async function recordFinishedJob(deps: Pick<Deps, 'store' | 'settings' | 'log'>, state: JobState) {
+export async function recordFinishedJob(deps: Pick<Deps, 'store' | 'settings' | 'log' | 'clock'>, state: JobState) {
   if (state.finishedAt === null) return
+  const entry = historyKeys.entry(historyKeys.bucketOf(state.finishedAt, deps.settings.retentionMs), state)
   try {
-    const entry = historyKeys.entry(historyKeys.bucketOf(state.finishedAt, deps.settings.retentionMs), state)
     if (!(await deps.store.create(entry, '')).ok) return // indexed (and counted) by an earlier settle
-    await addToRollup(deps.store, state, deps.settings.retentionMs)
   } catch (error) {
-    deps.log.error('job history not recorded', { jobId: state.jobId, error: error instanceof Error ? error.message : String(error) })
+    deps.log.error('job history not recorded', { jobId: state.jobId, error: describe(error) })
+    return
+  }
+  try {
+    await addToRollup(deps, state)
+  } catch (error) {
+    // Without its count the entry would stop any later settle of this job from counting it: take it back.
+    await deps.store.delete(entry).catch(() => {})
+    deps.log.error('job history not counted', { jobId: state.jobId, error: describe(error) })
   }
 }
 
+const describe = (error: unknown) => (error instanceof Error ? error.message : String(error))
+
 const shardOf = (jobId: string) => createHash('sha256').update(jobId).digest()[0]! % ROLLUP_SHARDS
 
-async function addToRollup(store: BlobPort, state: JobState, retentionMs: number) {
+async function addToRollup({ store, clock, settings }: Pick<Deps, 'store' | 'clock' | 'settings'>, state: JobState) {
   const hour = historyKeys.hourOf(state.finishedAt!)
-  const key = historyKeys.rollup(hour, shardOf(state.jobId), retentionMs)
+  const key = historyKeys.rollup(hour, shardOf(state.jobId), settings.retentionMs)
   for (let round = 0; round < ROLLUP_ROUNDS; round++) {
+    // Full jitter: settles that collided spread out instead of colliding again.
+    if (round > 0) await clock.sleep(Math.random() * Math.min(ROLLUP_BACKOFF_CAP_MS, ROLLUP_BACKOFF_MS * 2 ** round))
     const blob = await store.read(key)
     const base = blob ? parseRecord(key, blob.data, RollupSchema) : emptyRollup(hour)
     const data = JSON.stringify(countJob(base, state))
@@ -108,10 +122,10 @@ export const emptyRollup = (hour: number): Rollup => ({ hour, counts: {}, durati
 /** Adds one finished job to a rollup, keeping every map within ROLLUP_MAX_NAMES names. */
 export function countJob(rollup: Rollup, state: Pick<JobState, 'status' | 'kind' | 'startedAt' | 'finishedAt' | 'error'>): Rollup {
   const next: Rollup = structuredClone(rollup)
-  next.counts[state.status] = (next.counts[state.status] ?? 0) + 1
+  next.counts[state.status] = own(next.counts, state.status, 0) + 1
   if (state.startedAt !== null && state.finishedAt !== null) {
     const kind = capped(next.durations, state.kind)
-    const row = (next.durations[kind] ??= { count: 0, histogram: DURATION_BOUNDS_MS.map(() => 0).concat(0) })
+    const row = own(next.durations, kind, null) ?? (next.durations[kind] = { count: 0, histogram: DURATION_BOUNDS_MS.map(() => 0).concat(0) })
     row.count += 1
     const ms = Math.max(0, state.finishedAt - state.startedAt)
     const index = DURATION_BOUNDS_MS.findIndex((bound) => ms <= bound)
@@ -119,14 +133,19 @@ export function countJob(rollup: Rollup, state: Pick<JobState, 'status' | 'kind'
   }
   if (state.status === 'failed') {
     const code = capped(next.failures, state.error?.code ?? 'unknown')
-    next.failures[code] = (next.failures[code] ?? 0) + 1
+    next.failures[code] = own(next.failures, code, 0) + 1
   }
   return next
 }
 
+// Names come from kinds and failure codes: `toString` or `constructor` must read as absent, not as Object's own.
+function own<T, F>(map: Record<string, T>, name: string, fallback: F): T | F {
+  return Object.hasOwn(map, name) ? map[name]! : fallback
+}
+
 function capped(map: Record<string, unknown>, name: string) {
   const cleaned = clean(name)
-  return cleaned in map || Object.keys(map).length < ROLLUP_MAX_NAMES - 1 ? cleaned : 'other'
+  return Object.hasOwn(map, cleaned) || Object.keys(map).length < ROLLUP_MAX_NAMES - 1 ? cleaned : 'other'
 }
 
 /** Reads a rollup; null when that hour had no finished job in that shard. */

@@ -104,7 +104,6 @@ export async function settleFinishedJob(
   await sealFinishedLog(deps.store, stored, chunkSource)
   const bucket = expiryBucket(state.finishedAt + deps.settings.retentionMs)
   await deps.store.put(keys.expiry(bucket, 'job', state.jobId), '')
-  await deps.recordFinished?.(deps, state)
   // Files of a job that did not complete are orphans: due for deletion at the reaper's next run.
   if (state.status !== 'complete') {
     const { finishedAt } = state
@@ -121,6 +120,8 @@ export async function settleFinishedJob(
       })
     }
   }
+  // After the lock is free, so the console's history never holds up the next job on the resource.
+  await deps.recordFinished?.(deps, state)
   // A charge that may still land keeps the job in the live index, so the reaper settles it again.
   if (credits === 'settled') await deps.store.delete(keys.spec(state.jobId))
 }
