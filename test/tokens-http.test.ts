@@ -170,6 +170,41 @@ describe('submit-scoped and source-task tokens', () => {
     expect(await balance()).toBe(start - (slow.cost ?? 0))
   })
 
+  it('a submit token files its jobs under its own task only, cannot send clientJobId, and its Idempotency-Keys are its own', async () => {
+    // Two browsers of one account, each with a submit token; the victim also reads its task with a task token.
+    const { body: victim } = await mint({ scope: { submit: ['slow'], task: 'task-victim' } })
+    const { body: attacker } = await mint({ scope: { submit: ['slow'] } })
+    const { body: attackerBound } = await mint({ scope: { submit: ['slow'], task: 'task-attacker' } })
+    const { body: victimReader } = await mint({ scope: { sourceTaskId: 'task-victim' } })
+    await api.idle()
+    const before = await contents()
+    for (const token of [attacker.token, attackerBound.token]) {
+      const planted = await submit(token, { ...quick, sourceTaskId: 'task-victim' })
+      expect(planted.res.status).toBe(403)
+      expect(planted.body.error.code).toBe('token_scope')
+      const charged = await submit(token, { ...quick, clientJobId: 'client-1' })
+      expect(charged.res.status).toBe(403)
+    }
+    expect(await contents()).toEqual(before)
+
+    // A bound task is filled in; the victim's task token sees the victim's job and no other.
+    const own = await submit(victim.token, quick, { 'idempotency-key': 'shared-key' })
+    expect(own.res.status).toBe(202)
+    expect(await (await call(`/api/jobs/${own.body.jobId}`, { key: victimReader.token })).json()).toMatchObject({ sourceTaskId: 'task-victim' })
+    const other = await submit(attackerBound.token, quick)
+    expect((await call(`/api/jobs/${other.body.jobId}`, { key: victimReader.token })).status).toBe(404)
+
+    // The same Idempotency-Key and body from another token is another job, with no watch token for the first.
+    const again = await submit(attacker.token, quick, { 'idempotency-key': 'shared-key' })
+    expect(again.res.status).toBe(202)
+    expect(again.body.jobId).not.toBe(own.body.jobId)
+    // From the same token it is the replay.
+    const replay = await submit(victim.token, quick, { 'idempotency-key': 'shared-key' })
+    expect(replay.res.status).toBe(200)
+    expect(replay.body.jobId).toBe(own.body.jobId)
+    await api.idle()
+  })
+
   it('a source-task token reads and (with cancel) cancels that task’s jobs only', async () => {
     const inTask = (await submit(keyA, { kind: 'slow', input: { steps: 400, delayMs: 20 }, sourceTaskId: 'task-s' })).body.jobId
     const outside = (await submit(keyA, { ...quick, sourceTaskId: 'task-t' })).body.jobId

@@ -63,13 +63,14 @@ const inProgress = (message = 'A request with this Idempotency-Key is still bein
   new ApiError(409, 'idempotency_in_progress', message, { headers: { 'Retry-After': '1' } })
 
 /** The storage key of an Idempotency-Key (per account), or a 400 for a malformed one. */
-export function idempotencyRecordKey(account: string, idempotencyKey: string) {
+export function idempotencyRecordKey(account: string, idempotencyKey: string, namespace: string | null = null) {
   if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) {
     throw invalidRequest('Idempotency-Key must be 1-255 visible ASCII characters.', [
       { path: 'headers.idempotency-key', message: 'invalid' },
     ])
   }
-  return keys.idempotency(safePart(account), sha256(idempotencyKey))
+  // A namespace (a token's own) keeps its keys apart from the account's and other tokens'.
+  return keys.idempotency(safePart(account), sha256(namespace === null ? idempotencyKey : `${namespace}\n${idempotencyKey}`))
 }
 
 const requestHashOf = (request: unknown) => sha256(JSON.stringify(request))

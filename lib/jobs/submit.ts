@@ -64,7 +64,7 @@ export async function submitJob(
   body: unknown,
   idempotencyKey: string | null,
   /** The caller's account record, when authentication read it: a charged submit then reads it no more. */
-  options: { accountRead?: StoredAccount | null } = {},
+  options: { accountRead?: StoredAccount | null; idempotencyNamespace?: string | null } = {},
 ): Promise<Submitted> {
   const parsed = SubmitBodySchema.safeParse(body)
   if (!parsed.success) throw invalidRequest('The request body is not a valid job submission.', zodIssues(parsed.error))
@@ -88,7 +88,7 @@ export async function submitJob(
     throw error
   }
 
-  const idempotencyStorageKey = idempotencyKey === null ? null : idempotencyRecordKey(account, idempotencyKey)
+  const idempotencyStorageKey = idempotencyKey === null ? null : idempotencyRecordKey(account, idempotencyKey, options.idempotencyNamespace ?? null)
   const cost = kind.cost ?? 0
   // Decided before anything is written, so a job the balance cannot cover writes nothing.
   let charge: ChargePlan

@@ -12,6 +12,7 @@
  * revoked token is the same 401 as a bad key, and a job or file outside a
  * token's scope is the same 404 as an id that exists nowhere.
  */
+import { createHash } from 'node:crypto'
 import type { Deps } from '../core/deps.ts'
 import { ApiError, notFound, unauthorized } from '../core/errors.ts'
 import { authenticateCaller, bearerToken, hashApiKey } from '../accounts/api-keys.ts'
@@ -129,6 +130,28 @@ export function requireSubmit(caller: Caller, kind?: unknown): void {
     throw tokenNotAllowed(`This token may submit only ${kinds.map((k) => `"${k}"`).join(', ')} jobs.`)
   }
 }
+
+/**
+ * What a token may put in a submit body beyond its kind. Its jobs go under the
+ * scope's `task` (filled in when the body names none), never under another
+ * source task, so one browser cannot file jobs into another's task scope;
+ * `clientJobId` (one charge per id, account-wide) is for API keys.
+ */
+export function submitBodyFor(caller: Caller, body: unknown): unknown {
+  if (caller.token === null || body === null || typeof body !== 'object' || Array.isArray(body)) return body
+  const { scope } = caller.token
+  const task = 'submit' in scope ? scope.task : undefined
+  const fields = body as { sourceTaskId?: unknown; clientJobId?: unknown }
+  if (fields.clientJobId !== undefined) throw tokenNotAllowed('A token cannot send clientJobId: use an Idempotency-Key, which is the token’s own.')
+  if (fields.sourceTaskId !== undefined && fields.sourceTaskId !== task) {
+    throw tokenNotAllowed(task ? `This token submits under sourceTaskId "${task}" only.` : 'This token cannot name a sourceTaskId: mint it with scope.task.')
+  }
+  return task === undefined ? body : { ...body, sourceTaskId: task }
+}
+
+/** Where a caller's Idempotency-Keys live: the account's for a key, the token's own for a token. */
+export const idempotencyNamespace = (caller: Caller): string | null =>
+  caller.token === null ? null : `token:${caller.token.jti ?? createHash('sha256').update(JSON.stringify(caller.token)).digest('hex').slice(0, 24)}`
 
 /** A valid token asked for something its scope does not cover, where there is no id to hide: 403. */
 export const tokenNotAllowed = (message: string) => new ApiError(403, 'token_scope', message)

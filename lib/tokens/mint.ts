@@ -4,6 +4,7 @@
  * the key behind it: it names the key's account, carries the key's id (so
  * revoking the key ends it), and only a key may mint one.
  */
+import { randomBytes } from 'node:crypto'
 import { z } from 'zod'
 import { iso } from '../core/clock.ts'
 import type { Deps } from '../core/deps.ts'
@@ -55,6 +56,7 @@ export async function mintToken(deps: MintDeps, caller: Caller, scope: TokenScop
     exp: iat + ttlSeconds,
     gen: account?.record.tokenGeneration ?? 0,
     ...(caller.keyId ? { kid: caller.keyId } : {}),
+    jti: randomBytes(12).toString('hex'),
   }
   return {
     token: signToken(tokenKey(deps.signingSecret), claims),
@@ -93,7 +95,7 @@ export async function mintRequested(deps: MintDeps & Pick<Deps, 'kinds'>, caller
   const parsed = MintRequestSchema.safeParse(body)
   if (!parsed.success) throw invalidRequest('The request body is not a valid token request.', zodIssues(parsed.error))
   const { scope, ttlSeconds = DEFAULT_TOKEN_TTL_SECONDS } = parsed.data
-  const scopeName = 'job' in scope ? 'job' : 'sourceTaskId' in scope ? 'sourceTaskId' : 'submit'
+  const scopeName = 'submit' in scope ? 'submit' : 'job' in scope ? 'job' : 'sourceTaskId'
   const possible = ACTIONS_FOR[scopeName]
   const actions = [...new Set(parsed.data.actions ?? [possible[0]!])].sort((a, b) => TOKEN_ACTIONS.indexOf(a) - TOKEN_ACTIONS.indexOf(b))
   const wrong = actions.filter((action) => !possible.includes(action))

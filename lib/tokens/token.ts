@@ -34,7 +34,8 @@ export type TokenAction = (typeof TOKEN_ACTIONS)[number]
 export const TokenScopeSchema = z.union([
   z.strictObject({ job: z.string().regex(JOB_ID) }),
   z.strictObject({ sourceTaskId: z.string().regex(CLIENT_ID) }),
-  z.strictObject({ submit: z.array(z.string().regex(KIND)).min(1).max(50) }),
+  // `task`: the one sourceTaskId its jobs get, so a browser cannot file jobs under another user's task.
+  z.strictObject({ submit: z.array(z.string().regex(KIND)).min(1).max(50), task: z.string().regex(CLIENT_ID).optional() }),
 ])
 export type TokenScope = z.infer<typeof TokenScopeSchema>
 
@@ -50,6 +51,8 @@ export const TokenClaimsSchema = z.strictObject({
   gen: z.number().int().nonnegative(),
   /** Which API key made it (the first 24 hex digits of its SHA-256): revoking the key ends its tokens. Absent for old-format keys. */
   kid: z.string().regex(/^[0-9a-f]{24}$/).optional(),
+  /** A random id: the Idempotency-Keys a token submits with are its own, not shared with other tokens of the account. */
+  jti: z.string().regex(/^[0-9a-f]{24}$/).optional(),
 })
 export type TokenClaims = z.infer<typeof TokenClaimsSchema>
 

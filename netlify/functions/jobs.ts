@@ -1,7 +1,7 @@
 import type { Config, Context } from '@netlify/functions'
 import { allowMethods, json, readJsonBody } from '../../lib/http/http.ts'
 import { submitJob } from '../../lib/jobs/submit.ts'
-import { authenticateRequest, requireSubmit } from '../../lib/tokens/caller.ts'
+import { authenticateRequest, idempotencyNamespace, requireSubmit, submitBodyFor } from '../../lib/tokens/caller.ts'
 import { watchTokenFor } from '../../lib/tokens/mint.ts'
 import { appFor, serveApi } from '../app.ts'
 
@@ -12,9 +12,12 @@ export default async (req: Request, _context: Context) =>
     const deps = appFor(req)
     const caller = await authenticateRequest(deps, req)
     requireSubmit(caller)
-    const body = await readJsonBody(req, deps.settings.maxBodyBytes)
+    const body = submitBodyFor(caller, await readJsonBody(req, deps.settings.maxBodyBytes))
     requireSubmit(caller, (body as { kind?: unknown } | null)?.kind)
-    const submitted = await submitJob(deps, caller.account, body, req.headers.get('idempotency-key'), { accountRead: caller.accountRead })
+    const submitted = await submitJob(deps, caller.account, body, req.headers.get('idempotency-key'), {
+      accountRead: caller.accountRead,
+      idempotencyNamespace: idempotencyNamespace(caller),
+    })
     const watch = await watchTokenFor(deps, caller, submitted.body.jobId)
     return json({ ...submitted.body, ...watch }, submitted.status, {
       Location: submitted.body.statusUrl,
