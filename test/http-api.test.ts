@@ -136,6 +136,8 @@ describe('GET /api/jobs/:id', () => {
     const res = await call(`/api/jobs/${jobId}`)
     const etag = res.headers.get('etag')!
     expect(etag).toMatch(/^"/)
+    // private: a `?token=` request has no Authorization header, and the body carries signed file links
+    expect(res.headers.get('cache-control')).toBe('private, no-cache')
     const job = await res.json()
     for (const field of ['jobId', 'kind', 'status', 'progress', 'result', 'error', 'createdAt', 'startedAt', 'updatedAt', 'finishedAt', 'lastSeq', 'eventsUrl', 'sourceTaskId', 'clientJobId']) {
       expect(job).toHaveProperty(field)

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { testApi } from './support/api.ts'
-import { slow } from './support/kinds.ts'
+import { emitter, slow } from './support/kinds.ts'
 
-const api = testApi({ kinds: [slow], accounts: { 'acct-a': 1000, 'acct-b': 1000 }, env: { STREAM_LIMIT_SECONDS: '1' } })
+const api = testApi({ kinds: [slow, emitter], accounts: { 'acct-a': 1000, 'acct-b': 1000 }, env: { STREAM_LIMIT_SECONDS: '1' } })
 const { call } = api
 
 beforeAll(() => api.start())
@@ -159,5 +159,14 @@ describe('GET /api/jobs/:id/stream', () => {
     const missing = await (await stream(jobId.replace(/.$/, (c: string) => (c === '0' ? '1' : '0')), { key: api.key('acct-b') })).text()
     expect(foreign).toBe(missing)
     expect(await api.contents()).toEqual(before)
+  })
+
+  it('a kind cannot emit the stream’s own frames (end, truncated) or the job’s events', async () => {
+    const types = ['end', 'truncated', 'message', 'done', 'progress', 'cancel_requested', 'step']
+    const res = await call('/api/jobs', { method: 'POST', json: { kind: 'emitter', input: { types } } })
+    const { jobId } = await res.json()
+    const { events } = await api.follow(jobId)
+    expect(events.at(-1)!.data.result.refused).toEqual(types.slice(0, -1))
+    expect(events.filter((e) => e.type === 'step')).toHaveLength(1)
   })
 })

@@ -53,7 +53,7 @@ describe('under netlify dev, with the development key', () => {
 })
 
 describe('anywhere else the route does not exist', () => {
-  it('answers 404 without netlify dev, without the key, in a deploy context, or on a host that is not this machine; nothing is read', async () => {
+  it('answers 404 without netlify dev, without the key, in a deploy context, or on a host or from an address that is not this machine; nothing is read', async () => {
     const refused: Response[] = []
     const ops = { ...api.blobs.ops }
     refused.push(await call('/api/dev/token', { key: null }))
@@ -64,7 +64,11 @@ describe('anywhere else the route does not exist', () => {
       refused.push(await call('/api/dev/token', { key: null, headers: { 'x-nf-deploy-context': context } }))
     }
     for (const host of ['https://my-site.netlify.app', 'http://192.168.1.20:8888', 'http://localhost.example.com:8888']) {
-      refused.push(await devTokenRoute(new Request(`${host}/api/dev/token`), contextFor()))
+      refused.push(await devTokenRoute(new Request(`${host}/api/dev/token`), contextFor({}, '127.0.0.1')))
+    }
+    // Another machine on the network naming localhost in its Host header: its address gives it away.
+    for (const ip of ['192.168.1.7', '10.0.0.2', undefined]) {
+      refused.push(await devTokenRoute(new Request('http://localhost:8888/api/dev/token'), contextFor({}, ip)))
     }
     delete process.env.NETLIFY_DEV
     process.env.CONTEXT = 'production'

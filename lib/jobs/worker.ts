@@ -21,6 +21,12 @@ import { saveJobAsset } from '../assets/assets.ts'
 import { JobFailure } from '../core/errors.ts'
 import { renewLock } from '../locks/lock.ts'
 
+/**
+ * Event types a kind may not emit: the job's own, and the stream's frames
+ * (`end`, `truncated`), which an `EventSource` listener could not tell apart.
+ */
+export const RESERVED_EVENT_TYPES = new Set(['started', 'progress', 'cancel_requested', 'asset_created', 'done', 'error', 'canceled', 'end', 'truncated', 'message'])
+
 export const MAX_PROGRESS_MESSAGE = 200
 /** A worker rides out a storage outage this many times (with backoff) before failing the job. */
 const MAX_STORAGE_RETRIES = 5
@@ -134,7 +140,7 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, writer: Fenc
         }
       }),
     emit: (type, data) => {
-      if (!/^[a-z][a-z0-9_]{0,39}$/.test(type) || ['done', 'error', 'canceled', 'started', 'asset_created'].includes(type)) {
+      if (!/^[a-z][a-z0-9_]{0,39}$/.test(type) || RESERVED_EVENT_TYPES.has(type)) {
         throw new TypeError(`event type "${type}" is reserved or not snake_case`)
       }
       return writer.update((state) => ({ state, events: [{ type, data: data ?? null }] }))

@@ -2,8 +2,9 @@
  * Local development only: the demo page holds no API key. `npm run dev`
  * passes its development key to `netlify dev` (never to `.env`), and a route
  * mints short tokens with it, standing in for the backend a real app would
- * have. Anywhere else (no `netlify dev`, a deploy context, a host that is not
- * this machine) the route does not exist.
+ * have. Anywhere else (no `netlify dev`, a deploy context, a host name or a
+ * client address that is not this machine) the route does not exist: `netlify dev`
+ * listens on every interface, and a Host header proves nothing.
  */
 import type { Deps } from '../core/deps.ts'
 import { invalidRequest } from '../core/errors.ts'
@@ -15,6 +16,7 @@ import { type MintedToken, mintToken } from './mint.ts'
 /** Long enough to submit a few jobs and cancel one; a dev token is fetched again when it runs out. */
 export const DEV_TOKEN_TTL_SECONDS = 15 * 60
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]'])
+const LOOPBACK_IPS = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1'])
 const LOCAL_CONTEXTS = new Set(['', 'dev'])
 
 export interface DevTokenSetting {
@@ -23,12 +25,14 @@ export interface DevTokenSetting {
   /** `DEV_TOKEN_API_KEY`, which only `npm run dev` passes. */
   apiKey: string | undefined
   deployContext: string
-  /** The host the request was sent to. */
+  /** The host the request was sent to: the Host header, which any client sets. */
   hostname: string
+  /** The address the request came from (`context.ip`: `netlify dev` takes it from the socket). */
+  clientIp: string | undefined
 }
 
 export function devTokensEnabled(setting: DevTokenSetting): setting is DevTokenSetting & { apiKey: string } {
-  return setting.netlifyDev === 'true' && !!setting.apiKey && LOCAL_CONTEXTS.has(setting.deployContext) && LOOPBACK.has(setting.hostname)
+  return setting.netlifyDev === 'true' && !!setting.apiKey && LOCAL_CONTEXTS.has(setting.deployContext) && LOOPBACK.has(setting.hostname) && LOOPBACK_IPS.has(setting.clientIp ?? '')
 }
 
 /**

@@ -17,9 +17,9 @@ export default async (req: Request, context: Context) =>
     const job = withAssetLinks(await getJob(deps, viewer, jobId), assetLinks(assetLinkKey(), viewerAccount(viewer), deps.clock.now()))
     const etag = `"${createHash('sha256').update(JSON.stringify(job)).digest('base64url').slice(0, 27)}"`
     if (req.headers.get('if-none-match') === etag) {
-      return new Response(null, { status: 304, headers: { ETag: etag, 'Cache-Control': 'no-cache' } })
+      return new Response(null, { status: 304, headers: { ETag: etag, 'Cache-Control': 'private, no-cache' } })
     }
-    return json(job, 200, { ETag: etag, 'Cache-Control': 'no-cache' })
+    return json(job, 200, { ETag: etag, 'Cache-Control': 'private, no-cache' })
   })
 
 export const config: Config = { path: '/api/jobs/:id' }

@@ -95,7 +95,7 @@ export function patternFor(path: string): RegExp {
 export const fillPath = (path: string, params: Record<string, string>) =>
   path.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, (_, name: string) => params[name] ?? 'x')
 
-export const contextFor = (params: Record<string, string> = {}) => ({ params }) as unknown as Context
+export const contextFor = (params: Record<string, string> = {}, ip?: string) => ({ params, ip }) as unknown as Context
 
 export interface RecordedResponse {
   route: string
@@ -171,7 +171,7 @@ export async function startFunctions(only?: Route[]): Promise<FunctionServer> {
           run.finally(() => backgroundRuns.delete(run))
           return
         }
-        const res = await route.handler(req, contextFor({ ...match.groups }))
+        const res = await route.handler(req, contextFor({ ...match.groups }, incoming.socket.remoteAddress))
         // Bytes, not text: a download's Content-Length counts bytes.
         const bytes = req.method === 'HEAD' ? Buffer.alloc(0) : Buffer.from(await res.arrayBuffer())
         const resHeaders = Object.fromEntries(res.headers)

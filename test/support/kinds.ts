@@ -62,3 +62,20 @@ export const ticker = defineJob({
     return { ticks: input.count }
   },
 })
+
+/** Tries to emit each of `types` and returns the ones the worker refused. */
+export const emitter = defineJob({
+  kind: 'emitter',
+  input: z.strictObject({ types: z.array(z.string()).max(20) }),
+  async run({ input, emit }) {
+    const refused: string[] = []
+    for (const type of input.types) {
+      try {
+        await emit(type, {})
+      } catch {
+        refused.push(type)
+      }
+    }
+    return { refused }
+  },
+})
