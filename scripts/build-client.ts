@@ -6,8 +6,8 @@
  *
  * In a Netlify build (`NETLIFY=true`, or `CONTEXT` set by `netlify build` /
  * `netlify deploy`) it also deletes `public/dev-api-key.json`, the local
- * development key that `npm run dev` writes for the demo page, so that file
- * is never part of a deploy.
+ * development key that earlier versions of `npm run dev` wrote for the demo
+ * page (it now mints tokens instead), so such a file is never part of a deploy.
  *
  * Run: `node scripts/build-client.ts`. Tests import `buildClient()`.
  */
@@ -24,7 +24,7 @@ export const OUTPUTS = {
   'admin.js': 'public/admin.ts',
 } as const
 
-/** Written by `npm run dev` next to the page (`public/dev-api-key.json`). */
+/** Written next to the page by earlier versions of `npm run dev` (`public/dev-api-key.json`). */
 export const DEV_KEY_NAME = 'dev-api-key.json'
 
 /** Is this a Netlify build (CI or `netlify build`/`deploy`), where nothing local may be published? */
