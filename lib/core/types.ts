@@ -19,7 +19,8 @@
  */
 import { z } from 'zod'
 
-export const JOB_STATUSES = ['queued', 'running', 'complete', 'failed', 'canceled'] as const
+/** `scheduled`: submitted with a start time that has not come yet (see schedule/start.ts). */
+export const JOB_STATUSES = ['scheduled', 'queued', 'running', 'complete', 'failed', 'canceled'] as const
 export type JobStatus = (typeof JOB_STATUSES)[number]
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['complete', 'failed', 'canceled'])
 export const isTerminal = (status: JobStatus) => TERMINAL_STATUSES.has(status)
@@ -54,6 +55,10 @@ export const JobSpecSchema = z.object({
   reservation: z.string().nullable(),
   /** The ledger seq its charge was based on: the charge entry, if it landed, comes after (absent before this existed). */
   creditBasis: z.number().int().nonnegative().optional(),
+  /** A delayed start: the job waits, holding no lock, until the dispatcher starts it at this time. */
+  runAt: z.number().optional(),
+  /** Set (conditionally, once) when the dispatcher starts a delayed job. */
+  dispatchedAt: z.number().optional(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -107,6 +112,8 @@ export const JobStateSchema = z.object({
   creditCharged: z.number().int().nonnegative(),
   reservation: z.string().nullable(),
   creditBasis: z.number().int().nonnegative().optional(),
+  /** The start time a delayed job asked for. */
+  runAt: z.number().optional(),
   /** Set once a refund of its own charge is pending: the ledger seq the refund is searched from. */
   refundFrom: z.number().int().nonnegative().nullable().optional(),
   /** Token of the last worker write, to recognise one that landed despite an error. */

@@ -10,7 +10,7 @@ import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
-import { FeedSchema, publicJob } from './views.ts'
+import { FeedSchema, publicJob, specStatus } from './views.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
 import { type Viewer, sees } from '../tokens/viewer.ts'
 
@@ -133,7 +133,7 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
       // A job just submitted is about to start: watch it at the active pace.
-      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
+      return { jobId, status: specStatus(job.spec), events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
     }
     const { state } = job.stored
     if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)

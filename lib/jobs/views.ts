@@ -40,6 +40,8 @@ export const PublicJobSchema = z.strictObject({
   creditCharged: z.number().int().nonnegative(),
   /** Files the job saved so far, with their download URLs. */
   assets: z.array(JobAssetSchema),
+  /** A delayed job's start time (`runAt` or `delaySeconds` at submit); absent for the others. */
+  runAt: Timestamp.optional(),
 })
 export type PublicJob = z.infer<typeof PublicJobSchema>
 
@@ -58,6 +60,11 @@ export const FeedSchema = z.strictObject({
   truncated: z.strictObject({ droppedBefore: z.number().int().positive() }).optional(),
 })
 
+/** A job with no state yet: waiting for its time, or for its worker. */
+export const specStatus = (spec: JobSpec) => (spec.runAt !== undefined && spec.dispatchedAt === undefined ? 'scheduled' : 'queued')
+
+const runAtOf = (runAt: number | undefined) => (runAt === undefined ? {} : { runAt: iso(runAt)! })
+
 /** The job as any client may see it: never the internal error, never the lease. */
 export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJob {
   if ('spec' in job) {
@@ -65,7 +72,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     return {
       jobId: spec.jobId,
       kind: spec.kind,
-      status: 'queued',
+      status: specStatus(spec),
       cancelRequested: false,
       progress: null,
       error: null,
@@ -79,6 +86,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
       clientJobId: spec.clientJobId,
       creditCharged: spec.creditCharged,
       assets: [],
+      ...runAtOf(spec.runAt),
     }
   }
   const { state } = job
@@ -100,6 +108,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     clientJobId: state.clientJobId,
     creditCharged: state.creditCharged,
     assets: state.assets,
+    ...runAtOf(state.runAt),
   }
 }
 

@@ -24,7 +24,8 @@ export async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcom
   if (!base) {
     const spec = await readSpec(deps.store, jobId)
     if (!spec) return 'alive' // finished and settled between our reads
-    if (spec.createdAt + deps.settings.queuedTimeoutMs > now) return 'alive'
+    // A delayed job waits for its time, then for the worker its start called.
+    if ((spec.dispatchedAt ?? spec.runAt ?? spec.createdAt) + deps.settings.queuedTimeoutMs > now) return 'alive'
     base = initialState(spec, now)
   } else if ((base.heartbeatAt ?? base.updatedAt) + deps.settings.heartbeatTimeoutMs > now) {
     return 'alive'

@@ -1,0 +1,7 @@
+/** What the dispatcher does with each type of due entry. */
+import type { DueHandlers } from './dispatcher.ts'
+import { startDelayedJob } from './start.ts'
+
+export const dueHandlers: DueHandlers = {
+  start: startDelayedJob,
+}

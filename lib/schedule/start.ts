@@ -1,0 +1,83 @@
+/**
+ * Starting a delayed job when its time comes (the `start` entries of the
+ * due-time index). The job took no lock at submit: it takes it now. A busy
+ * resource fails the job with `resource_locked` and refunds it, as a submit
+ * would have been refused with 409: waiting an unknown time behind another
+ * job is what queueing will offer, opt-in. The start is conditional: the spec
+ * is marked `dispatchedAt` only if it did not change since it was read, and
+ * only the run that marked it calls the worker, so an entry handled twice
+ * (a crash before its removal, two dispatcher runs) starts the job once.
+ */
+import type { Deps } from '../core/deps.ts'
+import { parseRecord } from '../core/records.ts'
+import { systemError } from '../core/sanitize.ts'
+import { type JobSpec, JobSpecSchema } from '../core/types.ts'
+import { dispatchJob } from '../jobs/dispatch.ts'
+import { commitState, initialState, readState, settleFinishedJob } from '../jobs/state.ts'
+import { isAbandoned, recordTakeover } from '../jobs/submit.ts'
+import { acquireLock, releaseLock } from '../locks/lock.ts'
+import { StorageUnavailableError } from '../storage/port.ts'
+import { keys } from '../storage/keys.ts'
+import type { DueOutcome } from './dispatcher.ts'
+import type { DueEntry } from './due-index.ts'
+
+const DONE: DueOutcome = { done: true }
+const MAX_ROUNDS = 4
+
+export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueOutcome> {
+  const jobId = entry.id
+  const specKey = keys.spec(jobId)
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const blob = await deps.store.read(specKey)
+    if (!blob) return DONE // finished (canceled) and cleaned up
+    const spec = parseRecord(specKey, blob.data, JobSpecSchema)
+    if (spec.dispatchedAt !== undefined) return DONE // an earlier handling started it
+    if (await readState(deps.store, jobId)) return DONE // canceled before its time
+    const now = deps.clock.now()
+    if (spec.runAt !== undefined && spec.runAt > now) return { done: false, at: spec.runAt }
+
+    const release = async () => {
+      if (spec.lockKey) await releaseLock(deps.store, deps.clock, spec.lockKey, jobId)
+    }
+    if (spec.lockKey) {
+      const lock = await acquireLock(deps.store, deps.clock, spec.lockKey, jobId, deps.settings.lockTtlMs, {
+        // Its own lock: an earlier handling took it and stopped before the start.
+        canTakeOver: async (holder) => holder.jobId === jobId || isAbandoned(deps, holder),
+      })
+      if (!lock.acquired) {
+        await failBusy(deps, spec, lock.holder.jobId)
+        return DONE
+      }
+      if (lock.tookOverFrom && lock.tookOverFrom !== jobId) await recordTakeover(deps, lock.tookOverFrom, jobId)
+    }
+    const started = { ...spec, dispatchedAt: now }
+    if (!(await deps.store.replace(specKey, JSON.stringify(started), blob.version)).ok) {
+      await release() // a cancel (or another handling) came first: read again
+      continue
+    }
+    // A cancel between our read and the mark has made the state: the job must not hold the lock.
+    if (await readState(deps.store, jobId)) {
+      await release()
+      return DONE
+    }
+    const dispatch = await dispatchJob(deps, started)
+    deps.log.info('delayed job started', { jobId, outcome: dispatch.outcome, lateMs: now - (spec.runAt ?? now) })
+    return DONE
+  }
+  throw new StorageUnavailableError(`job ${jobId}'s spec kept changing; its start is tried again later`)
+}
+
+/** The resource was held when the job was due: it fails, is refunded and frees nothing it does not hold. */
+async function failBusy(deps: Deps, spec: JobSpec, holder: string) {
+  const now = deps.clock.now()
+  const failure = systemError(
+    'resource_locked',
+    'Another job was working on this resource when the job was due to start.',
+    `lock ${spec.lockKey} held by ${holder} at the start time; not started`,
+  )
+  const done = await commitState(deps, initialState(spec, now), null, (state) => ({
+    state: { ...state, status: 'failed', finishedAt: now, ...failure },
+    events: [{ type: 'error', data: { error: failure.error } }],
+  }))
+  if (done) await settleFinishedJob(deps, done)
+}
