@@ -11,7 +11,9 @@ import { slow } from './support/kinds.ts'
 const DISPATCHER_PATH = '/.netlify/functions/dispatcher'
 
 describe('delayed starts over HTTP', () => {
-  const api = testApi({ kinds: [slow], accounts: { 'acct-delay': 1000 } })
+  const ADMIN = 'admin-token-for-delayed-start-tests'
+  const api = testApi({ kinds: [slow], accounts: { 'acct-delay': 1000 }, adminToken: ADMIN })
+  const admin = (path: string) => api.call(path, { key: null, headers: { authorization: `Bearer ${ADMIN}` } })
   beforeAll(() => api.start())
   afterAll(() => api.stop())
 
@@ -38,6 +40,10 @@ describe('delayed starts over HTTP', () => {
     expect(Date.parse(status.runAt)).toBeGreaterThan(Date.parse(status.createdAt))
     const feed = await (await api.call(`/api/jobs/${submitted.jobId}/events?after=0`)).json()
     expect(feed).toMatchObject({ status: 'scheduled', events: [], done: false })
+    // The operator sees it scheduled too, in its detail and among the live jobs.
+    expect((await (await admin(`/api/admin/jobs/${submitted.jobId}`)).json()).job.status).toBe('scheduled')
+    const live = await (await admin('/api/admin/search?status=scheduled')).json()
+    expect(live.jobs.map((job: { jobId: string }) => job.jobId)).toEqual([submitted.jobId])
 
     // Before its time the dispatcher leaves it.
     const early = await (await api.call(DISPATCHER_PATH, { method: 'POST', key: null })).json()

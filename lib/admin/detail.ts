@@ -15,7 +15,7 @@ import { type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount, readReserv
 import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { peekLock } from '../locks/lock.ts'
 import { initialState, readSpec, readState } from '../jobs/state.ts'
-import { operatorJob } from '../jobs/views.ts'
+import { operatorJob, specStatus } from '../jobs/views.ts'
 import type { DetailQuery, JobDetail } from './schemas.ts'
 
 /** Ledger entries looked at after each point where this job's money may have moved. */
@@ -27,7 +27,7 @@ export async function findJob(deps: Pick<Deps, 'store'>, jobId: string): Promise
   const stored = await readState(deps.store, jobId)
   if (stored) return stored.state
   const spec = await readSpec(deps.store, jobId)
-  if (spec) return initialState(spec, spec.createdAt)
+  if (spec) return { ...initialState(spec, spec.createdAt), status: specStatus(spec) }
   // Claimed and cleaned up between our two reads: its state exists now.
   const claimed = await readState(deps.store, jobId)
   if (claimed) return claimed.state
