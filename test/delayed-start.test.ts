@@ -84,6 +84,18 @@ describe('delayed starts', () => {
     expect(await t.balance()).toBe(90)
   })
 
+  it('takes delaySeconds from a clock that gives fractions of a ms (a simulation finding: it answered 500)', async () => {
+    const t = await setup()
+    t.clock.advance(0.6614)
+    const submitted = await t.submit({ delaySeconds: 90 })
+    expect(submitted.body.status).toBe('scheduled')
+    const runAt = (await readSpec(t.deps.store, submitted.body.jobId))!.runAt!
+    expect(runAt).toBe(Math.ceil(t.clock.now() + 90_000))
+    t.clock.set(runAt)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([submitted.body.jobId])
+  })
+
   it('starts the job once when its entry is handled twice (a crash before the entry was removed)', async () => {
     const t = await setup()
     const { jobId } = (await t.submit({ delaySeconds: 30 })).body

@@ -52,11 +52,20 @@ describe('due-time index', () => {
     expect(await listDueBucket(inner, dueMinute(at) - 1)).toEqual({ entries: [], unknown: [] })
   })
 
-  it('refuses an id that could break out of its key, and a time that is not a whole ms', async () => {
+  it('refuses an id that could break out of its key, and a time that is no time', async () => {
     const { deps } = setup()
     await expect(addDue(deps.store, deps.clock.now(), 'start', 'a/b')).rejects.toThrow(/due entry id/)
-    await expect(addDue(deps.store, 1.5, 'start', 'job')).rejects.toThrow(/whole number/)
+    await expect(addDue(deps.store, Number.NaN, 'start', 'job')).rejects.toThrow(/due time/)
+    await expect(addDue(deps.store, -1, 'start', 'job')).rejects.toThrow(/due time/)
     expect(parseDueKey('due/0000000001/junk')).toBeNull()
+  })
+
+  it('files a time between two ms at the next whole ms, never earlier', async () => {
+    const { deps } = setup()
+    const at = deps.clock.now() + 0.25
+    const entry = await addDue(deps.store, at, 'start', 'job_frac')
+    expect(entry.at).toBe(deps.clock.now() + 1)
+    expect(parseDueKey(entry.key)).toEqual(entry)
   })
 })
 

@@ -25,7 +25,8 @@ export function startTimeOf(fields: { runAt?: string | undefined; delaySeconds?:
       { path: 'delaySeconds', message: 'not with runAt' },
     ])
   }
-  if (delaySeconds !== undefined) return now + delaySeconds * 1000
+  // Whole ms: the clock may give a fraction, and the time is shown and filed as whole ms.
+  if (delaySeconds !== undefined) return Math.ceil(now + delaySeconds * 1000)
   if (runAt === undefined) return null
   const at = Date.parse(runAt)
   if (at <= now) throw invalidRequest('"runAt" is in the past.', [{ path: 'runAt', message: 'must be in the future' }])

@@ -34,17 +34,22 @@ export class BadDueEntryError extends Error {
 
 const AT_WIDTH = 15
 
-/** The key of an entry: the same (at, type, id) always gives the same key, so filing twice is harmless. */
+/**
+ * The key of an entry: the same (at, type, id) always gives the same key, so
+ * filing twice is harmless. A time between two ms (a clock may give one) is
+ * filed at the next whole ms: never before it is due.
+ */
 export function dueKey(at: number, type: DueType, id: string): string {
-  if (!Number.isSafeInteger(at) || at < 0) throw new BadDueEntryError(`due time must be a whole number of ms ≥ 0, not ${at}`)
-  return `${keys.dueFolder(dueMinute(at))}/${String(at).padStart(AT_WIDTH, '0')}~${type}~${safePart(id, 'due entry id')}`
+  const due = Math.ceil(at)
+  if (!Number.isSafeInteger(due) || due < 0) throw new BadDueEntryError(`due time must be a time in ms ≥ 0, not ${at}`)
+  return `${keys.dueFolder(dueMinute(due))}/${String(due).padStart(AT_WIDTH, '0')}~${type}~${safePart(id, 'due entry id')}`
 }
 
 /** Files an entry. Unconditional: the key says everything, so a repeat writes the same blob. */
 export async function addDue(store: BlobPort, at: number, type: DueType, id: string): Promise<DueEntry> {
   const key = dueKey(at, type, id)
   await store.put(key, '')
-  return { key, at, type, id }
+  return { key, at: Math.ceil(at), type, id }
 }
 
 export async function removeDue(store: BlobPort, entry: Pick<DueEntry, 'key'>) {
