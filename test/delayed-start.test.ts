@@ -105,6 +105,23 @@ describe('delayed starts', () => {
     expect([a, b]).toEqual([{ done: true }, { done: true }])
     await startDelayedJob(t.deps, entry)
     expect(t.invoked).toEqual([jobId])
+    // The handling that lost the race left the lock to the job it started.
+    expect((await peekLock(t.deps.store, 'acct:paid:r1'))?.record).toMatchObject({ state: 'held', jobId })
+  })
+
+  it('a handling that stopped after taking the lock leaves it to the next, which starts the job without rewriting it', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 30 })).body
+    t.clock.advance(30_000)
+    // The first handling took the lock, then its function died before the start.
+    const { acquireLock } = await import('../lib/locks/lock.ts')
+    await acquireLock(t.deps.store, t.deps.clock, 'acct:paid:r1', jobId, t.deps.settings.lockTtlMs)
+    const before = await peekLock(t.deps.store, 'acct:paid:r1')
+    t.clock.advance(DUE_MINUTE_MS)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
+    expect((await peekLock(t.deps.store, 'acct:paid:r1'))!.version).toBe(before!.version)
+    expect(await runJob(t.deps, jobId)).toBe('complete')
   })
 
   it('can be canceled while scheduled: refunded, and never started', async () => {

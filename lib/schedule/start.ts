@@ -27,37 +27,41 @@ const MAX_ROUNDS = 4
 export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueOutcome> {
   const jobId = entry.id
   const specKey = keys.spec(jobId)
+  /** This handling took the job's lock: it frees it if the job turns out not to start. */
+  let holding: string | null = null
+  const letGo = async () => {
+    if (holding) await releaseLock(deps.store, deps.clock, holding, jobId)
+    return DONE
+  }
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const blob = await deps.store.read(specKey)
-    if (!blob) return DONE // finished (canceled) and cleaned up
+    if (!blob) return letGo() // finished (canceled) and cleaned up
     const spec = parseRecord(specKey, blob.data, JobSpecSchema)
-    if (spec.dispatchedAt !== undefined) return DONE // an earlier handling started it
-    if (await readState(deps.store, jobId)) return DONE // canceled before its time
+    // Another handling started it: the lock, if we took it, is the job's now.
+    if (spec.dispatchedAt !== undefined) return DONE
+    if (await readState(deps.store, jobId)) return letGo() // canceled before its time
     const now = deps.clock.now()
     if (spec.runAt !== undefined && spec.runAt > now) return { done: false, at: spec.runAt }
 
-    const release = async () => {
-      if (spec.lockKey) await releaseLock(deps.store, deps.clock, spec.lockKey, jobId)
-    }
-    if (spec.lockKey) {
+    if (spec.lockKey && !holding) {
       const lock = await acquireLock(deps.store, deps.clock, spec.lockKey, jobId, deps.settings.lockTtlMs, {
-        // Its own lock: an earlier handling took it and stopped before the start.
-        canTakeOver: async (holder) => holder.jobId === jobId || isAbandoned(deps, holder),
+        canTakeOver: (holder) => isAbandoned(deps, holder),
       })
-      if (!lock.acquired) {
+      // Held by this job already: an earlier handling took it and stopped before the start.
+      // It is left as it is (the worker renews it when it claims the job).
+      if (!lock.acquired && lock.holder.jobId !== jobId) {
         await failBusy(deps, spec, lock.holder.jobId)
         return DONE
       }
-      if (lock.tookOverFrom && lock.tookOverFrom !== jobId) await recordTakeover(deps, lock.tookOverFrom, jobId)
+      if (lock.acquired) holding = spec.lockKey
+      if (lock.acquired && lock.tookOverFrom && lock.tookOverFrom !== jobId) await recordTakeover(deps, lock.tookOverFrom, jobId)
     }
     const started = { ...spec, dispatchedAt: now }
-    if (!(await deps.store.replace(specKey, JSON.stringify(started), blob.version)).ok) {
-      await release() // a cancel (or another handling) came first: read again
-      continue
-    }
+    // Changed meanwhile (a cancel, another handling): read again.
+    if (!(await deps.store.replace(specKey, JSON.stringify(started), blob.version)).ok) continue
     // A cancel between our read and the mark has made the state: the job must not hold the lock.
     if (await readState(deps.store, jobId)) {
-      await release()
+      if (spec.lockKey) await releaseLock(deps.store, deps.clock, spec.lockKey, jobId)
       return DONE
     }
     const dispatch = await dispatchJob(deps, started)
