@@ -13,7 +13,7 @@ import { readSpec, readState } from '../lib/jobs/state.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
 import { defineJob } from '../lib/kinds/define.ts'
-import { peekLock } from '../lib/locks/lock.ts'
+import { acquireLock, peekLock } from '../lib/locks/lock.ts'
 import { reap } from '../lib/reaper/reap.ts'
 import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { DUE_MINUTE_MS, dueKey } from '../lib/schedule/due-index.ts'
@@ -101,12 +101,17 @@ describe('delayed starts', () => {
     const { jobId } = (await t.submit({ delaySeconds: 30 })).body
     t.clock.advance(30_000)
     const entry = { key: dueKey(t.clock.now(), 'start', jobId), at: t.clock.now(), type: 'start' as const, id: jobId }
-    const [a, b] = await Promise.all([startDelayedJob(t.deps, entry), startDelayedJob(t.deps, entry)])
-    expect([a, b]).toEqual([{ done: true }, { done: true }])
-    await startDelayedJob(t.deps, entry)
+    const outcomes = await Promise.all([startDelayedJob(t.deps, entry), startDelayedJob(t.deps, entry)])
+    // The one that lost the mark looks again once the winner's function is surely over.
+    expect(outcomes).toContainEqual({ done: true })
+    expect(outcomes).toContainEqual({ done: false, at: t.clock.now() + 60_000 })
     expect(t.invoked).toEqual([jobId])
     // The handling that lost the race left the lock to the job it started.
     expect((await peekLock(t.deps.store, 'acct:paid:r1'))?.record).toMatchObject({ state: 'held', jobId })
+    expect(await runJob(t.deps, jobId)).toBe('complete') // the worker claims it
+    t.clock.advance(60_000)
+    expect(await startDelayedJob(t.deps, entry)).toEqual({ done: true })
+    expect(t.invoked).toEqual([jobId])
   })
 
   it('a handling that stopped after taking the lock leaves it to the next, which starts the job without rewriting it', async () => {
@@ -114,7 +119,6 @@ describe('delayed starts', () => {
     const { jobId } = (await t.submit({ delaySeconds: 30 })).body
     t.clock.advance(30_000)
     // The first handling took the lock, then its function died before the start.
-    const { acquireLock } = await import('../lib/locks/lock.ts')
     await acquireLock(t.deps.store, t.deps.clock, 'acct:paid:r1', jobId, t.deps.settings.lockTtlMs)
     const before = await peekLock(t.deps.store, 'acct:paid:r1')
     t.clock.advance(DUE_MINUTE_MS)
@@ -122,6 +126,23 @@ describe('delayed starts', () => {
     expect(t.invoked).toEqual([jobId])
     expect((await peekLock(t.deps.store, 'acct:paid:r1'))!.version).toBe(before!.version)
     expect(await runJob(t.deps, jobId)).toBe('complete')
+  })
+
+  it('calls the worker again when the handling that marked the job started died before calling it', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 30 })).body
+    t.clock.advance(30_000)
+    // What a handling leaves when its function dies right after the mark: the lock taken, the spec marked, no worker called.
+    await acquireLock(t.deps.store, t.deps.clock, 'acct:paid:r1', jobId, t.deps.settings.lockTtlMs)
+    const blob = (await t.deps.store.read(keys.spec(jobId)))!
+    await t.deps.store.replace(keys.spec(jobId), JSON.stringify({ ...JSON.parse(blob.data), dispatchedAt: t.clock.now() }), blob.version)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([]) // that handling may still be calling it
+    t.clock.advance(DUE_MINUTE_MS)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+    expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
   })
 
   it('can be canceled while scheduled: refunded, and never started', async () => {

@@ -6,7 +6,9 @@
  * job is what queueing will offer, opt-in. The start is conditional: the spec
  * is marked `dispatchedAt` only if it did not change since it was read, and
  * only the run that marked it calls the worker, so an entry handled twice
- * (a crash before its removal, two dispatcher runs) starts the job once.
+ * (a crash before its removal, two dispatcher runs) starts the job once; a
+ * marked job whose worker never claimed it has its worker called again a
+ * minute later (see callAgain), which the worker's claim makes harmless.
  */
 import type { Deps } from '../core/deps.ts'
 import { parseRecord } from '../core/records.ts'
@@ -23,6 +25,8 @@ import type { DueEntry } from './due-index.ts'
 
 const DONE: DueOutcome = { done: true }
 const MAX_ROUNDS = 4
+/** A handling is over by then: a scheduled function is stopped at 30 s. */
+const HANDLING_OVER_MS = 60_000
 
 export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueOutcome> {
   const jobId = entry.id
@@ -37,9 +41,10 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
     const blob = await deps.store.read(specKey)
     if (!blob) return letGo() // finished (canceled) and cleaned up
     const spec = parseRecord(specKey, blob.data, JobSpecSchema)
+    const claimed = await readState(deps.store, jobId)
     // Another handling started it: the lock, if we took it, is the job's now.
-    if (spec.dispatchedAt !== undefined) return DONE
-    if (await readState(deps.store, jobId)) return letGo() // canceled before its time
+    if (spec.dispatchedAt !== undefined) return claimed ? DONE : callAgain(deps, spec, spec.dispatchedAt)
+    if (claimed) return letGo() // canceled before its time
     const now = deps.clock.now()
     if (spec.runAt !== undefined && spec.runAt > now) return { done: false, at: spec.runAt }
 
@@ -69,6 +74,21 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
     return DONE
   }
   throw new StorageUnavailableError(`job ${jobId}'s spec kept changing; its start is tried again later`)
+}
+
+/**
+ * A job marked started whose worker has not claimed it: the handling that
+ * marked it may have died (or failed on storage) before it called the
+ * worker. Once that handling is surely over, the worker is called again: its
+ * claim makes a second call harmless, and without it the job would wait for
+ * the reaper to fail it.
+ */
+async function callAgain(deps: Deps, spec: JobSpec, dispatchedAt: number): Promise<DueOutcome> {
+  const after = dispatchedAt + HANDLING_OVER_MS
+  if (deps.clock.now() < after) return { done: false, at: after }
+  const dispatch = await dispatchJob(deps, spec)
+  deps.log.info('delayed job: worker called again', { jobId: spec.jobId, outcome: dispatch.outcome })
+  return DONE
 }
 
 /** The resource was held when the job was due: it fails, is refunded and frees nothing it does not hold. */
