@@ -51,3 +51,8 @@ export const busyLedgerArbitrary = fc.record({
   operatorGrants: fc.integer({ min: 4, max: 8 }),
   sharedWorkPct: fc.integer({ min: 0, max: 40 }),
 })
+
+/** Delayed starts: a share of jobs submitted with `delaySeconds`, started by the dispatcher's cron. */
+export const delayedStartArbitrary = scenarioArbitrary.chain((rest) =>
+  fc.record({ delayedPct: fc.integer({ min: 20, max: 80 }) }).map((extra) => ({ ...rest, ...extra })),
+)
