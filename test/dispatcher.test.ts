@@ -148,6 +148,17 @@ describe('dispatcher', () => {
     expect(await t.remaining()).toEqual([])
   })
 
+  it('leaves an entry of a shape it does not know where it is, counted, and handles the others', async () => {
+    const t = setup()
+    const now = t.clock.now()
+    const junk = `${keys.dueFolder(dueMinute(now))}/not-an-entry`
+    await t.inner.put(junk, '')
+    await addDue(t.deps.store, now - 1000, 'start', 'job_1')
+    const report = await runDispatcher(t.deps, t.handlers)
+    expect(report).toMatchObject({ handled: 1, unknownEntries: 1 })
+    expect(await t.remaining()).toEqual([junk])
+  })
+
   it('files an entry again for the time its handler names', async () => {
     const t = setup()
     const now = t.clock.now()

@@ -91,6 +91,8 @@ export async function runDispatcher(deps: Deps, handlers: DueHandlers, options: 
       continue
     }
     report.unknownEntries += listing.unknown.length
+    // Left in place, they hold the cursor at their minute: an operator removes them.
+    if (listing.unknown.length > 0) deps.log.error('dispatcher: entries of an unknown shape left in place', { minute, keys: listing.unknown.slice(0, 5) })
     const due = listing.entries.filter((entry) => entry.at <= startedAt).slice(0, maxEntries - taken)
     taken += due.length
     if (due.length < listing.entries.length || listing.unknown.length > 0) leftAt(minute)
