@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { ApiError } from '../lib/core/errors.ts'
 import { createAccount, readAccount } from '../lib/credits/index.ts'
-import { cancelJob, getJob } from '../lib/jobs/read.ts'
+import { cancelJob, getJob, readFeed } from '../lib/jobs/read.ts'
 import { readSpec, readState } from '../lib/jobs/state.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
@@ -143,6 +143,17 @@ describe('delayed starts', () => {
     expect(t.invoked).toEqual([jobId])
     expect(await runJob(t.deps, jobId)).toBe('complete')
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
+  })
+
+  it('tells a feed reader to come back at its time (a minute at most), not every second', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 3600 })).body
+    const query = { after: 0, limit: 100, waitSeconds: 0 }
+    expect(await readFeed(t.deps, t.viewer, jobId, query)).toMatchObject({ status: 'scheduled', events: [], done: false, retryAfter: 60 })
+    const waited = await readFeed(t.deps, t.viewer, jobId, { ...query, waitSeconds: 20 })
+    expect(waited).toMatchObject({ status: 'scheduled', retryAfter: 60 })
+    t.clock.set((await readSpec(t.deps.store, jobId))!.runAt! - 5_500)
+    expect((await readFeed(t.deps, t.viewer, jobId, query)).retryAfter).toBe(6)
   })
 
   it('can be canceled while scheduled: refunded, and never started', async () => {

@@ -132,8 +132,10 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
     const job = await load()
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
+      // A delayed job: nothing happens before its time, so come back then (a minute at most) and check slowly meanwhile.
+      if (specStatus(job.spec) === 'scheduled') return { ...scheduledFeed(jobId, job.spec.runAt!, deps.clock.now()), lastEventAt: null }
       // A job just submitted is about to start: watch it at the active pace.
-      return { jobId, status: specStatus(job.spec), events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
+      return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
     }
     const { state } = job.stored
     if (query.after > state.log.lastSeq) throw badCursor(query.after, state.log.lastSeq)
@@ -160,6 +162,11 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
     }
   }
 }
+
+const scheduledFeed = (jobId: string, runAt: number, now: number): Feed => ({
+  jobId, status: 'scheduled', events: [], next: 0, done: false, firstSeq: 1,
+  retryAfter: Math.min(60, Math.max(1, Math.ceil((runAt - now) / 1000))),
+})
 
 const badCursor = (after: number, lastSeq: number) =>
   new ApiError(400, 'invalid_cursor', `"after" (${after}) is past the end of the log (last seq is ${lastSeq}).`, {
