@@ -60,7 +60,7 @@ async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promis
   }
 }
 
-/** The runs of a job. There is one until retries exist; they will list one entry per attempt here. */
+/** The job's current (or last) attempt; earlier ones show in the timeline as `attempt_failed`. */
 function attemptsOf(state: JobState): JobDetail['attempts'] {
   if (state.attempt === 0) return []
   return [
@@ -69,7 +69,8 @@ function attemptsOf(state: JobState): JobDetail['attempts'] {
       startedAt: iso(state.startedAt),
       heartbeatAt: iso(state.heartbeatAt),
       endedAt: iso(state.finishedAt),
-      outcome: isTerminal(state.status) ? state.status : 'running',
+      // `retrying`: this attempt failed and the next one waits.
+      outcome: state.status === 'queued' || state.status === 'scheduled' ? 'running' : state.status,
     },
   ]
 }

@@ -200,10 +200,12 @@ export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
     if (isTerminal(state.status)) {
       throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
     }
-    if (state.cancelRequested && !workerGone(deps, state.heartbeatAt, now)) {
+    // A job waiting for its next attempt has no worker to ask: it is canceled directly.
+    const waiting = state.status === 'retrying'
+    if (state.cancelRequested && !waiting && !workerGone(deps, state.heartbeatAt, now)) {
       return { status: 202 as const, job: publicJob({ state }) }
     }
-    const direct = state.status === 'queued' || workerGone(deps, state.heartbeatAt, now)
+    const direct = state.status === 'queued' || waiting || workerGone(deps, state.heartbeatAt, now)
     // A busy worker rewrites the state many times a second and can win every
     // race against us; the marker reaches it regardless (it checks it on its
     // heartbeat tick and every few writes).

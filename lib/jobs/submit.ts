@@ -17,6 +17,7 @@ import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, ide
 import { dispatchJob, failUndispatched } from './dispatch.ts'
 import { DelayFieldsSchema, startTimeOf } from '../schedule/delay.ts'
 import { addDue } from '../schedule/due-index.ts'
+import { resolveRetryPolicy } from '../kinds/retry.ts'
 
 const ClientIdSchema = z
   .string()
@@ -156,6 +157,7 @@ export async function submitJob(
       reservation: charge.reservation,
       creditBasis: charge.basis,
       ...(runAt === null ? {} : { runAt }),
+      maxAttempts: resolveRetryPolicy(kind.retry).maxAttempts,
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)
@@ -230,7 +232,7 @@ export async function recordTakeover(deps: Deps, oldJobId: string, newJobId: str
     const spec = stored ? null : await readSpec(deps.store, oldJobId)
     if (!stored && !spec) return
     const base = stored?.state ?? initialState(spec!, deps.clock.now())
-    if (base.status !== 'queued' && base.status !== 'running') return
+    if (base.status !== 'queued' && base.status !== 'running' && base.status !== 'retrying') return
     const failure = systemError(
       'lock_expired',
       'The job took longer than its lock allows and was stopped.',
