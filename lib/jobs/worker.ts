@@ -155,6 +155,7 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unkno
     jobId,
     account,
     input,
+    attempt: writer.stored().state.attempt,
     signal: writer.signal,
     progress: (message, percent) =>
       writer.update((state) => {

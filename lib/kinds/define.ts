@@ -8,6 +8,8 @@ export interface JobContext<Input> {
   jobId: string
   account: string
   input: Input
+  /** This attempt's number, from 1 (see `retry` on the kind). */
+  attempt: number
   /** Aborted when the job is canceled or this worker lost the job. */
   signal: AbortSignal
   /** Updates the job's progress (message capped at 200 characters) and appends a `progress` event. */

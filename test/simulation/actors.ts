@@ -60,6 +60,20 @@ export function planJobs(world: World, client: number): PlannedJob[] {
         timeoutMs: null,
       }
     }
+    // Drawn only in runs that ask for it, so other seeds replay as before.
+    if (params.retryPct && rng.chance(params.retryPct / 100)) {
+      const attempts = Array.from({ length: rng.int(1, 4) }, () => rng.pick(['ok', 'retryable', 'retryable', 'later', 'internal', 'final'] as const))
+      const flaky = { kind: 'sim_flaky', input: { resource, steps, stepMs: task.stepMs, attempts, laterMs: rng.pick([15_000, 90_000, 400_000]) } }
+      return {
+        thinkMs: rng.int(0, 30_000),
+        body: rng.chance(0.3) ? { ...flaky, clientJobId: `cj-${rng.int(0, 2)}` } : flaky,
+        idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,
+        comeBackMs: rng.chance(0.5) ? rng.pick([60_000, 4 * 60_000, 16 * 60_000]) : null,
+        cancel: rng.chance(params.cancelPct / 100),
+        pollers: 1,
+        timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
+      }
+    }
     const late = rng.chance(params.lateClientPct / 100)
     // Drawn only in runs that ask for it, so other seeds replay as before.
     const delayed = params.delayedPct ? rng.chance(params.delayedPct / 100) : false

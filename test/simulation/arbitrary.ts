@@ -56,3 +56,8 @@ export const busyLedgerArbitrary = fc.record({
 export const delayedStartArbitrary = scenarioArbitrary.chain((rest) =>
   fc.record({ delayedPct: fc.integer({ min: 20, max: 80 }) }).map((extra) => ({ ...rest, ...extra })),
 )
+
+/** Retries: a share of jobs of a kind whose attempts fail in planned ways, waits slept or run by the dispatcher's cron. */
+export const retryArbitrary = scenarioArbitrary.chain((rest) =>
+  fc.record({ retryPct: fc.integer({ min: 30, max: 90 }) }).map((extra) => ({ ...rest, ...extra })),
+)

@@ -53,6 +53,8 @@ export interface ScenarioParams {
   sharedWorkPct?: number
   /** Chance that a job is submitted with a delayed start (`delaySeconds`); the dispatcher runs every minute when set. */
   delayedPct?: number
+  /** Chance that a job is of a kind with a retry policy whose attempts fail in planned ways; the dispatcher runs every minute when set. */
+  retryPct?: number
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const
