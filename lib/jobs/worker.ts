@@ -51,26 +51,33 @@ export { LeaseLostError }
  */
 export async function runJob(deps: Deps, jobId: string, options: { invokedAt?: number } = {}): Promise<WorkerOutcome> {
   const invokedAt = options.invokedAt ?? deps.clock.now()
-  let known: StoredState | undefined
+  let known: Known | undefined
   for (;;) {
     const ran = await runAttempt(deps, jobId, invokedAt, known)
     if (typeof ran === 'string') return ran
     await deps.clock.sleep(ran.waitMs)
-    known = ran.stored
+    known = ran
   }
 }
 
-async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: StoredState): Promise<WorkerOutcome | { waitMs: number; stored: StoredState }> {
-  const spec = await readSpec(deps.store, jobId)
+/** What a wait slept in this invocation knows already: the spec, and the state it wrote. */
+interface Known {
+  spec: JobSpec
+  stored: StoredState
+}
+
+async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: Known): Promise<WorkerOutcome | (Known & { waitMs: number })> {
+  const spec = known?.spec ?? (await readSpec(deps.store, jobId))
   if (!spec) return (await readState(deps.store, jobId)) ? 'already_claimed' : 'not_found'
   // The lock's TTL restarts now (never shortened), so it outlives this invocation even when Netlify started it late.
-  const holdsLock = spec.lockKey ? await renewLock(deps.store, deps.clock, spec.lockKey, jobId, deps.settings.lockTtlMs) : true
+  // After a wait slept here it needs none: the retry renewed it to a TTL past this attempt's due time.
+  const holdsLock = !spec.lockKey || known ? true : await renewLock(deps.store, deps.clock, spec.lockKey, jobId, deps.settings.lockTtlMs)
 
   const kind = deps.kinds.get(spec.kind)
   const policy = resolveRetryPolicy(kind?.retry)
   const lease = randomToken()
   const startedAt = deps.clock.now()
-  const claim = await claimAttempt(deps, spec, lease, policy, known)
+  const claim = await claimAttempt(deps, spec, lease, policy, known?.stored)
   if (!('claimed' in claim)) return claim.outcome
 
   const writer = fencedWriter(deps, claim.claimed, lease)
@@ -122,7 +129,7 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
     if (retryable) {
       try {
         const plan = await scheduleRetry(deps, writer, spec, policy, thrown, { error, errorInternal }, { invokedAt, attemptStartedAt: startedAt })
-        if (plan?.outcome === 'retry_soon') return { waitMs: plan.waitMs, stored: writer.stored() }
+        if (plan?.outcome === 'retry_soon') return { waitMs: plan.waitMs, spec, stored: writer.stored() }
         if (plan) return plan.outcome
       } catch (retryError) {
         if (retryError instanceof LeaseLostError) return 'fenced'
