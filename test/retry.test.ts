@@ -167,6 +167,9 @@ describe('retries', () => {
     // The feed tells a waiting job from a finished one.
     const feed = await readFeed(t.deps, 'acct', job.jobId, { after: 0, limit: 100, waitSeconds: 0 })
     expect(feed).toMatchObject({ status: 'retrying', done: false })
+    // A poller caught up is told to come back when the attempt is due (a minute at most).
+    const caughtUp = await readFeed(t.deps, 'acct', job.jobId, { after: feed.next, limit: 100, waitSeconds: 0 })
+    expect(caughtUp).toMatchObject({ events: [], retryAfter: 60 })
 
     // Not yet due: the dispatcher leaves it; then it calls the worker, which runs attempt 2.
     t.clock.set(at - 1)

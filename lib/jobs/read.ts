@@ -151,8 +151,9 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
         done,
         firstSeq: state.log.firstSeq,
         ...(slice.truncatedBefore !== null ? { truncated: { droppedBefore: slice.truncatedBefore } } : {}),
-        // Come straight back after events, or after a long-poll that already waited.
-        retryAfter: slice.events.length > 0 || waiting ? 0 : 1,
+        // Come straight back after events, or after a long-poll that already waited; a job
+        // waiting for its next attempt has nothing to say before then (a minute at most).
+        retryAfter: slice.events.length > 0 || waiting ? 0 : state.status === 'retrying' ? secondsUntil(state.nextAttemptAt ?? 0, deps.clock.now()) : 1,
         lastEventAt: state.log.tail.at(-1)?.ts ?? null,
       }
     } catch (error) {
@@ -163,9 +164,11 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
   }
 }
 
+const secondsUntil = (at: number, now: number) => Math.min(60, Math.max(1, Math.ceil((at - now) / 1000)))
+
 const scheduledFeed = (jobId: string, runAt: number, now: number): Feed => ({
   jobId, status: 'scheduled', events: [], next: 0, done: false, firstSeq: 1,
-  retryAfter: Math.min(60, Math.max(1, Math.ceil((runAt - now) / 1000))),
+  retryAfter: secondsUntil(runAt, now),
 })
 
 const badCursor = (after: number, lastSeq: number) =>
