@@ -58,6 +58,8 @@ export async function claimAttempt(deps: Deps, spec: JobSpec, lease: string, pol
       })),
     )
     if (claimed) return { claimed }
+    // A job whose kind allows one attempt is never `retrying`: nothing more to read.
+    if ((spec.maxAttempts ?? policy.maxAttempts) <= 1) return { outcome: 'already_claimed' }
     stored = await readState(deps.store, spec.jobId)
   }
   for (let round = 0; round < 3 && stored; round++) {

@@ -110,7 +110,9 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
     return 'complete'
   } catch (thrown) {
     if (thrown instanceof LeaseLostError) return 'fenced'
-    const retryable = !final && !(thrown instanceof JobFailure)
+    const { attempt, maxAttempts } = writer.stored().state
+    // Only a job with an attempt left: a kind without a policy fails as it always did.
+    const retryable = !final && !(thrown instanceof JobFailure) && attempt < (maxAttempts ?? policy.maxAttempts)
     // A retry must not outlive a cancel: look for its marker once more.
     if (retryable && !writer.signal.aborted) await writer.checkCancel().catch(() => {})
     if (writer.signal.aborted && writer.cancelRequested()) {
@@ -125,8 +127,8 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
       }))
     }
     const { error, errorInternal } = splitError(thrown)
-    deps.log.error('job attempt failed', { jobId, kind: spec.kind, attempt: writer.stored().state.attempt, error: errorInternal })
     if (retryable) {
+      deps.log.error('job attempt failed; retried', { jobId, kind: spec.kind, attempt, error: errorInternal })
       try {
         const plan = await scheduleRetry(deps, writer, spec, policy, thrown, { error, errorInternal }, { invokedAt, attemptStartedAt: startedAt })
         if (plan?.outcome === 'retry_soon') return { waitMs: plan.waitMs, spec, stored: writer.stored() }
@@ -136,6 +138,7 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
         throw retryError
       }
     }
+    deps.log.error('job failed', { jobId, kind: spec.kind, attempt, error: errorInternal })
     return finishOrFenced(writer, 'failed', (state) => ({
       state: { ...state, status: 'failed', error, errorInternal },
       events: [{ type: 'error', data: { error } }],
