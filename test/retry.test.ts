@@ -303,6 +303,21 @@ describe('retries', () => {
     gate = null
   })
 
+  it('a waiting job whose lock expired (nobody ran it or reaped it) is failed by the submit that takes the resource over', async () => {
+    const t = await setup()
+    const job = await t.submit(['retry_later', 'ok'])
+    expect(await runJob(t.deps, job.jobId)).toBe('retrying')
+    const due = Date.parse((await t.status(job.jobId)).nextAttemptAt!)
+    t.clock.set(due + t.deps.settings.lockTtlMs + 1)
+    const next = await submitJob(t.deps, 'acct', { kind: 'flaky', input: { resource: `r${storeNo}`, plan: job.plan } }, null)
+    expect(next.body.status).toBe('queued')
+    expect(await t.status(job.jobId)).toMatchObject({ status: 'failed', error: { code: 'lock_expired' } })
+    // Refunded: only the new job's charge stands.
+    expect(await t.balance()).toBe(95)
+    // Its late attempt finds it finished.
+    expect(await runJob(t.deps, job.jobId)).toBe('already_claimed')
+  })
+
   it('stored input the kind cannot parse is final even with a policy', async () => {
     const t = await setup()
     const job = await t.submit(['crash'])
