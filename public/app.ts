@@ -39,7 +39,7 @@ const eventsList = $('events')
 
 // ---- state -------------------------------------------------------------------
 
-let current: { jobId: string; kind: string; watch: AbortController; finished: boolean; client?: Client } | null = null
+let current: { jobId: string; kind: string; watch: AbortController; finished: boolean; client?: Client; maxAttempts: number } | null = null
 /** The object URL of the image on show (a rendered PNG), revoked when it is replaced. */
 let blobUrl: string | null = null
 const access = createAccess(keyInput, $('key-hint'))
@@ -169,13 +169,17 @@ async function cancel() {
 /** Shows a job and follows its feed from the start until its terminal event. */
 function watch(jobId: string, kindName: string) {
   current?.watch.abort()
-  const me: NonNullable<typeof current> = { jobId, kind: kindName, watch: new AbortController(), finished: false }
+  const me: NonNullable<typeof current> = { jobId, kind: kindName, watch: new AbortController(), finished: false, maxAttempts: 1 }
   current = me
   history.replaceState(null, '', `#job=${encodeURIComponent(jobId)}&kind=${encodeURIComponent(kindName)}`)
   resetJobView(jobId)
   void (async () => {
     try {
       me.client = await access.watcher(jobId)
+      // How many attempts its kind allows: shown as "attempt x of y" once a retry happens.
+      // A failed read only loses the "of y": the watch goes on.
+      const status = await me.client.getJob(jobId, { signal: me.watch.signal }).catch(() => null)
+      if (status) me.maxAttempts = status.maxAttempts
       // SSE where the browser has EventSource (the client's default), the long-poll otherwise.
       const onConnection = (state: Parameters<typeof connection.show>[0]) => current === me && connection.show(state)
       onConnection('connecting')
@@ -197,7 +201,15 @@ function render(job: NonNullable<typeof current>, item: WatchItem) {
     return
   }
   const event = item
-  if (event.type === 'started') setStatus('running')
+  if (event.type === 'started') {
+    const attempt = (event.data as { attempt?: number } | null)?.attempt ?? 1
+    setStatus('running', attempt > 1 ? `running (attempt ${attempt} of ${job.maxAttempts})` : 'running')
+  }
+  if (event.type === 'retry_scheduled') {
+    const { attempt, at } = event.data as { attempt: number; at: string }
+    setStatus('retrying', `retrying: attempt ${attempt} of ${job.maxAttempts} at ${new Date(at).toLocaleTimeString()}`)
+    progressText.textContent = `Attempt ${attempt - 1} failed; the next one starts at ${new Date(at).toLocaleTimeString()}.`
+  }
   if (event.type === 'progress') {
     const { message, percent } = event.data as { message: string; percent: number | null }
     if (percent !== null) {
@@ -252,8 +264,8 @@ function resetJobView(jobId: string) {
   notice.textContent = ''
 }
 
-function setStatus(status: string) {
-  statusEl.textContent = status
+function setStatus(status: string, label = status) {
+  statusEl.textContent = label
   statusEl.dataset.status = status
 }
 

@@ -122,7 +122,18 @@ export const KINDS: Record<string, KindUi> = {
 }
 
 export const GENERIC_EVENTS: Record<string, (event: JobEvent) => string | null> = {
-  started: () => 'Started: a worker picked the job up.',
+  started: (event) => {
+    const attempt = (event.data as { attempt?: number } | null)?.attempt ?? 1
+    return attempt > 1 ? `Attempt ${attempt} started.` : 'Started: a worker picked the job up.'
+  },
+  attempt_failed: (event) => {
+    const { attempt, error } = event.data as { attempt: number; error?: { message?: string } }
+    return `Attempt ${attempt} failed: ${error?.message ?? 'unknown error'}`
+  },
+  retry_scheduled: (event) => {
+    const { attempt, at } = event.data as { attempt: number; at: string }
+    return `Attempt ${attempt} at ${new Date(at).toLocaleTimeString()}.`
+  },
   progress: () => null, // drives the progress bar instead
   cancel_requested: () => 'Cancel requested: waiting for the worker to stop.',
   done: () => 'Done.',

@@ -28,6 +28,7 @@ export async function runSummarizer(text: string): Promise<SummarizerRun> {
     jobId: 'job_bench',
     account: 'bench',
     input: summarize.input.parse({ text }),
+    attempt: 1,
     signal: new AbortController().signal,
     progress: mark,
     emit: mark,

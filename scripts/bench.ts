@@ -34,6 +34,8 @@ import { HOSTILE_TEXTS, runSummarizer } from './bench-summarize.ts'
 import { measureRetention } from './bench-retention.ts'
 import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
 import { streamRows } from './bench-stream.ts'
+import { dispatchRows } from './bench-dispatch.ts'
+import { retryRows } from './bench-retry.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -396,6 +398,10 @@ try {
     row({ scenario: 'Reaper, 1 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(small.cost)} ops: ${breakdown(small.cost)}`, bytes: '', time: `${small.ms.toFixed(2)} ms`, ok: flat })
     row({ scenario: 'Reaper, 20 000 finished jobs retained (not due) + 5 live', budget: 'flat: same ops at 1 000 and 20 000', measured: `${total(large.cost)} ops: ${breakdown(large.cost)}`, bytes: '', time: `${large.ms.toFixed(2)} ms (seeding took ${seedSeconds} s; ${buckets} expiry buckets)`, ok: flat })
   }
+
+  step('dispatcher (seeds 10 000 delayed jobs)')
+  for (const r of await dispatchRows()) row(r)
+  for (const r of await retryRows()) row(r)
 
   step('retention at 20 ms per storage operation (seeds 10 000 finished jobs, then runs the reaper in real time)')
   // 5b. Retention throughput: jobs retired per second of reaper time (each job's own expiry

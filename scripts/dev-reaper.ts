@@ -18,6 +18,8 @@ export interface Timers {
 export interface ReaperScheduleOptions {
   /** Where `netlify dev` serves, e.g. http://localhost:8888 */
   baseUrl: string
+  /** Another scheduled function to call instead, e.g. the dispatcher's (and its name in log lines). */
+  function?: { path: string; name: string }
   periodMs: number
   /** The first run; default one period, as a schedule would. */
   firstRunMs?: number
@@ -34,7 +36,9 @@ export interface ReaperSchedule {
 
 /** Calls the reaper every `periodMs`; a run starts only after the previous one ended. */
 export function scheduleReaper(options: ReaperScheduleOptions): ReaperSchedule {
-  const { baseUrl, periodMs, fetch: send = fetch, timers = globalThis as unknown as Timers, log = console.log } = options
+  const { baseUrl, periodMs, fetch: send = fetch, timers = globalThis as unknown as Timers } = options
+  const { path, name } = options.function ?? { path: REAPER_PATH, name: 'reaper' }
+  const log = (line: string) => (options.log ?? console.log)(line.replace(/^reaper:/, `${name}:`))
   let handle: unknown = null
   let stopped = false
   let running: Promise<void> | null = null
@@ -42,7 +46,7 @@ export function scheduleReaper(options: ReaperScheduleOptions): ReaperSchedule {
 
   const run = async () => {
     try {
-      const res = await send(new URL(REAPER_PATH, baseUrl), {
+      const res = await send(new URL(path, baseUrl), {
         method: 'POST',
         headers: { 'user-agent': SCHEDULER_USER_AGENT, 'content-type': 'application/json' },
         body: '{}',
@@ -93,6 +97,7 @@ export function reaperPeriodMs(schedule: string, env: Record<string, string | un
     if (!Number.isFinite(seconds) || seconds < 1) throw new Error('DEV_REAPER_INTERVAL_SECONDS must be a number of seconds ≥ 1')
     return seconds * 1000
   }
+  if (schedule.trim() === '* * * * *') return 60_000
   const everyMinutes = /^\*\/(\d+) \* \* \* \*$/.exec(schedule.trim())?.[1]
   if (everyMinutes) return Number(everyMinutes) * 60_000
   if (schedule === '@hourly') return 3_600_000

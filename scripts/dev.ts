@@ -15,6 +15,7 @@ import { registerApiKey } from '../lib/accounts/api-keys.ts'
 import { systemClock } from '../lib/core/clock.ts'
 import { AccountExistsError, createAccount, readAccount } from '../lib/credits/index.ts'
 import { config as reaperConfig } from '../netlify/functions/reaper.ts'
+import { config as dispatcherConfig } from '../netlify/functions/dispatcher.ts'
 import { flags, openStore } from './store.ts'
 import { reaperPeriodMs, scheduleReaper } from './dev-reaper.ts'
 import { portBusyMessage, portInUse } from './dev-port.ts'
@@ -59,6 +60,7 @@ const balance = (await readAccount(store, 'dev'))?.record.balance
 await close()
 
 const reaperPeriod = reaperPeriodMs(String(reaperConfig.schedule))
+const dispatcherPeriod = reaperPeriodMs(String(dispatcherConfig.schedule), {})
 console.log(`
   Durable jobs, local development
   API:          http://localhost:${port}/api/jobs
@@ -67,6 +69,7 @@ console.log(`
   Demo page:    http://localhost:${port}/  (no key in the page: it gets 15-minute tokens from /api/dev/token, local only)
   Admin token:  ${adminToken}    (from .env)
   Reaper:       every ${reaperPeriod / 1000} s, as scheduled in production (DEV_REAPER_INTERVAL_SECONDS to change)
+  Dispatcher:   every ${dispatcherPeriod / 1000} s (starts delayed jobs), as scheduled in production
   Try:  curl -s -X POST http://localhost:${port}/api/jobs -H "Authorization: Bearer ${apiKey}" \\
           -H 'Content-Type: application/json' -d '{"kind":"summarize","input":{"text":"Durable jobs survive restarts. Locks stop double work."}}'
 `)
@@ -77,8 +80,14 @@ const netlify = spawn(
   { stdio: 'inherit', env: { ...process.env, NETLIFY_TELEMETRY_DISABLED: '1', DEV_TOKEN_API_KEY: apiKey } },
 )
 const reaper = scheduleReaper({ baseUrl: `http://localhost:${port}`, periodMs: reaperPeriod })
+const dispatcher = scheduleReaper({
+  baseUrl: `http://localhost:${port}`,
+  periodMs: dispatcherPeriod,
+  function: { path: '/.netlify/functions/dispatcher', name: 'dispatcher' },
+})
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => netlify.kill(signal))
 netlify.on('exit', (code) => {
   reaper.stop()
+  dispatcher.stop()
   process.exit(code ?? 0)
 })

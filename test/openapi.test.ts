@@ -26,6 +26,9 @@ const job = {
   cancelRequested: false,
   progress: { message: 'step 1', percent: 10 },
   error: null,
+  attempt: 1,
+  maxAttempts: 1,
+  nextAttemptAt: null,
   createdAt: isoNow,
   startedAt: isoNow,
   updatedAt: isoNow,
@@ -159,8 +162,8 @@ describe('GET /api/kinds', () => {
     expect(kinds.map((k: { kind: string }) => k.kind)).toEqual(['summarize', 'render', 'slow'])
     const [summarize, render, slowKind] = kinds
     expect(summarize).toMatchObject({ title: 'Summarize a text', cost: 1, lock: { by: ['input.text'] }, makesAssets: false })
-    expect(render).toMatchObject({ cost: 1, lock: { by: ['input.canvas', 'sourceTaskId'] }, makesAssets: true })
-    expect(slowKind).toMatchObject({ title: 'slow', description: null, cost: 0, lock: { by: [] }, example: null })
+    expect(render).toMatchObject({ cost: 1, lock: { by: ['input.canvas', 'sourceTaskId'] }, makesAssets: true, retry: { maxAttempts: 3, baseMs: 5000, capMs: 60_000 } })
+    expect(slowKind).toMatchObject({ title: 'slow', description: null, cost: 0, lock: { by: [] }, example: null, retry: { maxAttempts: 1 } })
     expect(render.input.properties.width).toMatchObject({ type: 'integer', minimum: 1, maximum: 4096, title: 'Width (pixels)' })
   })
 

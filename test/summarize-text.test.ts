@@ -353,6 +353,7 @@ describe('summarize handler', () => {
       jobId: 'job_test',
       account: 'acct',
       input: { text: generateDoc(400_000, 5) },
+      attempt: 1,
       signal: controller.signal,
       progress: async () => {},
       emit: async (_type, data) => {

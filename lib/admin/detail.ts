@@ -16,7 +16,7 @@ import { type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount, readReserv
 import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { peekLock } from '../locks/lock.ts'
 import { initialState, readFailedSpec, readSpec, readState } from '../jobs/state.ts'
-import { operatorJob } from '../jobs/views.ts'
+import { operatorJob, specStatus } from '../jobs/views.ts'
 import type { DetailQuery, JobDetail } from './schemas.ts'
 
 /** Ledger entries looked at after each point where this job's money may have moved. */
@@ -28,7 +28,7 @@ export async function findJob(deps: Pick<Deps, 'store'>, jobId: string): Promise
   const stored = await readState(deps.store, jobId)
   if (stored) return stored.state
   const spec = await readSpec(deps.store, jobId)
-  if (spec) return initialState(spec, spec.createdAt)
+  if (spec) return { ...initialState(spec, spec.createdAt), status: specStatus(spec) }
   // Claimed and cleaned up between our two reads: its state exists now.
   const claimed = await readState(deps.store, jobId)
   if (claimed) return claimed.state
@@ -66,7 +66,7 @@ async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promis
   }
 }
 
-/** The runs of a job. There is one until retries exist; they will list one entry per attempt here. */
+/** The job's current (or last) attempt; earlier ones show in the timeline as `attempt_failed`. */
 function attemptsOf(state: JobState): JobDetail['attempts'] {
   if (state.attempt === 0) return []
   return [
@@ -75,7 +75,8 @@ function attemptsOf(state: JobState): JobDetail['attempts'] {
       startedAt: iso(state.startedAt),
       heartbeatAt: iso(state.heartbeatAt),
       endedAt: iso(state.finishedAt),
-      outcome: isTerminal(state.status) ? state.status : 'running',
+      // `retrying`: this attempt failed and the next one waits.
+      outcome: state.status === 'queued' || state.status === 'scheduled' ? 'running' : state.status,
     },
   ]
 }

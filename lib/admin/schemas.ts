@@ -55,6 +55,9 @@ export const OperatorJobSchema = z.object({
   kind: z.string(),
   status: z.enum(JOB_STATUSES),
   attempt: z.number(),
+  maxAttempts: z.number(),
+  /** While `retrying`: when the next attempt is due. */
+  nextAttemptAt: z.string().nullable(),
   cancelRequested: z.boolean(),
   progress: z.object({ message: z.string(), percent: z.number().nullable() }).nullable(),
   hasResult: z.boolean(),

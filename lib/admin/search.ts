@@ -24,7 +24,7 @@ import { readOperatorJob } from './snapshot.ts'
 
 /** Bucket lists per page: two hours of finishes. A filter that matches little pages on from where it stopped. */
 export const MAX_BUCKETS_PER_PAGE = 24
-const LIVE_STATUSES = new Set(['queued', 'running'])
+const LIVE_STATUSES = new Set(['scheduled', 'queued', 'running', 'retrying'])
 
 type Row = ReturnType<typeof operatorJob>
 

@@ -19,6 +19,6 @@ export const AdminSnapshotSchema = z.strictObject({
 
 export const AdminQuerySchema = z.strictObject({
   limit: z.int().min(1).max(500).optional().describe('Jobs per page (default 50).'),
-  status: z.enum(['queued', 'running', 'complete', 'failed', 'canceled']).optional(),
+  status: z.enum(['scheduled', 'queued', 'running', 'retrying', 'complete', 'failed', 'canceled']).optional(),
   before: z.string().optional().describe('Only jobs older than this id: the `next` of the previous page.'),
 })

@@ -2,7 +2,7 @@
 import type { Deps } from '../core/deps.ts'
 import { initialState, readSpec, readState } from '../jobs/state.ts'
 import { keys } from '../storage/keys.ts'
-import { operatorJob } from '../jobs/views.ts'
+import { operatorJob, specStatus } from '../jobs/views.ts'
 import { invalidRequest } from '../core/errors.ts'
 import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { CorruptRecordError } from '../core/records.ts'
@@ -71,7 +71,7 @@ export async function readOperatorJob(deps: Deps, jobId: string): Promise<Return
     const stored = await readState(deps.store, jobId)
     if (stored) return operatorJob(stored.state)
     const spec = await readSpec(deps.store, jobId)
-    return spec ? operatorJob(initialState(spec, spec.createdAt)) : null
+    return spec ? operatorJob({ ...initialState(spec, spec.createdAt), status: specStatus(spec) }) : null
   } catch (error) {
     if (error instanceof CorruptRecordError) return { unreadable: error.key }
     throw error

@@ -59,6 +59,7 @@ export function createJobStore(client: Watcher, jobId: string, options: { transp
     const change: Partial<JobSnapshot> = { events: [...snapshot.events, event].slice(-keepEvents) }
     const data = (event.data ?? {}) as Record<string, any>
     if (event.type === 'started') change.status = 'running'
+    else if (event.type === 'retry_scheduled') change.status = 'retrying'
     else if (event.type === 'progress') change.progress = { message: String(data.message ?? ''), percent: data.percent ?? null }
     else if (event.type === 'done') Object.assign(change, { status: 'complete', result: data.result, done: true })
     else if (event.type === 'error') Object.assign(change, { status: 'failed', error: data.error ?? null, done: true })

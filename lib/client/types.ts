@@ -2,7 +2,7 @@
 import type { JobAsset } from '../core/types.ts'
 import type { PublicJob } from '../jobs/views.ts'
 
-export type JobStatus = 'queued' | 'running' | 'complete' | 'failed' | 'canceled'
+export type JobStatus = 'scheduled' | 'queued' | 'running' | 'retrying' | 'complete' | 'failed' | 'canceled'
 
 /** The public error of a failed job, and of every error response. */
 export interface PublicError {

@@ -66,6 +66,8 @@ export interface Deps {
   settings: Settings
   invokeWorker: InvokeWorker
   log: Logger
+  /** Uniform in [0, 1): the jitter of retry waits. Math.random where absent; seeded in the simulation. */
+  random?: () => number
   /** JOBS_SIGNING_SECRET: each purpose (browser tokens, asset links) derives its own key with `purposeKey`. */
   signingSecret: string
   /**

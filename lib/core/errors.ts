@@ -55,3 +55,21 @@ export class JobFailure extends Error {
     this.code = code
   }
 }
+
+/**
+ * Thrown by a job handler to ask for another attempt (within its kind's retry
+ * policy), e.g. for a rate limit or a backend that is briefly down. The
+ * message is public, like JobFailure's. `retryAfterMs` sets the wait instead
+ * of the backoff (capped; see jobs/retry-policy.ts). With no attempts left
+ * the job fails with this error.
+ */
+export class RetryableError extends Error {
+  override name = 'RetryableError'
+  readonly code: string
+  readonly retryAfterMs: number | undefined
+  constructor(code: string, publicMessage: string, options?: { retryAfterMs?: number; cause?: unknown }) {
+    super(publicMessage, options?.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.retryAfterMs = options?.retryAfterMs
+  }
+}

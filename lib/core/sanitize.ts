@@ -3,7 +3,7 @@
  * any client) and `errorInternal` (full text for operators). Done once,
  * where the failure is recorded, so no surface can forget.
  */
-import { JobFailure } from './errors.ts'
+import { JobFailure, RetryableError } from './errors.ts'
 import type { PublicError } from './types.ts'
 
 export const GENERIC_FAILURE: PublicError = {
@@ -41,7 +41,7 @@ export interface SplitError {
 /** The public and internal forms of a thrown value. */
 export function splitError(thrown: unknown): SplitError {
   const internal = describe(thrown).slice(0, MAX_INTERNAL)
-  if (thrown instanceof JobFailure) {
+  if (thrown instanceof JobFailure || thrown instanceof RetryableError) {
     const message = scrub(thrown.message)
     return { error: { code: safeCode(thrown.code), message: message || GENERIC_FAILURE.message }, errorInternal: internal }
   }

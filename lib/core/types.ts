@@ -10,7 +10,8 @@
  *   newest events, lease. Created when a worker claims the job (or cancel
  *   wins the race), so "no state yet" means queued.
  * - attempt / lease: a worker's claim on a job. The lease token is the
- *   fencing token: a write made under any other token is refused.
+ *   fencing token: a write made under any other token is refused. A kind with
+ *   a retry policy may have several attempts, one at a time, under one lock.
  * - lock: at most one live job per resource, `lock/<resource key>`.
  * - event: `{ seq, type, data, ts }`, appended to the job's log; seq starts
  *   at 1 and has no gaps.
@@ -19,7 +20,11 @@
  */
 import { z } from 'zod'
 
-export const JOB_STATUSES = ['queued', 'running', 'complete', 'failed', 'canceled'] as const
+/**
+ * `scheduled`: submitted with a start time that has not come yet (see schedule/start.ts).
+ * `retrying`: an attempt failed and the next one waits for `nextAttemptAt` (see jobs/retry.ts).
+ */
+export const JOB_STATUSES = ['scheduled', 'queued', 'running', 'retrying', 'complete', 'failed', 'canceled'] as const
 export type JobStatus = (typeof JOB_STATUSES)[number]
 export const TERMINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['complete', 'failed', 'canceled'])
 export const isTerminal = (status: JobStatus) => TERMINAL_STATUSES.has(status)
@@ -54,6 +59,12 @@ export const JobSpecSchema = z.object({
   reservation: z.string().nullable(),
   /** The ledger seq its charge was based on: the charge entry, if it landed, comes after (absent before this existed). */
   creditBasis: z.number().int().nonnegative().optional(),
+  /** A delayed start: the job waits, holding no lock, until the dispatcher starts it at this time. */
+  runAt: z.number().optional(),
+  /** Set (conditionally, once) when the dispatcher starts a delayed job. */
+  dispatchedAt: z.number().optional(),
+  /** Attempts the kind's retry policy allowed at submit (absent: the kind's policy when it runs). */
+  maxAttempts: z.number().int().positive().optional(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -94,6 +105,10 @@ export const JobStateSchema = z.object({
   heartbeatAt: z.number().nullable(),
   lease: z.string().nullable(),
   attempt: z.number().int().nonnegative(),
+  /** Attempts this job may have in all (absent in records from before retries: 1). */
+  maxAttempts: z.number().int().positive().optional(),
+  /** While `retrying`: when the next attempt is due. Kept on a job canceled while waiting. */
+  nextAttemptAt: z.number().nullable().optional(),
   cancelRequested: z.boolean(),
   progress: z.object({ message: z.string(), percent: z.number().nullable() }).nullable(),
   result: z.unknown().optional(),
@@ -107,6 +122,8 @@ export const JobStateSchema = z.object({
   creditCharged: z.number().int().nonnegative(),
   reservation: z.string().nullable(),
   creditBasis: z.number().int().nonnegative().optional(),
+  /** The start time a delayed job asked for. */
+  runAt: z.number().optional(),
   /** Set once a refund of its own charge is pending: the ledger seq the refund is searched from. */
   refundFrom: z.number().int().nonnegative().nullable().optional(),
   /** Token of the last worker write, to recognise one that landed despite an error. */

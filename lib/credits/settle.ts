@@ -35,9 +35,13 @@ import {
 /** A submit's charge lands within this long of its spec (a synchronous function runs 60 s at most). */
 export const CHARGE_WINDOW_MS = 5 * 60_000
 
-/** Earned: the job did its work (completed, or canceled after it started). Anything else gets its money back. */
-export const earnedCharge = (state: Pick<JobState, 'status' | 'startedAt'>) =>
-  state.status === 'complete' || (state.status === 'canceled' && state.startedAt !== null)
+/**
+ * Earned: the job did its work (completed, or canceled while an attempt ran).
+ * Anything else gets its money back, a job canceled while it waited for a
+ * retry included (`nextAttemptAt` stays on it): no attempt of it succeeded.
+ */
+export const earnedCharge = (state: Pick<JobState, 'status' | 'startedAt' | 'nextAttemptAt'>) =>
+  state.status === 'complete' || (state.status === 'canceled' && state.startedAt !== null && state.nextAttemptAt == null)
 
 /**
  * Settles a finished job's credits. 'undecided' means a charge that may

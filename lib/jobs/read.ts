@@ -10,7 +10,7 @@ import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
-import { FeedSchema, publicJob } from './views.ts'
+import { FeedSchema, publicJob, specStatus } from './views.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
 import { type Viewer, sees } from '../tokens/viewer.ts'
 
@@ -132,6 +132,8 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
     const job = await load()
     if (!job.stored) {
       if (query.after > 0) throw badCursor(query.after, 0)
+      // A delayed job: nothing happens before its time, so come back then (a minute at most) and check slowly meanwhile.
+      if (specStatus(job.spec) === 'scheduled') return { ...scheduledFeed(jobId, job.spec.runAt!, deps.clock.now()), lastEventAt: null }
       // A job just submitted is about to start: watch it at the active pace.
       return { jobId, status: 'queued', events: [], next: 0, done: false, firstSeq: 1, retryAfter: waiting ? 0 : 1, lastEventAt: job.spec.createdAt }
     }
@@ -149,8 +151,9 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
         done,
         firstSeq: state.log.firstSeq,
         ...(slice.truncatedBefore !== null ? { truncated: { droppedBefore: slice.truncatedBefore } } : {}),
-        // Come straight back after events, or after a long-poll that already waited.
-        retryAfter: slice.events.length > 0 || waiting ? 0 : 1,
+        // Come straight back after events, or after a long-poll that already waited; a job
+        // waiting for its next attempt has nothing to say before then (a minute at most).
+        retryAfter: slice.events.length > 0 || waiting ? 0 : state.status === 'retrying' ? secondsUntil(state.nextAttemptAt ?? 0, deps.clock.now()) : 1,
         lastEventAt: state.log.tail.at(-1)?.ts ?? null,
       }
     } catch (error) {
@@ -160,6 +163,13 @@ export async function readFeedOnce(deps: Deps, load: () => Promise<OwnedJob>, jo
     }
   }
 }
+
+const secondsUntil = (at: number, now: number) => Math.min(60, Math.max(1, Math.ceil((at - now) / 1000)))
+
+const scheduledFeed = (jobId: string, runAt: number, now: number): Feed => ({
+  jobId, status: 'scheduled', events: [], next: 0, done: false, firstSeq: 1,
+  retryAfter: secondsUntil(runAt, now),
+})
 
 const badCursor = (after: number, lastSeq: number) =>
   new ApiError(400, 'invalid_cursor', `"after" (${after}) is past the end of the log (last seq is ${lastSeq}).`, {
@@ -193,10 +203,12 @@ export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
     if (isTerminal(state.status)) {
       throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
     }
-    if (state.cancelRequested && !workerGone(deps, state.heartbeatAt, now)) {
+    // A job waiting for its next attempt has no worker to ask: it is canceled directly.
+    const waiting = state.status === 'retrying'
+    if (state.cancelRequested && !waiting && !workerGone(deps, state.heartbeatAt, now)) {
       return { status: 202 as const, job: publicJob({ state }) }
     }
-    const direct = state.status === 'queued' || workerGone(deps, state.heartbeatAt, now)
+    const direct = state.status === 'queued' || waiting || workerGone(deps, state.heartbeatAt, now)
     // A busy worker rewrites the state many times a second and can win every
     // race against us; the marker reaches it regardless (it checks it on its
     // heartbeat tick and every few writes).

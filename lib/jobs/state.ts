@@ -55,6 +55,8 @@ export function initialState(spec: JobSpec, now: number): JobState {
     creditCharged: spec.creditCharged,
     reservation: spec.reservation,
     ...(spec.creditBasis === undefined ? {} : { creditBasis: spec.creditBasis }),
+    ...(spec.runAt === undefined ? {} : { runAt: spec.runAt }),
+    ...(spec.maxAttempts === undefined ? {} : { maxAttempts: spec.maxAttempts }),
     assets: [],
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }

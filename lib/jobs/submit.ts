@@ -15,6 +15,9 @@ import { systemError } from '../core/sanitize.ts'
 import { type PublicJob, Timestamp, jobUrls, publicJob } from './views.ts'
 import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
 import { dispatchJob, failUndispatched } from './dispatch.ts'
+import { DelayFieldsSchema, startTimeOf } from '../schedule/delay.ts'
+import { addDue } from '../schedule/due-index.ts'
+import { resolveRetryPolicy } from '../kinds/retry.ts'
 
 const ClientIdSchema = z
   .string()
@@ -25,6 +28,7 @@ export const SubmitBodySchema = z.strictObject({
   input: z.record(z.string(), z.unknown()),
   sourceTaskId: ClientIdSchema.optional(),
   clientJobId: ClientIdSchema.optional(),
+  ...DelayFieldsSchema,
 })
 
 /**
@@ -77,6 +81,8 @@ export async function submitJob(
   }
   const input = kind.input.safeParse(parsed.data.input)
   if (!input.success) throw invalidRequest(`The input is not valid for "${kindName}".`, zodIssues(input.error, ['input']))
+  /** A delayed start: the job takes its lock and its worker when the dispatcher starts it. */
+  const runAt = startTimeOf(parsed.data, deps.clock.now())
 
   const jobId = deps.ids('job')
   let lockKey: string | null = null
@@ -114,7 +120,7 @@ export async function submitJob(
   let specSent = false
   let lockTaken = false
   try {
-    if (lockKey) {
+    if (lockKey && runAt === null) {
       const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, {
         canTakeOver: (holder) => isAbandoned(deps, holder),
       })
@@ -150,6 +156,8 @@ export async function submitJob(
       creditCharged: charge.amount,
       reservation: charge.reservation,
       creditBasis: charge.basis,
+      ...(runAt === null ? {} : { runAt }),
+      maxAttempts: resolveRetryPolicy(kind.retry).maxAttempts,
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)
@@ -164,6 +172,8 @@ export async function submitJob(
     if (paid !== spec.creditCharged && (await deps.store.replace(keys.spec(jobId), JSON.stringify({ ...spec, creditCharged: paid }), created.version)).ok) {
       submitted = { ...spec, creditCharged: paid }
     }
+    // Last: once it is filed the dispatcher may start the job, so the spec must be final.
+    if (runAt !== null) await addDue(deps.store, runAt, 'start', jobId)
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
     // A job that exists is failed and settled, which returns a charge that landed (and only then).
@@ -183,6 +193,7 @@ export async function submitJob(
     throw error
   }
   const spec = submitted
+  if (runAt !== null) return accepted(publicJob({ spec }))
 
   const dispatch = await dispatchJob(deps, spec)
   if (dispatch.outcome === 'started') return accepted(publicJob({ spec }))
@@ -209,19 +220,19 @@ const answerOf = (job: PublicJob): Submitted['body'] => ({
 })
 
 /** A lock held by a job that was never written: its submit died between the two writes. */
-async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number }) {
+export async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number }) {
   if (holder.acquiredAt + ORPHAN_LOCK_GRACE_MS > deps.clock.now()) return false
   return !(await readSpec(deps.store, holder.jobId)) && !(await readState(deps.store, holder.jobId))
 }
 
 /** The old job lost its expired lock: if it never finished, it is failed now, fencing its worker. */
-async function recordTakeover(deps: Deps, oldJobId: string, newJobId: string) {
+export async function recordTakeover(deps: Deps, oldJobId: string, newJobId: string) {
   for (let round = 0; round < 4; round++) {
     const stored = await readState(deps.store, oldJobId)
     const spec = stored ? null : await readSpec(deps.store, oldJobId)
     if (!stored && !spec) return
     const base = stored?.state ?? initialState(spec!, deps.clock.now())
-    if (base.status !== 'queued' && base.status !== 'running') return
+    if (base.status !== 'queued' && base.status !== 'running' && base.status !== 'retrying') return
     const failure = systemError(
       'lock_expired',
       'The job took longer than its lock allows and was stopped.',

@@ -25,8 +25,14 @@ export const PublicJobSchema = z.strictObject({
   progress: z.strictObject({ message: z.string(), percent: z.number().min(0).max(100).nullable() }).nullable(),
   /** The handler's result, present once the job is complete. */
   result: z.unknown().optional(),
-  /** The public error when failed: never the internal text. */
+  /** The public error when failed, or of the last attempt while `retrying`: never the internal text. */
   error: PublicErrorSchema.nullable(),
+  /** The attempt running or last run: 0 before the first. */
+  attempt: z.number().int().nonnegative(),
+  /** Attempts the job may have in all: its kind's retry policy, 1 without one. */
+  maxAttempts: z.number().int().positive(),
+  /** While `retrying`: when the next attempt is due; null otherwise. */
+  nextAttemptAt: Timestamp.nullable(),
   createdAt: Timestamp,
   startedAt: Timestamp.nullable(),
   updatedAt: Timestamp,
@@ -40,6 +46,8 @@ export const PublicJobSchema = z.strictObject({
   creditCharged: z.number().int().nonnegative(),
   /** Files the job saved so far, with their download URLs. */
   assets: z.array(JobAssetSchema),
+  /** A delayed job's start time (`runAt` or `delaySeconds` at submit); absent for the others. */
+  runAt: Timestamp.optional(),
 })
 export type PublicJob = z.infer<typeof PublicJobSchema>
 
@@ -58,6 +66,11 @@ export const FeedSchema = z.strictObject({
   truncated: z.strictObject({ droppedBefore: z.number().int().positive() }).optional(),
 })
 
+/** A job with no state yet: waiting for its time, or for its worker. */
+export const specStatus = (spec: JobSpec) => (spec.runAt !== undefined && spec.dispatchedAt === undefined ? 'scheduled' : 'queued')
+
+const runAtOf = (runAt: number | undefined) => (runAt === undefined ? {} : { runAt: iso(runAt)! })
+
 /** The job as any client may see it: never the internal error, never the lease. */
 export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJob {
   if ('spec' in job) {
@@ -65,10 +78,13 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     return {
       jobId: spec.jobId,
       kind: spec.kind,
-      status: 'queued',
+      status: specStatus(spec),
       cancelRequested: false,
       progress: null,
       error: null,
+      attempt: 0,
+      maxAttempts: spec.maxAttempts ?? 1,
+      nextAttemptAt: null,
       createdAt: iso(spec.createdAt)!,
       startedAt: null,
       updatedAt: iso(spec.createdAt)!,
@@ -79,6 +95,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
       clientJobId: spec.clientJobId,
       creditCharged: spec.creditCharged,
       assets: [],
+      ...runAtOf(spec.runAt),
     }
   }
   const { state } = job
@@ -90,6 +107,9 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     progress: state.progress,
     ...(state.status === 'complete' ? { result: state.result } : {}),
     error: state.error,
+    attempt: state.attempt,
+    maxAttempts: state.maxAttempts ?? 1,
+    nextAttemptAt: state.status === 'retrying' ? iso(state.nextAttemptAt) : null,
     createdAt: iso(state.createdAt)!,
     startedAt: iso(state.startedAt),
     updatedAt: iso(state.updatedAt)!,
@@ -100,6 +120,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
     clientJobId: state.clientJobId,
     creditCharged: state.creditCharged,
     assets: state.assets,
+    ...runAtOf(state.runAt),
   }
 }
 
@@ -111,6 +132,8 @@ export const OperatorJobSchema = z.strictObject({
   kind: z.string(),
   status: z.enum(JOB_STATUSES),
   attempt: z.number().int().nonnegative(),
+  maxAttempts: z.number().int().positive(),
+  nextAttemptAt: Timestamp.nullable(),
   cancelRequested: z.boolean(),
   progress: PublicJobSchema.shape.progress,
   hasResult: z.boolean(),
@@ -139,6 +162,8 @@ export function operatorJob(state: JobState): OperatorJob {
     kind: state.kind,
     status: state.status,
     attempt: state.attempt,
+    maxAttempts: state.maxAttempts ?? 1,
+    nextAttemptAt: state.status === 'retrying' ? iso(state.nextAttemptAt) : null,
     cancelRequested: state.cancelRequested,
     progress: state.progress,
     hasResult: state.result !== undefined,

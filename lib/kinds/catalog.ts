@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import type { JobKind, KindRegistry } from './define.ts'
+import { resolveRetryPolicy } from './retry.ts'
 
 /** A JSON Schema (2020-12) object. */
 const JsonSchemaObject = z.record(z.string(), z.unknown())
@@ -19,6 +20,8 @@ export const KindViewSchema = z.strictObject({
   /** Null: no lock, jobs of this kind run side by side. Else one live job per resource, named by `by`. */
   lock: z.strictObject({ by: z.array(z.string()) }).nullable(),
   makesAssets: z.boolean(),
+  /** Attempts a job may have, and the backoff between them (full jitter); `maxAttempts` 1: no retries. */
+  retry: z.strictObject({ maxAttempts: z.number().int().positive(), baseMs: z.number().int().positive(), capMs: z.number().int().positive() }),
   /** JSON Schema (2020-12) of `input` in `POST /api/jobs`. */
   input: JsonSchemaObject,
   example: z.record(z.string(), z.unknown()).nullable(),
@@ -41,6 +44,7 @@ export function kindView(kind: JobKind): KindView {
     cost: kind.cost ?? 0,
     lock: kind.lockKey ? { by: kind.lockedBy ?? [] } : null,
     makesAssets: kind.makesAssets ?? false,
+    retry: resolveRetryPolicy(kind.retry),
     input: inputJsonSchema(kind),
     example: (kind.example as Record<string, unknown> | undefined) ?? null,
   }

@@ -1,12 +1,15 @@
 import type { z } from 'zod'
 import type { AssetFile } from '../assets/record.ts'
 import type { JobAsset } from '../core/types.ts'
+import { type RetryPolicy, checkRetryPolicy } from './retry.ts'
 
 /** What a job handler gets: its input, ways to report, and a stop signal. */
 export interface JobContext<Input> {
   jobId: string
   account: string
   input: Input
+  /** This attempt's number, from 1 (see `retry` on the kind). */
+  attempt: number
   /** Aborted when the job is canceled or this worker lost the job. */
   signal: AbortSignal
   /** Updates the job's progress (message capped at 200 characters) and appends a `progress` event. */
@@ -50,12 +53,21 @@ export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown>
    * for no lock. `meta` has what the submit says besides the input.
    */
   lockKey?(input: z.infer<Schema>, account: string, meta: { sourceTaskId: string | null }): string[] | null
+  /**
+   * Attempts after a failure (see kinds/retry.ts). Absent: one attempt. `{}`:
+   * 4 attempts, waits of up to 5 s, 10 s, 20 s (cap 60 s). Declare it only
+   * for a handler that is safe to run again from the start: a retry repeats
+   * its events, files and side effects. A RetryableError or an unexpected
+   * error is retried; a JobFailure, a cancel or a lost lock is final.
+   */
+  retry?: RetryPolicy
   /** The long work. Its return value is the job's result. */
   run(ctx: JobContext<z.infer<Schema>>): Promise<Result>
 }
 
 /** Declares a job kind; the identity function that gives `run` its types. */
 export function defineJob<Schema extends z.ZodType, Result>(kind: JobKind<Schema, Result>): JobKind<Schema, Result> {
+  checkRetryPolicy(kind.kind, kind.retry)
   return kind
 }
 
@@ -66,6 +78,7 @@ export function kindRegistry(kinds: readonly JobKind<any, any>[]): KindRegistry 
   for (const kind of kinds) {
     if (!/^[a-z][a-z0-9_-]{0,39}$/.test(kind.kind)) throw new Error(`job kind name "${kind.kind}" must be lowercase a-z 0-9 _ -`)
     if (registry.has(kind.kind)) throw new Error(`job kind "${kind.kind}" is defined twice`)
+    checkRetryPolicy(kind.kind, kind.retry)
     registry.set(kind.kind, kind)
   }
   return registry

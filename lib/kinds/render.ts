@@ -63,6 +63,10 @@ export const render = defineJob({
   cost: 1,
   lockedBy: ['input.canvas', 'sourceTaskId'],
   makesAssets: true,
+  // Safe to run again: the drawing is a function of the input, and a failed attempt's file is
+  // dropped from the job and deleted. What fails here is storage (saving the file), which a
+  // few seconds later usually works.
+  retry: { maxAttempts: 3 },
   lockKey: (input, account, { sourceTaskId }) => {
     if (input.canvas) return [account, 'render', 'canvas', input.canvas]
     // A task id may hold ':' (not allowed in a key part): lock on its hash.

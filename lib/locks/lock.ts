@@ -115,7 +115,8 @@ export async function renewLock(store: BlobPort, clock: Clock, resource: string,
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const current = await peekLock(store, resource)
     if (!current || current.record.state !== 'held' || current.record.jobId !== jobId) return false
-    const renewed = encode({ ...current.record, expiresAt: clock.now() + ttlMs })
+    // Never shortened: a job waiting for its next attempt holds it past that attempt.
+    const renewed = encode({ ...current.record, expiresAt: Math.max(current.record.expiresAt, clock.now() + ttlMs) })
     if ((await store.replace(keys.lock(resource), renewed, current.version)).ok) return true
   }
   throw new StorageUnavailableError(`lock ${resource} kept changing; gave up renewing it`)

@@ -24,13 +24,23 @@ export async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcom
   if (!base) {
     const spec = await readSpec(deps.store, jobId)
     if (!spec) return 'alive' // finished and settled between our reads
-    if (spec.createdAt + deps.settings.queuedTimeoutMs > now) return 'alive'
+    // A delayed job waits for its time, then for the worker its start called.
+    if ((spec.dispatchedAt ?? spec.runAt ?? spec.createdAt) + deps.settings.queuedTimeoutMs > now) return 'alive'
     base = initialState(spec, now)
+  } else if (base.status === 'retrying') {
+    // Waiting for its next attempt: alive until that attempt should have been claimed.
+    if ((base.nextAttemptAt ?? base.updatedAt) + deps.settings.queuedTimeoutMs > now) return 'alive'
   } else if ((base.heartbeatAt ?? base.updatedAt) + deps.settings.heartbeatTimeoutMs > now) {
     return 'alive'
   }
 
-  const failure = stored
+  const failure = base.status === 'retrying'
+    ? systemError(
+        'retry_never_started',
+        'The job failed and its next attempt could not be started.',
+        `attempt ${base.attempt + 1} due at ${new Date(base.nextAttemptAt ?? base.updatedAt).toISOString()} was never claimed; reaped`,
+      )
+    : stored
     ? systemError(
         'worker_lost',
         'The job stopped responding and was ended.',

@@ -54,6 +54,11 @@ export const keys = {
   expiryPrefix: 'expiry/',
   /** Where the reaper's last run stopped, so the next one goes on from there. */
   reaperCursor: 'reaper/cursor',
+  /** Work due at a time (see schedule/due-index.ts), bucketed by minute. */
+  dueFolder: (minute: number) => `due/${pad(minute, 10)}`,
+  duePrefix: 'due/',
+  /** The minute before which the dispatcher found every bucket empty. */
+  dispatcherCursor: 'dispatcher/cursor',
 }
 
 /**

@@ -10,6 +10,8 @@ import { appFor, log, signingSecret } from '../app.ts'
  * more than once; `runJob` claims the job so only one run does the work.
  */
 export default async (req: Request, _context: Context) => {
+  // The 15 minutes count from here: a retry's wait is slept in this invocation only if the attempt after it fits.
+  const invokedAt = Date.now()
   const bytes = new Uint8Array(await req.arrayBuffer())
   const check = verifyWorkerRequest(signingSecret(), bytes, req.headers, Date.now())
   if (!check.valid) {
@@ -19,7 +21,7 @@ export default async (req: Request, _context: Context) => {
   const call = parseWorkerCall(bytes)
   if (!call) return new Response(null, { status: 400 })
   const { jobId, deployContext } = call
-  const outcome = await runJob(appFor(req, process.env, deployContext), jobId)
+  const outcome = await runJob(appFor(req, process.env, deployContext), jobId, { invokedAt })
   log.info('worker finished', { jobId, outcome })
   return new Response(null, { status: 204 })
 }

@@ -16,7 +16,7 @@ import { ACCOUNTS, type PollerRecord, type World, describe, transient } from './
 
 interface PlannedJob {
   thinkMs: number
-  body: { kind: string; input: Record<string, unknown>; clientJobId?: string }
+  body: { kind: string; input: Record<string, unknown>; clientJobId?: string; delaySeconds?: number }
   idempotencyKey: string | null
   /** On 409 resource_locked, come back after this long (maybe past the lock TTL). */
   comeBackMs: number | null
@@ -60,11 +60,28 @@ export function planJobs(world: World, client: number): PlannedJob[] {
         timeoutMs: null,
       }
     }
+    // Drawn only in runs that ask for it, so other seeds replay as before.
+    if (params.retryPct && rng.chance(params.retryPct / 100)) {
+      const attempts = Array.from({ length: rng.int(1, 4) }, () => rng.pick(['ok', 'retryable', 'retryable', 'later', 'internal', 'final'] as const))
+      const flaky = { kind: 'sim_flaky', input: { resource, steps, stepMs: task.stepMs, attempts, laterMs: rng.pick([15_000, 90_000, 400_000]) } }
+      return {
+        thinkMs: rng.int(0, 30_000),
+        body: rng.chance(0.3) ? { ...flaky, clientJobId: `cj-${rng.int(0, 2)}` } : flaky,
+        idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,
+        comeBackMs: rng.chance(0.5) ? rng.pick([60_000, 4 * 60_000, 16 * 60_000]) : null,
+        cancel: rng.chance(params.cancelPct / 100),
+        pollers: 1,
+        timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
+      }
+    }
     const late = rng.chance(params.lateClientPct / 100)
+    // Drawn only in runs that ask for it, so other seeds replay as before.
+    const delayed = params.delayedPct ? rng.chance(params.delayedPct / 100) : false
+    const timed = delayed ? { ...body, delaySeconds: rng.pick([1, 45, 90, 600]) } : body
     return {
       // A late client comes back around the hour, as the account's first reservations expire.
       thinkMs: late ? rng.int(55 * 60_000, 70 * 60_000) : rng.chance(0.15) ? rng.int(5 * 60_000, 20 * 60_000) : rng.chance(0.3) ? rng.int(0, 1_000) : rng.int(0, 30_000),
-      body: rng.chance(0.4) ? { ...body, clientJobId: `cj-${rng.int(0, 2)}` } : body,
+      body: rng.chance(0.4) ? { ...timed, clientJobId: `cj-${rng.int(0, 2)}` } : timed,
       idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,
       // Sometimes just past the lock TTL (16 min), when the first job may be alive only if it started late.
       comeBackMs: rng.chance(0.5) ? rng.pick([60_000, 4 * 60_000, 9 * 60_000, 16 * 60_000 + rng.int(0, 180_000)]) : null,

@@ -51,3 +51,13 @@ export const busyLedgerArbitrary = fc.record({
   operatorGrants: fc.integer({ min: 4, max: 8 }),
   sharedWorkPct: fc.integer({ min: 0, max: 40 }),
 })
+
+/** Delayed starts: a share of jobs submitted with `delaySeconds`, started by the dispatcher's cron. */
+export const delayedStartArbitrary = scenarioArbitrary.chain((rest) =>
+  fc.record({ delayedPct: fc.integer({ min: 20, max: 80 }) }).map((extra) => ({ ...rest, ...extra })),
+)
+
+/** Retries: a share of jobs of a kind whose attempts fail in planned ways, waits slept or run by the dispatcher's cron. */
+export const retryArbitrary = scenarioArbitrary.chain((rest) =>
+  fc.record({ retryPct: fc.integer({ min: 30, max: 90 }) }).map((extra) => ({ ...rest, ...extra })),
+)

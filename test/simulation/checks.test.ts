@@ -101,6 +101,22 @@ const tampers: [string, (world: World) => void, RegExp][] = [
     /^I5 live jobs remain/,
   ],
   [
+    'an attempt beyond what the job may have',
+    (world) => {
+      const { claim } = finishedJob(world)
+      claim.after = JSON.stringify({ ...JSON.parse(claim.after!), attempt: 2 })
+    },
+    /^retry J\d+: attempt 2 of 1/,
+  ],
+  [
+    'a job running again after it went to wait for a retry, under the same attempt (no claim)',
+    (world) => {
+      const { claim } = finishedJob(world)
+      claim.after = JSON.stringify({ ...JSON.parse(claim.after!), status: 'retrying', lease: null, maxAttempts: 2 })
+    },
+    /^retry J\d+: attempt 1 → 1 \(retrying → (running|complete|failed|canceled)\)/,
+  ],
+  [
     "a job readable by another account",
     (world) => {
       const { state } = finishedJob(world)

@@ -9,7 +9,7 @@ import { readState } from '../../lib/jobs/state.ts'
 import { cancelJob, getJob, readFeed } from '../../lib/jobs/read.ts'
 import { REAPING_GRACE_MS } from '../../lib/locks/lock.ts'
 import { ApiError } from '../../lib/core/errors.ts'
-import { type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/core/types.ts'
+import { type JobEvent, type JobSpec, type JobState, type LockRecord, TERMINAL_EVENT_TYPES, isTerminal } from '../../lib/core/types.ts'
 import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import { checkCredits } from './invariants-credits.ts'
 import { canonical, checkMoney } from './invariants-money.ts'
@@ -32,7 +32,10 @@ interface JobHistory {
   jobId: string
   spec: JobSpec | null
   commits: { commit: Commit; state: JobState }[]
+  /** The worker of the first attempt. */
   claimer: Actor | null
+  /** The workers that claimed an attempt (the first, and each retry), in order. */
+  claimers: Actor[]
 }
 
 export async function checkInvariants(world: World, phases: { quietFrom: number; horizon: number }): Promise<CheckReport> {
@@ -49,7 +52,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
   const jobs = new Map<string, JobHistory>()
   const jobOf = (jobId: string) => {
     let job = jobs.get(jobId)
-    if (!job) jobs.set(jobId, (job = { jobId, spec: null, commits: [], claimer: null }))
+    if (!job) jobs.set(jobId, (job = { jobId, spec: null, commits: [], claimer: null, claimers: [] }))
     return job
   }
   for (const commit of history) {
@@ -59,7 +62,11 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       expect(commit.op === (job.commits.length === 0 ? 'create' : 'replace'), () => `I2 ${A(job.jobId)}: state written by ${commit.op} at #${commit.step} (${commit.actor?.name})`)
       if (commit.after === null) continue
       const state = JSON.parse(commit.after) as JobState
-      if (commit.op === 'create' && commit.actor?.kind === 'worker' && state.status === 'running') job.claimer = commit.actor
+      const previous = job.commits.at(-1)?.state
+      if (commit.actor?.kind === 'worker' && state.status === 'running' && (commit.op === 'create' || previous?.status === 'retrying')) {
+        if (commit.op === 'create') job.claimer = commit.actor
+        job.claimers.push(commit.actor)
+      }
       job.commits.push({ commit, state })
     }
   }
@@ -102,9 +109,12 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     const before = JSON.parse(commit.before) as LockRecord
     const after = JSON.parse(commit.after) as LockRecord
     if (before.state !== 'held' || after.state !== 'held' || before.jobId === after.jobId) continue
-    const claimer = jobs.get(before.jobId)?.claimer
-    const running = claimer && (claimer.endedStep === null || claimer.endedStep >= commit.step)
-    expect(!running, () => `I1 ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while ${claimer?.name} (started t+${((claimer!.startedAt - before.acquiredAt) / 60_000).toFixed(1)} min after the lock) was running`)
+    // Any of its attempts' workers.
+    const claimer = jobs.get(before.jobId)?.claimers.find((actor) => actor.endedStep === null || actor.endedStep >= commit.step)
+    expect(!claimer, () => `I1 ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while ${claimer?.name} (started t+${((claimer!.startedAt - before.acquiredAt) / 60_000).toFixed(1)} min after the lock) was running`)
+    // Nor while it waits for its next attempt: the lock is the job's from its first claim to its end.
+    const then = jobs.get(before.jobId)?.commits.filter((c) => c.commit.n < commit.n).at(-1)?.state
+    expect(then?.status !== 'retrying', () => `retry ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while that job waited for attempt ${then!.attempt + 1}`)
   }
   // 1b. A worker writes its job only while the job holds the resource's lock
   //     (the lock blob names it, at the instant the write lands), and
@@ -113,8 +123,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
   const intervals = new Map<string, { jobId: string; from: number; to: number }[]>()
   for (const job of jobs.values()) {
     const lockKey = job.spec?.lockKey ?? job.commits[0]?.state.lockKey
-    if (!lockKey || !job.claimer) continue
-    const own = job.commits.filter((c) => c.commit.actor === job.claimer)
+    if (!lockKey || job.claimers.length === 0) continue
+    // Every write of its attempts' workers, and the lock is held across the waits between attempts.
+    const own = job.commits.filter((c) => (c.commit.actor && job.claimers.includes(c.commit.actor)) || c.state.status === 'retrying')
     for (const { commit } of own) {
       const lock = commit.lockAt ? (JSON.parse(commit.lockAt) as LockRecord) : null
       expect(
@@ -166,12 +177,24 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
           expect(old === undefined || old === JSON.stringify(event), () => `I2 ${name}: event ${event.seq} rewritten at #${commit.step} by ${actor?.name}`)
         }
       }
+      // Retries: an attempt runs only after the one before ended (`retrying`), numbered one more,
+      // never more than the job's attempts; a worker may cancel a job that waits.
+      if (previous) {
+        const claim = previous.status === 'retrying' && state.status === 'running'
+        expect(state.attempt === previous.attempt + (claim ? 1 : 0) || (previous.attempt === 0 && state.attempt === 1), () => `retry ${name}: attempt ${previous!.attempt} → ${state.attempt} (${previous!.status} → ${state.status}) at #${commit.step} by ${actor?.name}`)
+        if (state.attempt > previous.attempt) world.count(state.attempt === 1 ? 'first attempt claimed' : 'retry attempt claimed')
+        if (previous.status === 'retrying') expect(['running', 'retrying', 'canceled', 'failed'].includes(state.status), () => `retry ${name}: retrying → ${state.status} at #${commit.step}`)
+      }
+      expect(state.attempt <= (state.maxAttempts ?? 1), () => `retry ${name}: attempt ${state.attempt} of ${state.maxAttempts ?? 1}`)
+      if (state.status === 'retrying' && previous?.status !== 'retrying') world.count(`retry scheduled (${state.nextAttemptAt! - commit.time <= 10_000 ? 'short wait' : 'long wait'})`)
       if (actor?.kind === 'worker') {
-        if (commit.op === 'create') leases.set(actor, state.lease ?? '')
+        const claim = state.status === 'running' && (commit.op === 'create' || previous?.status === 'retrying')
+        if (claim) leases.set(actor, state.lease ?? '')
+        else if (previous?.status === 'retrying' && state.status === 'canceled') world.count('worker canceled a waiting job')
         else {
           const lease = leases.get(actor)
           expect(
-            lease !== undefined && previous?.lease === lease && previous.status === 'running' && state.lease === lease,
+            lease !== undefined && previous?.lease === lease && previous.status === 'running' && (state.lease === lease || (state.status === 'retrying' && state.lease === null)),
             () =>
               `I3 ${name}: ${actor.name} wrote at #${commit.step} (${state.status}, events ${previous?.log.lastSeq}→${state.log.lastSeq}) ` +
               `although the job was ${previous?.status} under ${previous?.lease === lease ? 'its' : 'another'} lease`,
@@ -197,12 +220,20 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       expect(terminal.length === 1 && events.at(-1) === terminal[0], () => `I2 ${name}: ${terminal.length} terminal events (${events.map((e) => e.type).join(',')})`)
       expect(terminal[0]?.type === TERMINAL_EVENT_OF[final.status], () => `I2 ${name}: status ${final.status} but terminal event ${terminal[0]?.type}`)
     }
-    // Exactly-once work, as the log tells it: started once, steps in order, none repeated.
-    expect(events.filter((e) => e.type === 'started').length === (final.startedAt === null ? 0 : 1) || first > 1, () => `I2 ${name}: ${events.filter((e) => e.type === 'started').length} started events`)
+    // Exactly-once work per attempt, as the log tells it: one `started` per attempt (numbered 1, 2, …),
+    // each attempt's steps in order, none repeated.
+    const started = events.filter((e) => e.type === 'started').map((e) => (e.data as { attempt: number }).attempt)
+    expect(first > 1 || (started.length === (final.startedAt === null ? 0 : final.attempt) && started.every((n, i) => n === i + 1)), () => `I2 ${name}: started events for attempts ${started.join(',')} (attempt ${final.attempt})`)
+    const failedAttempts = events.filter((e) => e.type === 'attempt_failed').length
+    expect(first > 1 || failedAttempts === final.attempt - 1 || (failedAttempts === final.attempt && final.status !== 'complete'), () => `retry ${name}: ${failedAttempts} attempt_failed events for ${final.attempt} attempts, ${final.status}`)
+    const attempts: JobEvent[][] = [[]]
+    for (const event of events) event.type === 'started' ? attempts.push([event]) : attempts.at(-1)!.push(event)
     for (const type of ['step', 'line']) {
-      const numbers = events.filter((e) => e.type === type).map((e) => (e.data as { i: number }).i)
-      const from = numbers[0] ?? 1
-      expect(numbers.every((n, i) => n === from + i) && (first > 1 || from === 1), () => `I2 ${name}: ${type} events out of order or repeated: ${numbers.join(',')}`)
+      for (const [a, attemptEvents] of attempts.entries()) {
+        const numbers = attemptEvents.filter((e) => e.type === type).map((e) => (e.data as { i: number }).i)
+        const from = numbers[0] ?? 1
+        expect(numbers.every((n, i) => n === from + i) && (first > 1 || from === 1), () => `I2 ${name}: ${type} events of attempt ${a} out of order or repeated: ${numbers.join(',')}`)
+      }
     }
     // What pollers saw is what the log holds.
     for (const [seq, text] of world.seen.get(job.jobId) ?? []) {
@@ -220,7 +251,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     const final = finals.get(job.jobId)
     if (!final) continue
     const name = A(job.jobId)
-    const claimer = job.claimer
+    const claimer = job.claimers.at(-1) ?? null
     const terminalCommit = job.commits.find((c) => isTerminal(c.state.status))?.commit
     if (claimer && !claimer.finished && terminalCommit && terminalCommit.actor !== claimer) {
       expect(

@@ -3,7 +3,7 @@
  * credits; they sleep on the simulated clock of the worker that runs them.
  */
 import { z } from 'zod'
-import { JobFailure } from '../../lib/core/errors.ts'
+import { JobFailure, RetryableError } from '../../lib/core/errors.ts'
 import { type JobKind, defineJob, kindRegistry, type KindRegistry } from '../../lib/kinds/define.ts'
 
 const Resource = z.string().regex(/^r[0-9]$/)
@@ -15,10 +15,19 @@ const TaskInput = z.strictObject({
   fail: z.enum(['none', 'public', 'internal']),
   failAt: z.number().int().min(1),
 })
+/** What attempt n does (the last entry repeats): succeed, or fail one of four ways after its steps. */
+const FlakyInput = z.strictObject({
+  resource: Resource,
+  steps: z.number().int().min(1).max(4),
+  stepMs: z.number().int().min(0).max(60_000),
+  attempts: z.array(z.enum(['ok', 'retryable', 'later', 'internal', 'final'])).min(1).max(4),
+  /** The `retryAfterMs` of a 'later' RetryableError: past the in-invocation threshold, so the dispatcher runs it. */
+  laterMs: z.number().int().min(0).max(3600_000),
+})
 const HangInput = z.strictObject({ resource: Resource, tickMs: z.number().int().min(1000).max(30_000) })
 const ChattyInput = z.strictObject({ resource: Resource, events: z.number().int().min(1).max(400) })
 
-export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty' | 'sim_dear'
+export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty' | 'sim_dear' | 'sim_flaky'
 
 async function steps(input: z.infer<typeof TaskInput>, ctx: { emit: (t: string, d?: unknown) => Promise<void>; progress: (m: string, p?: number) => Promise<void>; signal: AbortSignal }, sleep: (ms: number) => Promise<void>) {
   for (let i = 1; i <= input.steps; i++) {
@@ -72,6 +81,24 @@ export function simKinds(sleep: (ms: number) => Promise<void>): KindRegistry {
           if (tick % 8 === 0) await emit('tick', { tick })
         }
         return { ticks: 5_000 }
+      },
+    }),
+    /** Retried: 3 attempts, waits of up to 2, 4 s (slept by the worker) or `laterMs` (the dispatcher's). */
+    defineJob({
+      kind: 'sim_flaky',
+      cost: 1,
+      input: FlakyInput,
+      lockKey: (input, account) => [account, 'res', input.resource],
+      retry: { maxAttempts: 3, backoff: { baseMs: 2_000, capMs: 30_000 } },
+      async run(ctx) {
+        const { input } = ctx
+        const plan = input.attempts[Math.min(ctx.attempt, input.attempts.length) - 1]!
+        await steps({ ...input, fail: 'none', failAt: 1 }, ctx, sleep)
+        if (plan === 'retryable') throw new RetryableError('sim_busy', 'Busy, try again.')
+        if (plan === 'later') throw new RetryableError('sim_rate_limited', 'Rate limited.', { retryAfterMs: input.laterMs })
+        if (plan === 'internal') throw new Error(`attempt ${ctx.attempt} blew up at db.internal:5432`)
+        if (plan === 'final') throw new JobFailure('sim_failed', 'Failed for good.')
+        return { attempt: ctx.attempt }
       },
     }),
     /** Many events fast: chunks, pages and the log cap. */

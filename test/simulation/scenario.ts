@@ -7,6 +7,8 @@
  */
 import { createAccount, grantCredits } from '../../lib/credits/index.ts'
 import { reap } from '../../lib/reaper/reap.ts'
+import { runDispatcher } from '../../lib/schedule/dispatcher.ts'
+import { dueHandlers } from '../../lib/schedule/handlers.ts'
 import { EXPIRY_BUCKET_MS } from '../../lib/storage/keys.ts'
 import { submitJob } from '../../lib/jobs/submit.ts'
 import { client, planJobs, topUp } from './actors.ts'
@@ -57,6 +59,16 @@ export async function runScenario(
         for (const account of ACCOUNTS) sim.spawn({ name: `operator(${account})`, kind: 'client' }, (self) => topUp(world, self, account))
       }
     })
+    // The dispatcher every minute, in runs with delayed starts or retries (others keep their random draws).
+    const dispatcherCron = params.delayedPct || params.retryPct
+      ? sim.cron('dispatcher', 60_000, sim.now + world.rng.int(0, 60_000), () => {
+          void world.fn('reaper', 'dispatcher', (fn) => runDispatcher(world.deps(fn), dueHandlers)).then((outcome) => {
+            if (outcome.error && !transient(outcome)) world.violation(`dispatcher threw ${describe(outcome.error)}`)
+            for (let i = 0; i < (outcome.value?.handled ?? 0); i++) world.count('due entry handled by the dispatcher')
+            for (let i = 0; i < (outcome.value?.itemsFailed ?? 0); i++) world.count('due entry failed, filed again')
+          })
+        })
+      : null
 
     // Phase 1: everything at once, with faults, crashes and stalls.
     const started = sim.now
@@ -96,6 +108,7 @@ export async function runScenario(
     }
     await keepTime(world, sim.now + 30 * 60_000)
     cron.stop()
+    dispatcherCron?.stop()
 
     sim.auto = true
     options.tamper?.(world)

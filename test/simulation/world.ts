@@ -51,6 +51,10 @@ export interface ScenarioParams {
   operatorGrants: number
   /** Chance that a job is failing work shared under one client job id at two prices (a reservation with several payers). */
   sharedWorkPct?: number
+  /** Chance that a job is submitted with a delayed start (`delaySeconds`); the dispatcher runs every minute when set. */
+  delayedPct?: number
+  /** Chance that a job is of a kind with a retry policy whose attempts fail in planned ways; the dispatcher runs every minute when set. */
+  retryPct?: number
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const

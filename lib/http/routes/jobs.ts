@@ -26,7 +26,7 @@ export const jobRoutes = [
     operationId: 'submitJob',
     summary: 'Submit a job',
     description:
-      'Validates the input against its kind, takes the resource lock, charges the account and starts a background worker. None of the 4xx answers writes anything. `GET /api/kinds` lists the kinds with their input schemas. Takes an API key, or a token whose scope submits this kind. The answer carries `watchToken`: a token that reads this job (status, events, stream, files) for an hour, and nothing else.',
+      'Validates the input against its kind, takes the resource lock, charges the account and starts a background worker. With `runAt` (an ISO time) or `delaySeconds` (1 to 604800) the job starts later, at most 7 days ahead: it is charged now and answers `scheduled`, holds no lock and can be canceled (refunded) until then; within a minute of its time it takes its lock and starts, or fails with `resource_locked` (refunded) if another job holds the resource. None of the 4xx answers writes anything. `GET /api/kinds` lists the kinds with their input schemas. Takes an API key, or a token whose scope submits this kind. The answer carries `watchToken`: a token that reads this job (status, events, stream, files) for an hour, and nothing else.',
     tags: ['jobs'],
     auth: 'caller',
     headers: {
@@ -44,7 +44,7 @@ export const jobRoutes = [
         headers: { Location: { description: 'The job’s status URL.', required: true }, 'Idempotent-Replayed': { description: '`true`', required: true } },
       },
       400: {
-        description: 'Bad JSON, an unknown kind, input failing the kind’s schema, bad ids or a bad Idempotency-Key.',
+        description: 'Bad JSON, an unknown kind, input failing the kind’s schema, bad ids, a bad Idempotency-Key, or a start time in the past, more than 7 days ahead, or given both ways.',
         errors: ['invalid_request', 'unknown_kind'],
         extra: { ...issues, kinds: z.array(z.string()).optional() },
       },
@@ -112,12 +112,12 @@ export const jobRoutes = [
     operationId: 'cancelJob',
     summary: 'Cancel a job',
     description:
-      'A queued job is canceled at once (200). A running job is asked to stop (202, `cancelRequested: true`, a `cancel_requested` event); it ends `canceled` with a terminal `canceled` event. A token needs the `cancel` action on this job.',
+      'A scheduled or queued job is canceled at once (200), and refunded. A running job is asked to stop (202, `cancelRequested: true`, a `cancel_requested` event); it ends `canceled` with a terminal `canceled` event. A token needs the `cancel` action on this job.',
     tags: ['jobs'],
     auth: 'caller',
     params: JOB_ID,
     responses: {
-      200: { description: 'Canceled at once (the job was queued, or its worker had stopped).', body: PublicJobSchema },
+      200: { description: 'Canceled at once (the job was scheduled or queued, or its worker had stopped).', body: PublicJobSchema },
       202: { description: 'Asked to stop: the worker ends the job shortly.', body: PublicJobSchema },
       404: { description: 'No such job (or another account’s, or one the token does not cover).', errors: ['not_found'] },
       409: {

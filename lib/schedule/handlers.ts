@@ -1,0 +1,9 @@
+/** What the dispatcher does with each type of due entry. */
+import type { DueHandlers } from './dispatcher.ts'
+import { startNextAttempt } from './retry.ts'
+import { startDelayedJob } from './start.ts'
+
+export const dueHandlers: DueHandlers = {
+  start: startDelayedJob,
+  retry: startNextAttempt,
+}
