@@ -7,6 +7,7 @@ import { type Row, cell, el, empty, facts, section, table, text, time } from './
 
 export interface DetailHandlers {
   cancel(jobId: string): void
+  retry(jobId: string): void
   moreEvents(jobId: string, after: number): void
 }
 
@@ -27,8 +28,15 @@ export function renderDetail(container: HTMLElement, detail: Detail, handlers: D
   if (detail.actions.cancel) {
     actions.append(el('button', { type: 'button', id: 'cancel-job', className: 'danger', onclick: () => handlers.cancel(job.jobId) }, 'Cancel job'))
   }
-  // Retrying a failed job comes with retries: the server turns `actions.retry` on then.
-  if (detail.actions.retry) actions.append(el('button', { type: 'button', id: 'retry-job', disabled: true }, 'Retry'))
+  // A failed job whose input is kept: it runs again as a new job.
+  if (detail.actions.retry) {
+    const button = el('button', { type: 'button', id: 'retry-job' }, 'Run again')
+    button.onclick = () => {
+      button.disabled = true
+      handlers.retry(job.jobId)
+    }
+    actions.append(button)
+  }
 
   container.replaceChildren(
     heading,

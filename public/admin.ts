@@ -137,7 +137,7 @@ async function openJob(jobId: string, note?: string) {
   try {
     const detail = await api.request<Detail>('GET', `/api/admin/jobs/${jobId}`)
     detailBox.hidden = false
-    renderDetail(detailBox, detail, { cancel: (id) => void cancel(id), moreEvents: (id, after) => void moreEvents(id, after) })
+    renderDetail(detailBox, detail, { cancel: (id) => void cancel(id), retry: (id) => void retry(id), moreEvents: (id, after) => void moreEvents(id, after) })
     if (note) detailBox.insertBefore(el('p', { className: 'notice', id: 'detail-note', role: 'status' }, note), detailBox.children[1] ?? null)
     detailBox.scrollIntoView({ block: 'start' })
   } catch (error) {
@@ -149,6 +149,16 @@ async function cancel(jobId: string) {
   try {
     const job = await api.request<Row>('POST', `/api/admin/jobs/${jobId}/cancel`)
     await openJob(jobId, job.status === 'canceled' ? 'Canceled.' : 'Cancel requested: the worker stops at its next check.')
+  } catch (error) {
+    failed(error)
+  }
+}
+
+/** Runs a failed job again as a new job, and opens that one (a second click answers with the same job). */
+async function retry(jobId: string) {
+  try {
+    const job = await api.request<Row & { jobId: string }>('POST', `/api/admin/jobs/${jobId}/retry`)
+    await openJob(job.jobId, `Retry of ${jobId}: a new job.`)
   } catch (error) {
     failed(error)
   }

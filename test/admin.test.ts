@@ -1,7 +1,7 @@
 /**
  * The operator console's routes over HTTP, through the real function modules
  * and the real local Blobs server: the admin token (and only it), search with
- * filters and paging, job detail, cancel, grant once per id, the 24 h
+ * filters and paging, job detail, cancel, run a failed job again, grant once per id, the 24 h
  * summary; bad input answers 4xx and writes nothing; storage operations per
  * request counted at the Blobs server.
  */
@@ -81,6 +81,7 @@ const routes: [string, string][] = [
   ['GET', '/api/admin/overview'],
   ['GET', `/api/admin/jobs/job_${'0'.repeat(9)}${'a'.repeat(32)}`],
   ['POST', `/api/admin/jobs/job_${'0'.repeat(9)}${'a'.repeat(32)}/cancel`],
+  ['POST', `/api/admin/jobs/job_${'0'.repeat(9)}${'a'.repeat(32)}/retry`],
   ['POST', '/api/admin/accounts/ops-a/grants'],
 ]
 
@@ -291,5 +292,50 @@ describe('GET /api/admin/summary', () => {
     expect(kinds.summarize.p50Ms).toBeGreaterThan(0)
     expect(kinds.summarize.p95Ms).toBeGreaterThanOrEqual(kinds.summarize.p50Ms)
     expect(Object.keys(kinds).sort()).toEqual(['failing', 'hanging', 'summarize'])
+  })
+})
+
+describe('POST /api/admin/jobs/:id/retry', () => {
+  it('runs a failed job again as a new job of its account, once however often it is asked', async () => {
+    expect((await adminJson(`/api/admin/jobs/${failed}`)).body.actions).toEqual({ cancel: false, retry: true })
+    const first = await adminJson(`/api/admin/jobs/${failed}/retry`, { method: 'POST' })
+    expect(first.status).toBe(202)
+    expect(first.body).toMatchObject({ retryOf: failed, kind: 'failing' })
+    const rerun = first.body.jobId as string
+    expect(rerun).not.toBe(failed)
+    // A double click (or a retried request) answers with the same new job.
+    const again = await adminJson(`/api/admin/jobs/${failed}/retry`, { method: 'POST' })
+    expect(again).toMatchObject({ status: 200, body: { jobId: rerun, retryOf: failed } })
+    // It belongs to the failed job's account, and ran its input again (and failed the same way).
+    const { events } = await api.follow(rerun, api.key('ops-b'))
+    expect(events.at(-1)).toMatchObject({ type: 'error', data: { error: { code: 'internal_error' } } })
+    await api.idle() // its worker settles it (and keeps its input) after the terminal event
+    const detail = (await adminJson(`/api/admin/jobs/${rerun}`)).body
+    expect(detail.job).toMatchObject({ account: 'ops-b', kind: 'failing', status: 'failed' })
+    expect(detail.actions.retry).toBe(true)
+  })
+
+  it('refuses a job that did not fail (409) and an unknown one (404), writing nothing', async () => {
+    await api.idle()
+    const before = await api.contents()
+    const done = await admin(`/api/admin/jobs/${summarized}/retry`, { method: 'POST' })
+    expect(done.status).toBe(409)
+    expect(await done.json()).toMatchObject({ error: { code: 'job_not_failed' }, status: 'complete' })
+    expect((await admin(`/api/admin/jobs/job_${'0'.repeat(9)}${'d'.repeat(32)}/retry`, { method: 'POST' })).status).toBe(404)
+    expect((await admin(`/api/admin/jobs/${failed}/retry`, { method: 'GET' })).status).toBe(405)
+    expect(await api.contents()).toEqual(before)
+  })
+
+  it('a failed job whose input is no longer kept cannot run again: 409 retry_unavailable, and the console offers no retry', async () => {
+    const lost = await submit('ops-b', { kind: 'failing', input: { public: true } })
+    await api.follow(lost, api.key('ops-b'))
+    await api.idle()
+    await api.store!.delete(`failed/${lost}`)
+    expect((await adminJson(`/api/admin/jobs/${lost}`)).body.actions.retry).toBe(false)
+    const before = await api.contents()
+    const res = await admin(`/api/admin/jobs/${lost}/retry`, { method: 'POST' })
+    expect(res.status).toBe(409)
+    expect((await res.json()).error.code).toBe('retry_unavailable')
+    expect(await api.contents()).toEqual(before)
   })
 })

@@ -278,6 +278,18 @@ describe('reaper', () => {
     expect((await deps.store.list('expiry/')).keys).toEqual([])
   })
 
+  it('keeps a failed job\'s spec (for a rerun) until retention, and deletes it with the job', async () => {
+    const { deps, clock } = await setup([failing])
+    const { body } = await submitJob(deps, 'acct', { kind: 'failing', input: {} }, null)
+    expect(await runJob(deps, body.jobId)).toBe('failed')
+    expect(await readSpec(deps.store, body.jobId)).toBeNull()
+    const kept = await deps.store.read(`failed/${body.jobId}`)
+    expect(JSON.parse(kept!.data)).toMatchObject({ jobId: body.jobId, kind: 'failing', input: {} })
+    clock.advance(deps.settings.retentionMs + 15 * 60_000)
+    expect((await reap(deps)).expiredDeleted).toBe(1)
+    expect(await deps.store.read(`failed/${body.jobId}`)).toBeNull()
+  })
+
   it('settles a job whose worker died after finishing but before cleaning up', async () => {
     const { deps } = await setup()
     const { body } = await submitJob(deps, 'acct', { kind: 'summarize', input: { text } }, null)

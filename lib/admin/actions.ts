@@ -1,7 +1,6 @@
 /**
- * What an operator can do from the console: cancel any account's job, and
- * grant credits once per grant id. (Retrying a failed job comes with retries:
- * it belongs here, beside cancel, and `JobDetail.actions.retry` turns it on.)
+ * What an operator can do from the console: cancel any account's job, run a
+ * failed job again, and grant credits once per grant id.
  */
 import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
@@ -10,6 +9,8 @@ import { parseRecord } from '../core/records.ts'
 import { LedgerEntrySchema, readAccount } from '../credits/index.ts'
 import { applyOnce } from '../credits/ledger.ts'
 import { cancelJob } from '../jobs/read.ts'
+import { readFailedSpec } from '../jobs/state.ts'
+import { type Submitted, submitJob } from '../jobs/submit.ts'
 import { expiryBucket, keys, safePart } from '../storage/keys.ts'
 import { findJob } from './detail.ts'
 import { GRANT_ID_PATTERN, type GrantBody } from './schemas.ts'
@@ -18,6 +19,31 @@ import { GRANT_ID_PATTERN, type GrantBody } from './schemas.ts'
 export async function adminCancel(deps: Deps, jobId: string) {
   const { account } = await findJob(deps, jobId)
   return cancelJob(deps, account, jobId)
+}
+
+/**
+ * Runs a failed job again as a new job of the same account, kind, input,
+ * source task and client job id: submitted as its owner would submit it, so
+ * it is charged, locked and validated like any job (its first charge was
+ * refunded when it failed). The failed job's id is the Idempotency-Key, in a
+ * namespace of its own: a double click, or a retry of the request, answers
+ * with the same new job (200) instead of making a second one.
+ */
+export async function adminRetry(deps: Deps, jobId: string): Promise<Submitted & { retryOf: string }> {
+  const state = await findJob(deps, jobId)
+  if (state.status !== 'failed') {
+    throw new ApiError(409, 'job_not_failed', 'Only a failed job can be run again.', { extra: { status: state.status } })
+  }
+  const spec = await readFailedSpec(deps.store, jobId)
+  if (!spec) throw new ApiError(409, 'retry_unavailable', 'This job\'s input was not kept (it failed before this version, or is being cleaned up): submit it again instead.')
+  const body = {
+    kind: spec.kind,
+    input: spec.input,
+    ...(spec.sourceTaskId === null ? {} : { sourceTaskId: spec.sourceTaskId }),
+    ...(spec.clientJobId === null ? {} : { clientJobId: spec.clientJobId }),
+  }
+  const submitted = await submitJob(deps, spec.account, body, jobId, { idempotencyNamespace: 'operator-retry' })
+  return { ...submitted, retryOf: jobId }
 }
 
 /** A grant id is accepted this long after the console made it; its record lives a while longer. */

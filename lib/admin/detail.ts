@@ -2,7 +2,8 @@
  * One job as the operator sees it: state with both error forms, a page of
  * its event timeline, its attempts, the lock it holds, its charge and files.
  * Bounded: at most 3 reads to find the job, 3 for a timeline page (pages of
- * 100, chunks of 10), 1 for the lock, 1 for the reservation, and the account
+ * 100, chunks of 10), 1 for the lock, 1 for the reservation, 1 for a failed
+ * job's kept input, and the account
  * plus at most LEDGER_WINDOW entries after each point where the job's charge
  * or refund could land (a few more reads each): never the whole ledger.
  */
@@ -14,7 +15,7 @@ import { type JobState, isTerminal } from '../core/types.ts'
 import { type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount, readReservation } from '../credits/index.ts'
 import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { peekLock } from '../locks/lock.ts'
-import { initialState, readSpec, readState } from '../jobs/state.ts'
+import { initialState, readFailedSpec, readSpec, readState } from '../jobs/state.ts'
 import { operatorJob, specStatus } from '../jobs/views.ts'
 import type { DetailQuery, JobDetail } from './schemas.ts'
 
@@ -48,7 +49,12 @@ export async function jobDetail(deps: Deps, jobId: string, query: DetailQuery): 
 }
 
 async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promise<JobDetail> {
-  const [timeline, lock, charge] = await Promise.all([timelineOf(deps, state, query), lockOf(deps, state), chargeOf(deps, state)])
+  const [timeline, lock, charge, rerunnable] = await Promise.all([
+    timelineOf(deps, state, query),
+    lockOf(deps, state),
+    chargeOf(deps, state),
+    state.status === 'failed' ? readFailedSpec(deps.store, state.jobId).then((spec) => spec !== null) : false,
+  ])
   return {
     job: operatorJob(state),
     attempts: attemptsOf(state),
@@ -56,7 +62,7 @@ async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promis
     lock,
     charge,
     assets: state.assets,
-    actions: { cancel: !isTerminal(state.status), retry: false },
+    actions: { cancel: !isTerminal(state.status), retry: rerunnable },
   }
 }
 

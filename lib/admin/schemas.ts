@@ -113,7 +113,7 @@ export const JobDetailSchema = z.object({
     reservation: z.record(z.string(), z.unknown()).nullable(),
   }),
   assets: z.array(z.record(z.string(), z.unknown())),
-  /** What the console may offer; `retry` waits for retries. */
+  /** What the console may offer: `retry` runs a failed job again, as a new job (its input is kept until retention). */
   actions: z.object({ cancel: z.boolean(), retry: z.boolean() }),
 })
 export type JobDetail = z.infer<typeof JobDetailSchema>

@@ -124,7 +124,26 @@ export async function settleFinishedJob(
   // After the lock is free, so the console's history never holds up the next job on the resource.
   await deps.recordFinished?.(deps, state)
   // A charge that may still land keeps the job in the live index, so the reaper settles it again.
-  if (credits === 'settled') await deps.store.delete(keys.spec(state.jobId))
+  if (credits !== 'settled') return
+  if (state.status === 'failed') await keepFailedSpec(deps.store, state.jobId)
+  await deps.store.delete(keys.spec(state.jobId))
+}
+
+/**
+ * A failed job's input would go with its live spec: a copy is kept until
+ * retention so an operator can run the job again (admin/actions.ts). Copied
+ * before the live spec is deleted, so a crash between the two copies it again.
+ */
+async function keepFailedSpec(store: BlobPort, jobId: string) {
+  const spec = await store.read(keys.spec(jobId))
+  if (spec) await store.put(keys.failedSpec(jobId), spec.data)
+}
+
+/** The kept spec of a failed job (see keepFailedSpec); null when none was kept. */
+export async function readFailedSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
+  const key = keys.failedSpec(jobId)
+  const blob = await store.read(key)
+  return blob ? parseRecord(key, blob.data, JobSpecSchema) : null
 }
 
 /**
@@ -172,6 +191,7 @@ export async function deleteJobData(
     ...(options.alongside ?? []),
     eventKeys().then((found) => Promise.all(found.map((key) => store.delete(key)))),
     store.delete(keys.spec(jobId)),
+    state === null || state.status === 'failed' ? store.delete(keys.failedSpec(jobId)) : null,
     // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
     store.delete(keys.cancelRequest(jobId)),
   ])

@@ -36,6 +36,8 @@ export const keys = {
   reservation: (account: string, clientJobIdHash: string) => `reservation/${account}/${clientJobIdHash}`,
   spec: (jobId: string) => `queue/${jobId}`,
   specPrefix: 'queue/',
+  /** A failed job's spec, kept until its retention so an operator can run it again. */
+  failedSpec: (jobId: string) => `failed/${jobId}`,
   state: (jobId: string) => `job/${jobId}`,
   /** Written by cancel for a running job; read by its worker. */
   cancelRequest: (jobId: string) => `cancel/${jobId}`,

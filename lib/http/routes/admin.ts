@@ -1,4 +1,4 @@
-/** The operator routes, behind ADMIN_TOKEN: the console (search, job detail, cancel, grants, summary, overview) and the older snapshot. */
+/** The operator routes, behind ADMIN_TOKEN: the console (search, job detail, cancel, retry, grants, summary, overview) and the older snapshot. */
 import { z } from 'zod'
 import { IssueSchema, RETRY_AFTER, defineRoute } from '../openapi.ts'
 import { AdminQuerySchema, AdminSnapshotSchema } from '../../admin/snapshot-schema.ts'
@@ -12,7 +12,9 @@ import {
   SearchQuerySchema,
   SummarySchema,
 } from '../../admin/schemas.ts'
-import { PublicJobSchema } from '../../jobs/views.ts'
+import { PublicJobSchema, Timestamp } from '../../jobs/views.ts'
+import { SubmittedBodySchema } from '../../jobs/submit.ts'
+import { JOB_STATUSES } from '../../core/types.ts'
 
 const issues = { issues: z.array(IssueSchema).optional() }
 const BAD_QUERY = { description: 'A malformed or unknown query parameter (named in `issues`).', errors: ['invalid_request'], extra: issues }
@@ -73,6 +75,38 @@ export const adminRoutes = [
         description: '`job_finished`: the job already ended. `job_busy`: it kept changing; ask again after `Retry-After`.',
         errors: ['job_finished', 'job_busy'],
         extra: { status: z.enum(['complete', 'failed', 'canceled']).optional() },
+        headers: { 'Retry-After': RETRY_AFTER },
+      },
+    },
+  }),
+  defineRoute({
+    method: 'POST',
+    path: '/api/admin/jobs/:id/retry',
+    operationId: 'adminRetryJob',
+    summary: 'Run a failed job again, as a new job',
+    description:
+      'Submits the failed job’s kind, input, source task and client job id again for its account, as its owner would: charged, locked and started like any job (the failed one was refunded). Asking again for the same failed job answers 200 with the job the first request made.',
+    tags: ['admin'],
+    auth: 'admin',
+    params: JOB_ID,
+    responses: {
+      202: { description: 'The new job.', body: SubmittedBodySchema.extend({ retryOf: z.string() }) },
+      200: { description: 'This failed job was already run again: the job that made.', body: SubmittedBodySchema.extend({ retryOf: z.string() }) },
+      402: { description: 'The account cannot pay for the new job.', errors: ['insufficient_credits'], extra: { balance: z.number().int(), cost: z.number().int() } },
+      404: NO_JOB,
+      409: {
+        description:
+          '`job_not_failed`: only a failed job runs again. `retry_unavailable`: its input is no longer kept. `resource_locked`: another job holds its resource now. `client_job_busy`, `idempotency_in_progress`: ask again after `Retry-After`.',
+        errors: ['job_not_failed', 'retry_unavailable', 'resource_locked', 'client_job_busy', 'idempotency_in_progress'],
+        extra: {
+          status: z.enum(JOB_STATUSES).optional(),
+          holder: z.strictObject({ jobId: z.string(), statusUrl: z.string(), eventsUrl: z.string(), expiresAt: Timestamp }).optional(),
+        },
+        headers: { 'Retry-After': RETRY_AFTER },
+      },
+      503: {
+        description: 'The background function or storage could not be reached (a `worker_unavailable` job was failed and refunded).',
+        errors: ['worker_unavailable', 'storage_unavailable'],
         headers: { 'Retry-After': RETRY_AFTER },
       },
     },
