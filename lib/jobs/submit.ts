@@ -17,6 +17,7 @@ import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, ide
 import { dispatchJob, failUndispatched } from './dispatch.ts'
 import { DelayFieldsSchema, startTimeOf } from '../schedule/delay.ts'
 import { addDue } from '../schedule/due-index.ts'
+import { MAX_WEBHOOK_URL_LENGTH, checkWebhookUrl } from '../webhooks/target.ts'
 
 const ClientIdSchema = z
   .string()
@@ -28,6 +29,8 @@ export const SubmitBodySchema = z.strictObject({
   sourceTaskId: ClientIdSchema.optional(),
   clientJobId: ClientIdSchema.optional(),
   ...DelayFieldsSchema,
+  /** Where to POST the job's outcome when it ends (https; the account's default when absent). */
+  webhookUrl: z.string().max(MAX_WEBHOOK_URL_LENGTH).optional(),
 })
 
 /**
@@ -82,6 +85,9 @@ export async function submitJob(
   if (!input.success) throw invalidRequest(`The input is not valid for "${kindName}".`, zodIssues(input.error, ['input']))
   /** A delayed start: the job takes its lock and its worker when the dispatcher starts it. */
   const runAt = startTimeOf(parsed.data, deps.clock.now())
+  const policy = { allowPrivateTargets: deps.settings.webhookAllowPrivateTargets }
+  const webhookUrl =
+    parsed.data.webhookUrl !== undefined ? checkWebhookUrl(parsed.data.webhookUrl, policy) : (options.accountRead?.record.webhookUrl ?? undefined)
 
   const jobId = deps.ids('job')
   let lockKey: string | null = null
@@ -156,6 +162,7 @@ export async function submitJob(
       reservation: charge.reservation,
       creditBasis: charge.basis,
       ...(runAt === null ? {} : { runAt }),
+      ...(webhookUrl === undefined ? {} : { webhookUrl }),
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)
