@@ -4,7 +4,7 @@
  * (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`), with a secret per
  * account. The secret is derived from JOBS_SIGNING_SECRET and the account
  * name, so it is never stored; its owner reads it with an API key
- * (GET /api/account/webhook) or `npm run accounts -- webhook`.
+ * (GET /api/account/webhook).
  */
 import { Webhook } from 'standardwebhooks'
 import { purposeKey } from '../core/signing.ts'
