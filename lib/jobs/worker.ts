@@ -20,7 +20,7 @@ import type { JobKind } from '../kinds/define.ts'
 import { saveJobAsset } from '../assets/assets.ts'
 import { JobFailure } from '../core/errors.ts'
 import { renewLock } from '../locks/lock.ts'
-import { deliverJobWebhook } from '../webhooks/delivery.ts'
+import { deliverAfterSettle } from '../webhooks/delivery.ts'
 
 /**
  * Event types a kind may not emit: the job's own, and the stream's frames
@@ -287,7 +287,7 @@ function fencedWriter(deps: Deps, claimed: StoredState, lease: string): FencedWr
         })
       }
       // Told at once; the entry the settle filed in the due-time index is the fallback.
-      if (current.state.webhookUrl) await deliverJobWebhook(deps, { id: current.state.jobId }).catch(() => {})
+      if (current.state.webhookUrl) await deliverAfterSettle(deps, current.state).catch(() => {})
     },
     close: () => {},
   }

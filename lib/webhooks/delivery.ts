@@ -15,12 +15,12 @@ import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { iso } from '../core/clock.ts'
 import { parseRecord } from '../core/records.ts'
-import { isTerminal } from '../core/types.ts'
+import { type JobState, isTerminal } from '../core/types.ts'
 import { readState } from '../jobs/state.ts'
 import { publicJob } from '../jobs/views.ts'
 import { keys } from '../storage/keys.ts'
 import type { DueOutcome } from '../schedule/dispatcher.ts'
-import type { DueEntry } from '../schedule/due-index.ts'
+import { type DueEntry, dueKey, removeDue } from '../schedule/due-index.ts'
 import { WebhookSendError, sendWebhook } from './send.ts'
 import { signedHeaders, webhookIdFor, webhookSecretFor } from './sign.ts'
 import { redactedUrl } from './target.ts'
@@ -121,6 +121,16 @@ export async function deliverJobWebhook(deps: Deps, entry: Pick<DueEntry, 'id'>)
     outcome: outcome.state,
   })
   return outcome.state === 'pending' && outcome.nextAttemptAt !== null ? { done: false, at: outcome.nextAttemptAt } : DONE
+}
+
+/**
+ * The worker's try, right after it settled the job: when it is delivered
+ * (or given up), the entry the settle filed is removed here, which spares
+ * the dispatcher reading the job again.
+ */
+export async function deliverAfterSettle(deps: Deps, state: JobState) {
+  const outcome = await deliverJobWebhook(deps, { id: state.jobId })
+  if (outcome.done && state.finishedAt !== null) await removeDue(deps.store, { key: dueKey(state.finishedAt, 'webhook', state.jobId) })
 }
 
 /**
