@@ -241,7 +241,7 @@ describe('where a webhook may go (SSRF)', () => {
       callback(null, [{ address: '127.0.0.1', family: 4 }])
     }
     const port = new URL(receiver.url()).port
-    const sent = sendWebhook(`https://hooks.example.com:${port}/hook`, {}, '{}', { allowPrivateTargets: false }, toLoopback)
+    const sent = sendWebhook(`https://hooks.example.com:${port}/hook`, {}, '{}', { allowPrivateTargets: false }, { resolveHost: toLoopback })
     await expect(sent).rejects.toBeInstanceOf(WebhookSendError)
     await expect(sent).rejects.toMatchObject({ reason: 'blocked_address' })
     expect(asked).toEqual(['hooks.example.com'])
@@ -255,6 +255,36 @@ describe('where a webhook may go (SSRF)', () => {
     await runJob(deps, jobId)
     expect(receiver.received).toHaveLength(0)
     expect(await delivery(jobId)).toMatchObject({ state: 'failed', attempts: [{ status: null, error: 'blocked_address' }] })
+  })
+})
+
+describe('a receiver that is slow', () => {
+  it('is given up at the deadline when it never answers, and cut off after its status when it drips its body', async () => {
+    const sockets = new Set<import('node:net').Socket>()
+    let dripping = 0
+    const server = http.createServer((req, res) => {
+      if (req.url === '/silent') return // never answers
+      res.writeHead(200)
+      const drip = setInterval(() => res.write('.'), 50)
+      dripping++
+      res.on('close', () => {
+        clearInterval(drip)
+        dripping--
+      })
+    })
+    server.on('connection', (socket) => sockets.add(socket))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      await expect(sendWebhook(`${base}/silent`, {}, '{}', { allowPrivateTargets: true }, { timeoutMs: 300 })).rejects.toMatchObject({ reason: 'timeout' })
+      await expect(sendWebhook(`${base}/drip`, {}, '{}', { allowPrivateTargets: true }, { timeoutMs: 300 })).resolves.toEqual({ status: 200 })
+      // The sender closed the connection: the receiver's response ends instead of dripping on.
+      for (let i = 0; i < 50 && dripping > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(dripping).toBe(0)
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
   })
 })
 

@@ -51,7 +51,13 @@ const filteringLookup =
   }
 
 /** POSTs `body`; resolves with the answer's status (any), rejects with WebhookSendError when there is none. */
-export function sendWebhook(url: string, headers: Record<string, string>, body: string, policy: TargetPolicy, resolveHost: Resolve = systemResolve): Promise<SendOutcome> {
+export function sendWebhook(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  policy: TargetPolicy,
+  { resolveHost = systemResolve, timeoutMs = WEBHOOK_TIMEOUT_MS }: { resolveHost?: Resolve; timeoutMs?: number } = {},
+): Promise<SendOutcome> {
   const problem = targetProblem(url, policy)
   if (problem) return Promise.reject(new WebhookSendError('blocked_address', `target refused: ${problem}`))
   const target = new URL(url)
@@ -63,18 +69,21 @@ export function sendWebhook(url: string, headers: Record<string, string>, body: 
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'user-agent': 'durable-jobs-webhooks/1' },
         lookup: filteringLookup(policy, resolveHost),
-        timeout: WEBHOOK_TIMEOUT_MS,
         agent: false,
       },
       (res) => {
-        // The answer's body is not read (nor logged): only its status counts.
-        res.resume()
+        clearTimeout(deadline)
+        // Only the status counts: the body is not read (nor logged), and the connection is
+        // closed at once, so a receiver that drips its body cannot hold a function open.
         res.on('error', () => {})
+        res.destroy()
         resolve({ status: res.statusCode ?? 0 })
       },
     )
-    req.on('timeout', () => req.destroy(new WebhookSendError('timeout', `no answer within ${WEBHOOK_TIMEOUT_MS / 1000} s`)))
+    // The whole exchange, not just an idle socket: a slow DNS answer or a slow drip of headers counts too.
+    const deadline = setTimeout(() => req.destroy(new WebhookSendError('timeout', `no answer within ${timeoutMs} ms`)), timeoutMs)
     req.on('error', (error) => {
+      clearTimeout(deadline)
       reject(error instanceof WebhookSendError ? error : new WebhookSendError('connection_failed', (error as NodeJS.ErrnoException).code ?? 'connection failed'))
     })
     req.end(body)
