@@ -121,6 +121,8 @@ export function settingsFrom(env = process.env): Settings {
     maxAssetBytes,
     assetRetentionMs: seconds('ASSET_RETENTION_HOURS', DEFAULT_SETTINGS.assetRetentionMs / 3600, 0) * 3600,
     streamLimitMs,
+    // `netlify dev` sets NETLIFY_DEV; deployed functions never see it.
+    webhookAllowPrivateTargets: env.NETLIFY_DEV === 'true' || env.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
   }
 }
 

@@ -18,6 +18,7 @@ interface Detail {
   lock: Row | null
   charge: Row & { entries: { seq: number; type: string; ts: number; data: Row }[]; searched: { after: number; upTo: number }[]; reservation: Row | null }
   assets: Row[]
+  webhook: { url: string; webhookId: string; state: string; attempts: { at: string; status: number | null; error: string | null; ms: number }[]; nextAttemptAt: string | null } | null
   actions: { cancel: boolean; retry: boolean }
 }
 
@@ -64,6 +65,7 @@ export function renderDetail(container: HTMLElement, detail: Detail, handlers: D
     section('Attempts', detail.attempts.length ? table(['Attempt', 'Started', 'Heartbeat', 'Ended', 'Outcome'], detail.attempts.map((a) => [text(a.attempt), time(a.startedAt), time(a.heartbeatAt), time(a.endedAt), text(a.outcome)])) : empty('Not started yet.')),
     section('Lock', detail.lock ? facts(Object.entries(detail.lock)) : empty('This kind takes no lock.')),
     section('Charge', chargeView(detail.charge)),
+    section('Webhook', webhookView(detail.webhook)),
     section('Files', detail.assets.length ? table(['File', 'Type', 'Bytes', 'SHA-256'], detail.assets.map((a) => [text(a.filename), text(a.contentType), text(a.bytes), el('code', { className: 'hash' }, text(a.sha256))])) : empty('No files.')),
     timelineView(detail, handlers),
   )
@@ -116,3 +118,20 @@ function progressText(progress: unknown) {
 }
 
 export type { Detail }
+
+function webhookView(webhook: Detail['webhook']) {
+  if (!webhook) return empty('No webhook.')
+  return el(
+    'div',
+    {},
+    facts([
+      ['URL', el('code', {}, webhook.url)],
+      ['Webhook id', el('code', {}, webhook.webhookId)],
+      ['Delivery', el('span', { className: 'status', dataset: { status: webhook.state } }, webhook.state)],
+      ['Next attempt', webhook.nextAttemptAt],
+    ]),
+    webhook.attempts.length
+      ? table(['Attempt', 'At', 'Answer', 'Time'], webhook.attempts.map((a, i) => [text(i + 1), time(a.at), a.error ?? text(a.status), `${a.ms} ms`]))
+      : empty('Not attempted yet.'),
+  )
+}

@@ -36,6 +36,7 @@ import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
 import { streamRows } from './bench-stream.ts'
 import { dispatchRows } from './bench-dispatch.ts'
 import { retryRows } from './bench-retry.ts'
+import { webhookRows } from './bench-webhooks.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -402,6 +403,9 @@ try {
   step('dispatcher (seeds 10 000 delayed jobs)')
   for (const r of await dispatchRows()) row(r)
   for (const r of await retryRows()) row(r)
+
+  step('webhooks (a receiver on loopback)')
+  for (const r of await webhookRows()) row(r)
 
   step('retention at 20 ms per storage operation (seeds 10 000 finished jobs, then runs the reaper in real time)')
   // 5b. Retention throughput: jobs retired per second of reaper time (each job's own expiry

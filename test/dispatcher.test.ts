@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import type { Deps } from '../lib/core/deps.ts'
-import { DUE_MINUTE_MS, type DueEntry, addDue, dueKey, listDueBucket, dueMinute, parseDueKey } from '../lib/schedule/due-index.ts'
+import { DUE_MINUTE_MS, DUE_TYPES, type DueEntry, addDue, dueKey, listDueBucket, dueMinute, parseDueKey } from '../lib/schedule/due-index.ts'
 import { type DueHandlers, type DueOutcome, runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { keys } from '../lib/storage/keys.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
@@ -31,7 +31,7 @@ function setup(options: { fail?: (op: StoreOp, key: string) => boolean } = {}) {
     seen.push(entry)
     return answer(entry)
   }
-  const handlers: DueHandlers = { start: record, retry: record }
+  const handlers = Object.fromEntries(DUE_TYPES.map((type) => [type, record])) as DueHandlers
   return {
     clock, deps, inner, ops, seen, handlers,
     answer: (fn: typeof answer) => (answer = fn),

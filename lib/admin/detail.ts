@@ -3,7 +3,7 @@
  * its event timeline, its attempts, the lock it holds, its charge and files.
  * Bounded: at most 3 reads to find the job, 3 for a timeline page (pages of
  * 100, chunks of 10), 1 for the lock, 1 for the reservation, 1 for a failed
- * job's kept input, and the account
+ * job's kept input, 1 for its webhook deliveries, and the account
  * plus at most LEDGER_WINDOW entries after each point where the job's charge
  * or refund could land (a few more reads each): never the whole ledger.
  */
@@ -17,6 +17,7 @@ import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { peekLock } from '../locks/lock.ts'
 import { initialState, readFailedSpec, readSpec, readState } from '../jobs/state.ts'
 import { operatorJob, specStatus } from '../jobs/views.ts'
+import { deliveryView } from '../webhooks/delivery.ts'
 import type { DetailQuery, JobDetail } from './schemas.ts'
 
 /** Ledger entries looked at after each point where this job's money may have moved. */
@@ -49,11 +50,12 @@ export async function jobDetail(deps: Deps, jobId: string, query: DetailQuery): 
 }
 
 async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promise<JobDetail> {
-  const [timeline, lock, charge, rerunnable] = await Promise.all([
+  const [timeline, lock, charge, rerunnable, webhook] = await Promise.all([
     timelineOf(deps, state, query),
     lockOf(deps, state),
     chargeOf(deps, state),
     state.status === 'failed' ? readFailedSpec(deps.store, state.jobId).then((spec) => spec !== null) : false,
+    deliveryView(deps, state.jobId, state.webhookUrl),
   ])
   return {
     job: operatorJob(state),
@@ -62,6 +64,7 @@ async function detailOf(deps: Deps, state: JobState, query: DetailQuery): Promis
     lock,
     charge,
     assets: state.assets,
+    webhook,
     actions: { cancel: !isTerminal(state.status), retry: rerunnable },
   }
 }

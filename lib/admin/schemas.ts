@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { ApiError, invalidRequest } from '../core/errors.ts'
 import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { JOB_STATUSES, PublicErrorSchema } from '../core/types.ts'
+import { DeliveryViewSchema } from '../webhooks/delivery.ts'
 
 const jobId = JOB_ID_PATTERN.source.slice(1, -1)
 /** Where a search page goes on: `live.<job>` (live jobs older than it) or `done.<bucket>.<job|top>` (finished ones). */
@@ -116,6 +117,8 @@ export const JobDetailSchema = z.object({
     reservation: z.record(z.string(), z.unknown()).nullable(),
   }),
   assets: z.array(z.record(z.string(), z.unknown())),
+  /** The job's webhook deliveries (null when it has no webhook): attempts, outcome, next try. */
+  webhook: DeliveryViewSchema.nullable(),
   /** What the console may offer: `retry` runs a failed job again, as a new job (its input is kept until retention). */
   actions: z.object({ cancel: z.boolean(), retry: z.boolean() }),
 })

@@ -39,6 +39,11 @@ export interface SubmitOptions {
   clientJobId?: string
   /** Sent as `Idempotency-Key`: a retried submit with the same key and body returns the same job (`replayed: true`). */
   idempotencyKey?: string
+  /** Start later: an ISO time at most 7 days ahead, or a number of seconds from now. */
+  runAt?: string
+  delaySeconds?: number
+  /** Where the server POSTs the job's outcome when it ends (https; API keys only: a token's jobs use the account's default). */
+  webhookUrl?: string
   signal?: AbortSignal
 }
 

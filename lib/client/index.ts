@@ -129,9 +129,11 @@ export function createClient(options: ClientOptions): Client {
   return {
     request,
 
-    async submitJob(kind, input, { sourceTaskId, clientJobId, idempotencyKey, signal } = {}) {
+    async submitJob(kind, input, { idempotencyKey, signal, ...fields } = {}) {
+      // Only the fields given: the server refuses unknown ones, and some (clientJobId, webhookUrl) from tokens.
+      const given = Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined))
       const res = await send('POST', '/api/jobs', {
-        body: { kind, input, ...(sourceTaskId !== undefined ? { sourceTaskId } : {}), ...(clientJobId !== undefined ? { clientJobId } : {}) },
+        body: { kind, input, ...given },
         headers: idempotencyKey !== undefined ? { 'Idempotency-Key': idempotencyKey } : {},
         signal,
       })

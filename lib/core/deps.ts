@@ -29,6 +29,8 @@ export interface Settings {
   assetRetentionMs: number
   /** An event stream closes after this long, inside the function's time limit; the client reconnects. */
   streamLimitMs: number
+  /** Development only: webhooks may go to plain-http localhost and private addresses (see webhooks/target.ts). */
+  webhookAllowPrivateTargets: boolean
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -43,6 +45,7 @@ export const DEFAULT_SETTINGS: Settings = {
   maxAssetBytes: 500 * 1024 * 1024,
   assetRetentionMs: 168 * 3600_000,
   streamLimitMs: 25_000,
+  webhookAllowPrivateTargets: false,
 }
 
 /** Where a worker request goes; the HTTP version lives in the function adapter. */

@@ -61,6 +61,8 @@ export const JobSpecSchema = z.object({
   creditBasis: z.number().int().nonnegative().optional(),
   /** A delayed start: the job waits, holding no lock, until the dispatcher starts it at this time. */
   runAt: z.number().optional(),
+  /** Where to POST the job's outcome when it ends (see webhooks/delivery.ts). */
+  webhookUrl: z.string().optional(),
   /** Set (conditionally, once) when the dispatcher starts a delayed job. */
   dispatchedAt: z.number().optional(),
   /** Attempts the kind's retry policy allowed at submit (absent: the kind's policy when it runs). */
@@ -124,6 +126,7 @@ export const JobStateSchema = z.object({
   creditBasis: z.number().int().nonnegative().optional(),
   /** The start time a delayed job asked for. */
   runAt: z.number().optional(),
+  webhookUrl: z.string().optional(),
   /** Set once a refund of its own charge is pending: the ledger seq the refund is searched from. */
   refundFrom: z.number().int().nonnegative().nullable().optional(),
   /** Token of the last worker write, to recognise one that landed despite an error. */

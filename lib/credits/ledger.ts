@@ -37,6 +37,8 @@ export const AccountRecordSchema = z.object({
   apiKeys: z.record(z.string(), z.object({ label: z.string(), createdAt: z.number() })).default({}),
   /** Browser tokens carry the generation they were made in; revoking all of them bumps it (tokens/revoke.ts). */
   tokenGeneration: z.number().int().nonnegative().default(0),
+  /** Where jobs of this account POST their outcome unless a submit names its own (see webhooks/). */
+  webhookUrl: z.string().nullable().default(null),
 })
 export type AccountRecord = z.infer<typeof AccountRecordSchema>
 
@@ -85,6 +87,7 @@ export const newAccountRecord = (account: string, now: number): AccountRecord =>
   ledger: emptyLog(),
   apiKeys: {},
   tokenGeneration: 0,
+  webhookUrl: null,
 })
 
 /** One conditional write of the account: the balance and its ledger entries together. */

@@ -13,6 +13,7 @@ import { randomToken } from '../core/ids.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
 import type { AttemptWriter } from './retry.ts'
+import { deliverAfterSettle } from '../webhooks/delivery.ts'
 
 /** A worker rides out a storage outage this many times (with backoff) before failing the job. */
 const MAX_STORAGE_RETRIES = 5
@@ -147,6 +148,8 @@ export function fencedWriter(deps: Deps, claimed: StoredState, lease: string): F
           error: error instanceof Error ? error.message : String(error),
         })
       }
+      // Told at once; the entry the settle filed in the due-time index is the fallback.
+      if (current.state.webhookUrl) await deliverAfterSettle(deps, current.state).catch(() => {})
     },
     close: () => {},
   }

@@ -7,6 +7,7 @@ import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStora
 import { settleJobCredits } from '../credits/index.ts'
 import { releaseLock } from '../locks/lock.ts'
 import { expiryBucket, keys } from '../storage/keys.ts'
+import { addDue } from '../schedule/due-index.ts'
 import type { BlobPort } from '../storage/port.ts'
 import { parseRecord } from '../core/records.ts'
 import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, type LogPosition, isTerminal } from '../core/types.ts'
@@ -57,6 +58,7 @@ export function initialState(spec: JobSpec, now: number): JobState {
     ...(spec.creditBasis === undefined ? {} : { creditBasis: spec.creditBasis }),
     ...(spec.runAt === undefined ? {} : { runAt: spec.runAt }),
     ...(spec.maxAttempts === undefined ? {} : { maxAttempts: spec.maxAttempts }),
+    ...(spec.webhookUrl === undefined ? {} : { webhookUrl: spec.webhookUrl }),
     assets: [],
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }
@@ -126,6 +128,8 @@ export async function settleFinishedJob(
   await deps.recordFinished?.(deps, state)
   // A charge that may still land keeps the job in the live index, so the reaper settles it again.
   if (credits !== 'settled') return
+  // Filed at the finish time, so a settle that runs again files the same entry.
+  if (state.webhookUrl) await addDue(deps.store, state.finishedAt, 'webhook', state.jobId)
   if (state.status === 'failed') await keepFailedSpec(deps.store, state.jobId)
   await deps.store.delete(keys.spec(state.jobId))
 }
@@ -193,6 +197,7 @@ export async function deleteJobData(
     eventKeys().then((found) => Promise.all(found.map((key) => store.delete(key)))),
     store.delete(keys.spec(jobId)),
     state === null || state.status === 'failed' ? store.delete(keys.failedSpec(jobId)) : null,
+    state === null || state.webhookUrl ? store.delete(keys.webhookDelivery(jobId)) : null,
     // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
     store.delete(keys.cancelRequest(jobId)),
   ])

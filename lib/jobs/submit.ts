@@ -18,6 +18,7 @@ import { dispatchJob, failUndispatched } from './dispatch.ts'
 import { DelayFieldsSchema, startTimeOf } from '../schedule/delay.ts'
 import { addDue } from '../schedule/due-index.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
+import { MAX_WEBHOOK_URL_LENGTH, checkWebhookUrl } from '../webhooks/target.ts'
 
 const ClientIdSchema = z
   .string()
@@ -29,6 +30,8 @@ export const SubmitBodySchema = z.strictObject({
   sourceTaskId: ClientIdSchema.optional(),
   clientJobId: ClientIdSchema.optional(),
   ...DelayFieldsSchema,
+  /** Where to POST the job's outcome when it ends (https; the account's default when absent). */
+  webhookUrl: z.string().max(MAX_WEBHOOK_URL_LENGTH).optional(),
 })
 
 /**
@@ -83,6 +86,9 @@ export async function submitJob(
   if (!input.success) throw invalidRequest(`The input is not valid for "${kindName}".`, zodIssues(input.error, ['input']))
   /** A delayed start: the job takes its lock and its worker when the dispatcher starts it. */
   const runAt = startTimeOf(parsed.data, deps.clock.now())
+  const policy = { allowPrivateTargets: deps.settings.webhookAllowPrivateTargets }
+  const webhookUrl =
+    parsed.data.webhookUrl !== undefined ? checkWebhookUrl(parsed.data.webhookUrl, policy) : (options.accountRead?.record.webhookUrl ?? undefined)
 
   const jobId = deps.ids('job')
   let lockKey: string | null = null
@@ -158,6 +164,7 @@ export async function submitJob(
       creditBasis: charge.basis,
       ...(runAt === null ? {} : { runAt }),
       maxAttempts: resolveRetryPolicy(kind.retry).maxAttempts,
+      ...(webhookUrl === undefined ? {} : { webhookUrl }),
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)

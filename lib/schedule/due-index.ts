@@ -15,7 +15,7 @@ export const DUE_MINUTE_MS = 60_000
 export const dueMinute = (at: number) => Math.floor(at / DUE_MINUTE_MS)
 
 /** What an entry asks for; the dispatcher has one handler per type. */
-export const DUE_TYPES = ['start', 'retry'] as const
+export const DUE_TYPES = ['start', 'retry', 'webhook'] as const
 export type DueType = (typeof DUE_TYPES)[number]
 
 export interface DueEntry {

@@ -2,8 +2,10 @@
 import type { DueHandlers } from './dispatcher.ts'
 import { startNextAttempt } from './retry.ts'
 import { startDelayedJob } from './start.ts'
+import { deliverJobWebhook } from '../webhooks/delivery.ts'
 
 export const dueHandlers: DueHandlers = {
   start: startDelayedJob,
   retry: startNextAttempt,
+  webhook: deliverJobWebhook,
 }

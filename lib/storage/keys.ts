@@ -57,6 +57,8 @@ export const keys = {
   /** Work due at a time (see schedule/due-index.ts), bucketed by minute. */
   dueFolder: (minute: number) => `due/${pad(minute, 10)}`,
   duePrefix: 'due/',
+  /** A job's webhook deliveries: attempts and outcome (see webhooks/delivery.ts). */
+  webhookDelivery: (jobId: string) => `webhook/${jobId}`,
   /** The minute before which the dispatcher found every bucket empty. */
   dispatcherCursor: 'dispatcher/cursor',
 }

@@ -135,14 +135,17 @@ export function requireSubmit(caller: Caller, kind?: unknown): void {
  * What a token may put in a submit body beyond its kind. Its jobs go under the
  * scope's `task` (filled in when the body names none), never under another
  * source task, so one browser cannot file jobs into another's task scope;
- * `clientJobId` (one charge per id, account-wide) is for API keys.
+ * `clientJobId` (one charge per id, account-wide) is for API keys, and so is
+ * `webhookUrl`: a browser must not choose where the server sends requests
+ * (its jobs use the account's default webhook).
  */
 export function submitBodyFor(caller: Caller, body: unknown): unknown {
   if (caller.token === null || body === null || typeof body !== 'object' || Array.isArray(body)) return body
   const { scope } = caller.token
   const task = 'submit' in scope ? scope.task : undefined
-  const fields = body as { sourceTaskId?: unknown; clientJobId?: unknown }
+  const fields = body as { sourceTaskId?: unknown; clientJobId?: unknown; webhookUrl?: unknown }
   if (fields.clientJobId !== undefined) throw tokenNotAllowed('A token cannot send clientJobId: use an Idempotency-Key, which is the token’s own.')
+  if (fields.webhookUrl !== undefined) throw tokenNotAllowed('A token cannot send webhookUrl: jobs it submits use the account’s default webhook.')
   if (fields.sourceTaskId !== undefined && fields.sourceTaskId !== task) {
     throw tokenNotAllowed(task ? `This token submits under sourceTaskId "${task}" only.` : 'This token cannot name a sourceTaskId: mint it with scope.task.')
   }

@@ -90,7 +90,7 @@ const tampers: [string, (world: World) => void, RegExp][] = [
       const commit = world.store.history.find((c) => c.key === 'account/acct-a' && c.after !== null)!
       commit.after = JSON.stringify({ ...JSON.parse(commit.after!), reservations: {} })
     },
-    /^I4 account\/acct-a: a committed record of \d+ bytes with fields account apiKeys balance createdAt ledger reservations tokenGeneration updatedAt/,
+    /^I4 account\/acct-a: a committed record of \d+ bytes with fields account apiKeys balance createdAt ledger reservations tokenGeneration updatedAt webhookUrl/,
   ],
   [
     'a job still live after the quiet phase',

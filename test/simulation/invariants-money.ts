@@ -24,7 +24,7 @@ export interface MoneyReport {
 }
 
 const LEDGER_BLOB = /^ledger\/([^/]+)\/(c|p)\/(\d+)$/
-const FLAT_ACCOUNT = 'account apiKeys balance createdAt ledger tokenGeneration updatedAt'
+const FLAT_ACCOUNT = 'account apiKeys balance createdAt ledger tokenGeneration updatedAt webhookUrl'
 const RECORD_LIMIT = 16 * 1024
 
 export async function checkMoney(world: World): Promise<MoneyReport> {
