@@ -52,7 +52,8 @@ const seqsUpTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 describe('the event stream in Chromium', { timeout: 120_000 }, () => {
   it('EventSource itself: every seq once across forced reconnects, then the 204 stops it', async () => {
     await page.goto(`${dev!.url}/`)
-    const { jobId, watchToken } = await submitTicker(12, 500) // ~6 s of events, responses of 2 s
+    // ~12 s of events, responses of 2 s: several reconnects even when the browser connects seconds late (a busy machine)
+    const { jobId, watchToken } = await submitTicker(24, 500)
     const seen = await page.evaluate(
       ({ jobId, watchToken }) =>
         new Promise<{ seqs: number[]; lastEventIds: string[]; opens: number; ends: number; readyState: number }>((resolve) => {
