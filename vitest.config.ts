@@ -14,10 +14,14 @@ const E2E = ['test/e2e/**/*.test.ts', 'test/browser/**/*.test.ts']
 /** Only in `npm run test:soak` (with LONG at full counts): the full-length proofs that `npm test` runs short. */
 const SOAK = ['test/soak/**/*.test.ts']
 
-/** The long runs start first, so the short files fill the other workers around them. */
+/**
+ * The long runs start first, then the `netlify dev` suites (mostly waiting on their
+ * server and browser), so the short files fill the workers around them.
+ */
+const RANK: Record<string, number> = { long: 0, e2e: 1 }
 class LongFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]) {
-    const rank = (file: TestSpecification) => (file.project.name === 'long' ? 0 : 1)
+    const rank = (file: TestSpecification) => RANK[file.project.name] ?? 2
     return (await super.sort(files)).sort((a, b) => rank(a) - rank(b))
   }
 }
@@ -35,8 +39,10 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...LONG, ...E2E, ...SOAK] } },
       { extends: true, test: { name: 'long', include: LONG, env: SHORT_COUNTS } },
-      // One at a time, after the others: each `netlify dev` (and Chromium) wants a core of its own.
-      { extends: true, test: { name: 'e2e', include: E2E, fileParallelism: false } },
+      // In the same pool as the others: a suite through `netlify dev` spends most of its
+      // time waiting on the server and the browser, so the other files run beside it.
+      // One Chromium and one shared `netlify dev` for the suites that can share them (test/e2e/shared.ts).
+      { extends: true, test: { name: 'e2e', include: E2E, globalSetup: ['test/e2e/global-setup.ts'] } },
       { extends: true, test: { name: 'soak', include: [...SOAK, ...LONG] } },
     ],
   },

@@ -140,7 +140,9 @@ describe('operator console', { timeout: 120_000 }, () => {
 
   it('cancels a running job from its detail', async () => {
     const long = (await api('/api/jobs', { json: { kind: 'summarize', input: { text: prose('long', 6000), windowChars: 500 } } })).body.jobId
-    for (let i = 0; i < 100 && (await api(`/api/jobs/${long}`)).body.status !== 'running'; i++) await new Promise((r) => setTimeout(r, 100))
+    // Running once its first event (`started`) is in the feed: a long-poll, not a status poll (each call through netlify dev costs ~0.5 s of CPU).
+    for (let i = 0; i < 10 && (await api(`/api/jobs/${long}/events?after=0&wait=10`)).body.events.length === 0; i++);
+    expect((await api(`/api/jobs/${long}`)).body.status).toBe('running')
     const page = await openConsole()
     await page.click(`button.job-link:has-text("${long}")`)
     await page.waitForSelector('#cancel-job')

@@ -1,59 +1,33 @@
 /**
- * A frontend on another origin, in a real Chromium, against a real
- * `netlify dev` with `ALLOWED_ORIGINS` set: it submits with a submit-scoped
+ * A frontend on another origin, in a real Chromium, against the shared real
+ * `netlify dev` (test/e2e/shared.ts) with `ALLOWED_ORIGINS` set: it submits with a submit-scoped
  * token (the CORS preflight passes), watches with the job's watch token, and
  * cannot read another job with it. A page on an origin not listed is
  * blocked by the browser. The pages load the real client bundle.
  */
-import { createServer, type Server } from 'node:http'
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildClient } from '../../scripts/build-client.ts'
-import { type NetlifyDev, freePort, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
+import { type SharedDevInfo, sharedNetlifyDev } from '../e2e/shared.ts'
+import { newApiKey, registerKeys } from '../e2e/support.ts'
 import { launchChromium } from './support.ts'
 
 const API_KEY = newApiKey('crossorigin')
-let root: string
-let dev: NetlifyDev | undefined
+// The shared `netlify dev` lists `allowed` in ALLOWED_ORIGINS (with https://app.example.test), not `blocked`;
+// both pages load the real client bundle.
+let dev: SharedDevInfo | undefined
 let browser: Browser | undefined
-const pages: Server[] = []
 let allowedOrigin = ''
 let blockedOrigin = ''
 
-/** The frontend's page: it loads the client bundle from its own origin. */
-const FRONTEND = `<!doctype html><title>frontend</title><p>another origin</p>
-<script type="module">import * as client from './client.js'; window.durableJobs = client</script>`
-
-/** Serves the page and the client bundle, as a frontend on its own origin would. */
-async function servePage(clientJs: string): Promise<string> {
-  const port = await freePort()
-  const server = createServer((req, res) => {
-    if (req.url === '/client.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(clientJs)
-    else res.writeHead(200, { 'content-type': 'text/html' }).end(FRONTEND)
-  })
-  await new Promise<void>((done) => server.listen(port, '127.0.0.1', done))
-  pages.push(server)
-  return `http://localhost:${port}`
-}
-
 beforeAll(async () => {
   browser = await launchChromium()
-  root = await makeProjectRoot()
-  await buildClient({ outdir: join(root, 'public'), env: {} })
-  const clientJs = await readFile(join(root, 'public', 'client.js'), 'utf8')
-  allowedOrigin = await servePage(clientJs)
-  blockedOrigin = await servePage(clientJs)
-  await registerKeys(root, [{ apiKey: API_KEY, account: 'crossorigin', credits: 100 }])
-  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ALLOWED_ORIGINS: `https://app.example.test, ${allowedOrigin}` })
+  dev = await sharedNetlifyDev()
+  ;({ allowed: allowedOrigin, blocked: blockedOrigin } = dev.origins)
+  await registerKeys(dev.root, [{ apiKey: API_KEY, account: 'crossorigin', credits: 100 }])
 }, 180_000)
 
 afterAll(async () => {
   await browser?.close()
-  await dev?.stop()
-  for (const server of pages) server.close()
-  if (root) await removeRoot(root)
 })
 
 const api = async (path: string, init: RequestInit & { json?: unknown } = {}) => {

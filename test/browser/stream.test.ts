@@ -1,6 +1,7 @@
 /**
- * The event stream in a real Chromium against a real `netlify dev` whose
- * responses close after 2 s (STREAM_LIMIT_SECONDS), so every job below
+ * The event stream in a real Chromium against the shared real `netlify dev`
+ * (test/e2e/shared.ts), whose responses close after 2 s (STREAM_LIMIT_SECONDS)
+ * and which lists the `ticker` test kind, so every job below
  * outlives several of them: the browser's own EventSource reconnects with
  * Last-Event-ID, every seq arrives exactly once, and after the terminal event
  * the 204 makes it stop. Then the client bundle and the demo page through a
@@ -9,33 +10,26 @@
 import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildClient } from '../../scripts/build-client.ts'
-import { type NetlifyDev, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
-import { listTickerKind } from '../support/ticker-root.ts'
+import { type SharedDevInfo, sharedNetlifyDev } from '../e2e/shared.ts'
+import { newApiKey, registerKeys } from '../e2e/support.ts'
 import { SCREENSHOTS, launchChromium } from './support.ts'
 
 const API_KEY = newApiKey('streams')
-let root: string
-let dev: NetlifyDev | undefined
+let dev: SharedDevInfo | undefined
 let browser: Browser | undefined
 let page: Page
 const errors: string[] = []
 
 beforeAll(async () => {
   browser = await launchChromium()
-  root = await makeProjectRoot()
-  await listTickerKind(root)
-  await buildClient({ outdir: join(root, 'public'), env: {} })
-  await registerKeys(root, [{ apiKey: API_KEY, account: 'streams', credits: 100 }])
-  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), STREAM_LIMIT_SECONDS: '2', DEV_TOKEN_API_KEY: API_KEY })
+  dev = await sharedNetlifyDev()
+  await registerKeys(dev.root, [{ apiKey: API_KEY, account: 'streams', credits: 100 }])
   page = await (await browser.newContext({ viewport: { width: 1100, height: 900 }, reducedMotion: 'reduce' })).newPage()
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
 }, 180_000)
 
 afterAll(async () => {
   await browser?.close()
-  await dev?.stop()
-  if (root) await removeRoot(root)
 })
 
 async function submitTicker(count: number, meanMs: number) {
@@ -58,7 +52,8 @@ const seqsUpTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
 describe('the event stream in Chromium', { timeout: 120_000 }, () => {
   it('EventSource itself: every seq once across forced reconnects, then the 204 stops it', async () => {
     await page.goto(`${dev!.url}/`)
-    const { jobId, watchToken } = await submitTicker(12, 500) // ~6 s of events, responses of 2 s
+    // ~12 s of events, responses of 2 s: several reconnects even when the browser connects seconds late (a busy machine)
+    const { jobId, watchToken } = await submitTicker(24, 500)
     const seen = await page.evaluate(
       ({ jobId, watchToken }) =>
         new Promise<{ seqs: number[]; lastEventIds: string[]; opens: number; ends: number; readyState: number }>((resolve) => {

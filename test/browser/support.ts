@@ -1,30 +1,25 @@
 /**
  * Support for the browser suite: the Chromium to drive, and where screenshots
  * go. The project root, its API key and `netlify dev` come from the
- * end-to-end suite's helpers (test/e2e/support.ts).
+ * end-to-end suite's helpers (test/e2e/support.ts). One Chromium serves every
+ * suite (launched by test/e2e/global-setup.ts); each suite connects to it and
+ * makes its own contexts.
  */
-import { existsSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Browser, chromium } from 'playwright-core'
-import { REPO } from '../e2e/support.ts'
+import { sharedChromiumEndpoint } from '../e2e/shared.ts'
 
-export const CHROMIUM = '/usr/bin/chromium'
-export const SCREENSHOTS = join(REPO, 'test-results')
+export { CHROMIUM, SCREENSHOTS } from './chromium.ts'
 
-/** Launches the system Chromium; fails (never skips) with how to install it when it is missing. */
+/**
+ * The shared Chromium, connected for this suite: `close()` closes the suite's
+ * contexts and disconnects. Fails (never skips) with how to install Chromium
+ * when it is missing. A download's file is read with `createReadStream()`
+ * (`path()` is not available through a connection).
+ */
 export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `The browser tests need Chromium at ${CHROMIUM}, and it is not installed. ` +
-        'Install it with `apt-get update && apt-get install -y chromium` (as root); `.ci/run` does this in CI.',
-    )
-  }
-  await mkdir(SCREENSHOTS, { recursive: true })
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  })
+  return chromium.connect(await sharedChromiumEndpoint())
 }
 
 /**

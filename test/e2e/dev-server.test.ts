@@ -1,30 +1,19 @@
 /**
  * The local dev server refuses what it cannot take instead of dying: through
- * the real `netlify dev` (patched at install, patches/netlify-cli+27.10.2.patch),
- * a body over the CLI's 6 MB limit gets a 413 in the API's error envelope, and
- * the server keeps serving.
+ * the real `netlify dev` (the shared one, test/e2e/shared.ts; patched at
+ * install, patches/netlify-cli+27.10.2.patch), a body over the CLI's 6 MB
+ * limit gets a 413 in the API's error envelope, and the server keeps serving.
+ * And `npm run dev` (its own server) calls the reaper on a schedule.
  */
 import { spawn } from 'node:child_process'
 import { cp } from 'node:fs/promises'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import {
-  type NetlifyDev,
-  REPO,
-  STARTUP_TIMEOUT_MS,
-  cliEnv,
-  freePort,
-  makeProjectRoot,
-  newApiKey,
-  registerKeys,
-  removeRoot,
-  secret,
-  startNetlifyDev,
-} from './support.ts'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { type SharedDevInfo, sharedNetlifyDev, sharedNetlifyDevOutput } from './shared.ts'
+import { REPO, STARTUP_TIMEOUT_MS, cliEnv, freePort, makeProjectRoot, newApiKey, registerKeys, removeRoot } from './support.ts'
 
 const apiKey = newApiKey('e2e-dev-server')
-let root: string
-let dev: NetlifyDev
+let dev: SharedDevInfo
 
 /** A submit whose JSON body is about `megabytes` MB. */
 const submitOfSize = (megabytes: number) =>
@@ -37,15 +26,9 @@ const submitOfSize = (megabytes: number) =>
 
 describe('netlify dev and oversized bodies', () => {
   beforeAll(async () => {
-    root = await makeProjectRoot()
-    await registerKeys(root, [{ apiKey, account: 'e2e-dev-server' }])
-    dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN: secret() })
+    dev = await sharedNetlifyDev()
+    await registerKeys(dev.root, [{ apiKey, account: 'e2e-dev-server' }])
   }, STARTUP_TIMEOUT_MS + 10_000)
-
-  afterAll(async () => {
-    await dev?.stop()
-    if (root) await removeRoot(root)
-  })
 
   it('answers 413 in the error envelope for 8 MB and for 5 MB, and keeps serving', async () => {
     for (const megabytes of [8, 5]) {
@@ -66,7 +49,7 @@ describe('netlify dev and oversized bodies', () => {
     const { jobId } = (await accepted.json()) as { jobId: string }
     const status = await fetch(`${dev.url}/api/jobs/${jobId}`, { headers: { authorization: `Bearer ${apiKey}` } })
     expect(status.status).toBe(200)
-    expect(dev.output()).not.toMatch(/Stream body too big/)
+    expect(await sharedNetlifyDevOutput()).not.toMatch(/Stream body too big/)
   })
 })
 

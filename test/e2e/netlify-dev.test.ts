@@ -5,6 +5,8 @@
  * Tests run in order and share the server: later ones use jobs made earlier.
  * The last one crashes the server mid-job (SIGKILL of its process group),
  * starts a second one on the same root and lets the reaper end the orphan.
+ * So this suite has a server of its own; the lock proof (20 concurrent
+ * submits, round after round) runs on the shared one, in lock-proof.test.ts.
  */
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -21,7 +23,6 @@ import {
   secret,
   startNetlifyDev,
 } from './support.ts'
-import { expectOneHolderPerRound, lockRounds } from './lock-rounds.ts'
 
 interface JobEvent {
   seq: number
@@ -430,20 +431,6 @@ describe('netlify dev, end to end', () => {
     const { last } = await follow(winner.body.jobId)
     expect(last.status).toBe('complete')
   }, 120_000)
-
-  it('20 concurrent submits on one resource: never two jobs holding it at once, every 409 naming the holder, round after round (50 rounds in npm run test:soak)', async () => {
-    const rounds = lockRounds(5)
-    // Many small windows keep each round's job running while its 20 requests arrive.
-    const { sequentialRounds, holders } = await expectOneHolderPerRound(
-      rounds,
-      (round) => submit({ text: prose(`lock round ${round}`, 120), windowChars: 500 }),
-      async (jobId) => (await api(`/api/jobs/${jobId}`, { key: keyA })).body,
-    )
-    facts.lockSequentialRounds = String(sequentialRounds)
-    // Every round's job runs to its end, so no lock is left held for the tests after this one.
-    for (const jobId of holders) expect((await follow(jobId)).last.status).toBe('complete')
-    facts.lockRounds = String(rounds)
-  }, 900_000)
 
   it('shows the jobs on the admin route with ADMIN_TOKEN, and 401 without it', async () => {
     const res = await api('/api/admin/jobs?limit=500', { auth: `Bearer ${env.ADMIN_TOKEN}` })

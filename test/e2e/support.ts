@@ -77,16 +77,25 @@ export async function registerKeys(root: string, keys: { apiKey: string; account
   }
 }
 
+/**
+ * A port that is free now and stays free until a server of ours takes it: it is
+ * chosen below the kernel's ephemeral range (32768 and up on Linux), so no
+ * `listen(0)` or outgoing connection of another process (a suite beside this
+ * one, its Blobs server, its browser) can take it in between.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', fail)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => done(port))
+  for (let attempt = 0; ; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000)
+    const free = await new Promise<boolean>((done) => {
+      const server = createServer()
+      server.unref()
+      server.once('error', () => done(false))
+      // Every interface, as netlify dev listens.
+      server.listen(port, () => server.close(() => done(true)))
     })
-  })
+    if (free) return port
+    if (attempt === 50) throw new Error('no free port between 20000 and 32000')
+  }
 }
 
 /**
