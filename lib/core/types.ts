@@ -59,6 +59,10 @@ export const JobSpecSchema = z.object({
   runAt: z.number().optional(),
   /** Set (conditionally, once) when the dispatcher starts a delayed job. */
   dispatchedAt: z.number().optional(),
+  /** 'queue': wait in the resource's line when it is busy, instead of being refused. */
+  onBusy: z.enum(['queue', 'refuse']).optional(),
+  /** Its place in the resource's line (locks/line.ts) while it waits there. */
+  queueSeq: z.number().int().nonnegative().optional(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -124,9 +128,12 @@ export const JobStateSchema = z.object({
 })
 export type JobState = z.infer<typeof JobStateSchema>
 
+/** A resource's line of waiting jobs (see locks/line.ts): entries head ≤ seq < tail. */
+const LockLineSchema = z.object({ head: z.number().int().nonnegative(), tail: z.number().int().nonnegative() })
+
 export const LockRecordSchema = z.discriminatedUnion('state', [
-  z.object({ state: z.literal('held'), jobId: z.string(), acquiredAt: z.number(), expiresAt: z.number() }),
-  z.object({ state: z.literal('released'), jobId: z.string(), releasedAt: z.number() }),
+  z.object({ state: z.literal('held'), jobId: z.string(), acquiredAt: z.number(), expiresAt: z.number(), line: LockLineSchema.optional() }),
+  z.object({ state: z.literal('released'), jobId: z.string(), releasedAt: z.number(), line: LockLineSchema.optional() }),
   /** Set by the reaper just before it deletes a long-released lock; see lock.ts. */
   z.object({ state: z.literal('reaping'), since: z.number() }),
 ])

@@ -5,30 +5,14 @@
 import type { Deps } from '../core/deps.ts'
 import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStorage, jobLog, planAppend, planSeal } from '../events/log.ts'
 import { settleJobCredits } from '../credits/index.ts'
-import { releaseLock } from '../locks/lock.ts'
+import { releaseAndStartNext } from './launch.ts'
 import { expiryBucket, keys } from '../storage/keys.ts'
 import type { BlobPort } from '../storage/port.ts'
-import { parseRecord } from '../core/records.ts'
-import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, type LogPosition, isTerminal } from '../core/types.ts'
+import { type JobSpec, type JobState, type LogPosition, isTerminal } from '../core/types.ts'
 
-export interface StoredState {
-  state: JobState
-  version: string
-}
+import type { StoredState } from './records.ts'
 
-/** A job's state; throws `CorruptRecordError` for a record it cannot parse. */
-export async function readState(store: BlobPort, jobId: string): Promise<StoredState | null> {
-  const key = keys.state(jobId)
-  const blob = await store.read(key)
-  return blob ? { state: parseRecord(key, blob.data, JobStateSchema), version: blob.version } : null
-}
-
-/** A live job's spec; throws `CorruptRecordError` for a record it cannot parse. */
-export async function readSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
-  const key = keys.spec(jobId)
-  const blob = await store.read(key)
-  return blob ? parseRecord(key, blob.data, JobSpecSchema) : null
-}
+export { type StoredState, readSpec, readState } from './records.ts'
 
 /** The state a job starts with when it is claimed or canceled before it ran. */
 export function initialState(spec: JobSpec, now: number): JobState {
@@ -96,7 +80,7 @@ export async function commitState(
  * before that last step).
  */
 export async function settleFinishedJob(
-  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log' | 'recordFinished'>,
+  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log' | 'recordFinished' | 'invokeWorker'>,
   stored: StoredState,
   chunkSource = chunksFromStorage(deps.store, jobLog(stored.state.jobId)),
 ) {
@@ -113,7 +97,8 @@ export async function settleFinishedJob(
   // A job that did no work for its money gets it back, once whoever settles (credits/settle.ts).
   const credits = await settleJobCredits(deps.store, deps.clock, state)
   if (state.lockKey) {
-    const released = await releaseLock(deps.store, deps.clock, state.lockKey, state.jobId)
+    // Hands the lock to the next job waiting for the resource, and starts it.
+    const released = await releaseAndStartNext(deps, state.lockKey, state.jobId)
     if (!released.released && released.reason === 'held_by_another_job') {
       deps.log.info('lock already taken by a newer job; left alone', {
         jobId: state.jobId,
@@ -123,8 +108,15 @@ export async function settleFinishedJob(
   }
   // After the lock is free, so the console's history never holds up the next job on the resource.
   await deps.recordFinished?.(deps, state)
-  // A charge that may still land keeps the job in the live index, so the reaper settles it again.
-  if (credits === 'settled') await deps.store.delete(keys.spec(state.jobId))
+  // A charge that may still land keeps the job in the live index, so the reaper settles it again
+  // (a job canceled while it waited is put there: the reaper does not walk `waiting/`).
+  if (credits === 'undecided') await keepForReaper(deps.store, state.jobId)
+  else await Promise.all([deps.store.delete(keys.spec(state.jobId)), deps.store.delete(keys.waitingSpec(state.jobId))])
+}
+
+async function keepForReaper(store: BlobPort, jobId: string) {
+  const waiting = await store.read(keys.waitingSpec(jobId))
+  if (waiting) await store.create(keys.spec(jobId), waiting.data)
 }
 
 /**
@@ -172,6 +164,7 @@ export async function deleteJobData(
     ...(options.alongside ?? []),
     eventKeys().then((found) => Promise.all(found.map((key) => store.delete(key)))),
     store.delete(keys.spec(jobId)),
+    store.delete(keys.waitingSpec(jobId)),
     // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
     store.delete(keys.cancelRequest(jobId)),
   ])

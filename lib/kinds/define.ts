@@ -50,6 +50,12 @@ export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown>
    * for no lock. `meta` has what the submit says besides the input.
    */
   lockKey?(input: z.infer<Schema>, account: string, meta: { sourceTaskId: string | null }): string[] | null
+  /**
+   * What a submit gets while another job holds the resource: 'refuse' (409
+   * `resource_locked`, the default) or 'queue' (wait in the resource's line,
+   * started in submit order). A submit's own `onBusy` wins.
+   */
+  onBusy?: 'queue' | 'refuse'
   /** The long work. Its return value is the job's result. */
   run(ctx: JobContext<z.infer<Schema>>): Promise<Result>
 }
