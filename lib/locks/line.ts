@@ -54,7 +54,7 @@ export async function writeLineEntry(store: BlobPort, clock: Clock, resource: st
 export interface NextInLine {
   /** The job the lock goes to, and its seq; null when nobody waits any more. */
   next: { seq: number; jobId: string } | null
-  /** Seqs passed over (tombstones, ended jobs) and the one handed the lock: deleted once the hand-off is written. */
+  /** Entries of jobs passed over (ended) and of the one handed the lock: deleted once the hand-off is written. */
   consumed: number[]
 }
 
@@ -65,23 +65,27 @@ export interface NextInLine {
 export async function nextInLine(store: BlobPort, clock: Clock, resource: string, line: Line): Promise<NextInLine> {
   const consumed: number[] = []
   for (let seq = line.head; seq < line.tail; seq++) {
-    consumed.push(seq)
     let entry = await readLineEntry(store, resource, seq)
     if (!entry) {
       const tombstone = JSON.stringify({ tombstone: true, at: clock.now() })
       if ((await store.create(keys.lineEntry(resource, seq), tombstone)).ok) continue
       entry = await readLineEntry(store, resource, seq)
-      // Gone again: deleted by a hand-off that moved the head past it, which makes ours fail its write.
+      // Gone again: consumed and deleted by a hand-off that moved the head past it, which makes ours fail its write.
       if (!entry) continue
     }
+    // Tombstones stay: a late enqueuer's create must keep failing there.
     if ('tombstone' in entry) continue
+    consumed.push(seq)
     if (await store.read(keys.state(entry.jobId))) continue
     return { next: { seq, jobId: entry.jobId }, consumed }
   }
   return { next: null, consumed }
 }
 
-/** Deletes consumed entries; best effort (a leftover is a few bytes that nothing reads again). */
+/**
+ * Deletes consumed job entries; best effort (a leftover is a few bytes that
+ * nothing reads again, as is every tombstone).
+ */
 export async function forgetLineEntries(store: BlobPort, resource: string, seqs: readonly number[]) {
   await Promise.all(seqs.map((seq) => store.delete(keys.lineEntry(resource, seq)).catch(() => {})))
 }
