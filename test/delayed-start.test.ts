@@ -142,6 +142,9 @@ describe('delayed starts', () => {
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([jobId])
     expect(await runJob(t.deps, jobId)).toBe('complete')
+    t.clock.advance(DUE_MINUTE_MS) // its guard finds it started and goes
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
   })
 
@@ -200,16 +203,30 @@ describe('delayed starts', () => {
     expect(await runJob(t.deps, jobId)).toBe('complete')
   })
 
-  it('is started by its guard entry when its submit died before filing its start', async () => {
+  it('is failed and refunded by its guard entry when its submit died before filing its start', async () => {
     const t = await setup()
-    const { jobId } = (await t.submit({ delaySeconds: 300 })).body
+    const { jobId } = (await t.submit({ delaySeconds: 30 })).body
     const runAt = (await readSpec(t.deps.store, jobId))!.runAt!
     await t.deps.store.delete(dueKey(runAt, 'start', jobId)) // what a submit that died before filing it leaves
     t.clock.advance(2 * DUE_MINUTE_MS)
-    await runDispatcher(t.deps, dueHandlers) // the guard: not yet, filed again at its time
+    await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([])
-    expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([dueKey(runAt, 'start', jobId)])
-    t.clock.set(runAt)
+    expect(await t.status(jobId)).toMatchObject({ status: 'failed', error: { code: 'worker_never_started' } })
+    expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
+    t.clock.advance(5 * DUE_MINUTE_MS)
+    await reap(t.deps) // settles it again once its charge can no longer land
+    expect(await t.balance()).toBe(100)
+    expect((await t.deps.store.list(keys.waitingPrefix)).keys).toEqual([])
+  })
+
+  it('its guard entry leaves a job whose start is filed to that entry', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 300 })).body
+    t.clock.advance(2 * DUE_MINUTE_MS)
+    const report = await runDispatcher(t.deps, dueHandlers)
+    expect(report).toMatchObject({ handled: 1, deferred: 0 })
+    expect((await t.status(jobId)).status).toBe('scheduled')
+    t.clock.advance(4 * DUE_MINUTE_MS)
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([jobId])
   })

@@ -27,12 +27,11 @@ function setup(options: { fail?: (op: StoreOp, key: string) => boolean } = {}) {
   const deps = testDeps(store, { clock })
   const seen: DueEntry[] = []
   let answer: (entry: DueEntry) => DueOutcome | Promise<DueOutcome> = () => ({ done: true })
-  const handlers: DueHandlers = {
-    start: async (_deps: Deps, entry) => {
-      seen.push(entry)
-      return answer(entry)
-    },
+  const handle = async (_deps: Deps, entry: DueEntry) => {
+    seen.push(entry)
+    return answer(entry)
   }
+  const handlers: DueHandlers = { start: handle, guard: handle }
   return {
     clock, deps, inner, ops, seen, handlers,
     answer: (fn: typeof answer) => (answer = fn),

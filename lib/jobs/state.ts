@@ -111,7 +111,11 @@ export async function settleFinishedJob(
   // A charge that may still land keeps the job in the live index, so the reaper settles it again
   // (a job canceled while it waited is put there: the reaper does not walk `waiting/`).
   if (credits === 'undecided') await keepForReaper(deps.store, state.jobId)
-  else await Promise.all([deps.store.delete(keys.spec(state.jobId)), deps.store.delete(keys.waitingSpec(state.jobId))])
+  else {
+    // The waiting copy first: should its delete fail, the job stays in the live index and is settled again.
+    await deps.store.delete(keys.waitingSpec(state.jobId))
+    await deps.store.delete(keys.spec(state.jobId))
+  }
 }
 
 async function keepForReaper(store: BlobPort, jobId: string) {

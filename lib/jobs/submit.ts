@@ -18,7 +18,7 @@ import { systemError } from '../core/sanitize.ts'
 import { type PublicJob, Timestamp, jobUrls, publicJob } from './views.ts'
 import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
 import { dispatchJob, failUndispatched } from './dispatch.ts'
-import { DelayFieldsSchema, startTimeOf } from '../schedule/delay.ts'
+import { DelayFieldsSchema, startTimeOf, waitingGuardAt } from '../schedule/delay.ts'
 import { addDue } from '../schedule/due-index.ts'
 
 const ClientIdSchema = z
@@ -41,12 +41,6 @@ export const SubmitBodySchema = z.strictObject({
  * in flight after that. Only past this is the holder's submit surely dead.
  */
 const ORPHAN_LOCK_GRACE_MS = 90_000
-/**
- * Every waiting job (delayed or queued) gets a due entry at this age, filed
- * before its spec: the reaper walks only started jobs, so this is what finds
- * one whose submit died before filing its start or taking its place in line.
- */
-const WAITING_GUARD_MS = ORPHAN_LOCK_GRACE_MS
 
 /** What a submit answers (202, or 200 for a replayed Idempotency-Key). */
 export const SubmittedBodySchema = z.strictObject({
@@ -180,7 +174,7 @@ export async function submitJob(
     if (claim) await bindIdempotencyKey(deps.store, claim)
     submitted = spec
     const waits = runAt !== null || waitInLine
-    if (waits) await addDue(deps.store, spec.createdAt + WAITING_GUARD_MS, 'start', jobId)
+    if (waits) await addDue(deps.store, waitingGuardAt(spec.createdAt), 'guard', jobId)
     specSent = true
     const specKey = waits ? keys.waitingSpec(jobId) : keys.spec(jobId)
     const created = await deps.store.create(specKey, JSON.stringify(spec))

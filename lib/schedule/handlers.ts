@@ -4,4 +4,6 @@ import { startDelayedJob } from './start.ts'
 
 export const dueHandlers: DueHandlers = {
   start: startDelayedJob,
+  /** Filed for every waiting job at submit: see schedule/start.ts. */
+  guard: startDelayedJob,
 }

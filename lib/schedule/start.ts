@@ -30,7 +30,8 @@ import { acquireLock, peekLock } from '../locks/lock.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
 import type { DueOutcome } from './dispatcher.ts'
-import type { DueEntry } from './due-index.ts'
+import { type DueEntry, dueKey, removeDue } from './due-index.ts'
+import { waitingGuardAt } from './delay.ts'
 
 const DONE: DueOutcome = { done: true }
 const MAX_ROUNDS = 4
@@ -48,7 +49,8 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
   for (let round = 0; round < MAX_ROUNDS; round++) {
     // Started: the lock, if we took it, is the job's now.
     const started = await readStoredSpec(deps.store, keys.spec(jobId))
-    if (started) return (await readState(deps.store, jobId)) ? DONE : callAgain(deps, started.spec, started.spec.dispatchedAt ?? started.spec.createdAt)
+    // (A guard has nothing to do for a started job: the reaper watches it from here.)
+    if (started) return entry.type === 'guard' || (await readState(deps.store, jobId)) ? DONE : callAgain(deps, started.spec, started.spec.dispatchedAt ?? started.spec.createdAt)
     const waiting = await readStoredSpec(deps.store, keys.waitingSpec(jobId))
     if (!waiting) return letGo() // never written (its submit failed), or ended and cleaned up
     const { spec } = waiting
@@ -59,6 +61,15 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
       return letGo()
     }
     const now = deps.clock.now()
+    const runAtEntry = spec.runAt === undefined ? null : dueKey(spec.runAt, 'start', jobId)
+    if (entry.key === runAtEntry) {
+      // Its time has come: the guard has nothing left to do.
+      if (round === 0) await removeDue(deps.store, { key: dueKey(waitingGuardAt(spec.createdAt), 'guard', jobId) })
+    } else if (entry.type === 'guard') {
+      const filed = await submitFiled(deps, spec, runAtEntry)
+      if (filed === 'unfiled') return failUnfiled(deps, spec)
+      if (filed === 'at_its_time') return DONE // its own entry starts it
+    }
     if (spec.runAt !== undefined && spec.runAt > now) return { done: false, at: spec.runAt }
 
     if (spec.lockKey && !holding) {
@@ -118,6 +129,35 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
     return { done: false, at: Math.max(taken.holder.expiresAt, deps.clock.now() + 1) }
   }
   await failBusy(deps, spec, taken.holder.jobId)
+  return DONE
+}
+
+/**
+ * Whether the submit of a waiting job finished, asked by the job's guard
+ * entry (its submit is over by then): a delayed job's start entry is filed
+ * last, a queued job's place in line is recorded last; a job already handed
+ * its resource is in line too. A job whose submit stopped before that never
+ * reached its client as accepted, and may be unpaid: it is failed, as the
+ * reaper fails a started job nobody dispatched.
+ */
+async function submitFiled(deps: Deps, spec: JobSpec, runAtEntry: string | null): Promise<'filed' | 'at_its_time' | 'unfiled'> {
+  if (spec.queueSeq !== undefined) return 'filed'
+  if (runAtEntry !== null && (await deps.store.read(runAtEntry))) return 'at_its_time'
+  if (spec.lockKey) {
+    const lock = await peekLock(deps.store, spec.lockKey)
+    if (lock?.record.state === 'held' && lock.record.jobId === spec.jobId) return 'filed'
+  }
+  return 'unfiled'
+}
+
+async function failUnfiled(deps: Deps, spec: JobSpec): Promise<DueOutcome> {
+  const now = deps.clock.now()
+  const failure = systemError('worker_never_started', 'The job could not be started.', 'its submit stopped before the job was filed to wait; failed by its guard entry')
+  const done = await commitState(deps, initialState(spec, now), null, (state) => ({
+    state: { ...state, status: 'failed', finishedAt: now, ...failure },
+    events: [{ type: 'error', data: { error: failure.error } }],
+  }))
+  if (done) await settleFinishedJob(deps, done)
   return DONE
 }
 

@@ -14,7 +14,7 @@ import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import { checkCredits } from './invariants-credits.ts'
 import { canonical, checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
-import { type Commit, aliasIds as A } from './sim-store.ts'
+import { type Commit, aliasIds as A, specCreated } from './sim-store.ts'
 import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
@@ -53,7 +53,8 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     return job
   }
   for (const commit of history) {
-    if (commit.key.startsWith('queue/') && commit.op === 'create') jobOf(commit.key.slice(6)).spec = JSON.parse(commit.after!) as JobSpec
+    const specOf = specCreated(commit)
+    if (specOf) jobOf(specOf).spec ??= JSON.parse(commit.after!) as JobSpec
     if (commit.key.startsWith('job/')) {
       const job = jobOf(commit.key.slice(4))
       expect(commit.op === (job.commits.length === 0 ? 'create' : 'replace'), () => `I2 ${A(job.jobId)}: state written by ${commit.op} at #${commit.step} (${commit.actor?.name})`)
@@ -216,6 +217,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 
   // ---- 5. a dead worker's job ends failed, its lock freed, pollers see the end --
   expect(world.store.keysUnder('queue/').length === 0, () => `I5 live jobs remain after the quiet phase: ${A(world.store.keysUnder('queue/').join(' '))}`)
+  expect(world.store.keysUnder('waiting/').length === 0, () => `I9 waiting jobs remain after the quiet phase: ${A(world.store.keysUnder('waiting/').join(' '))}`)
   for (const job of jobs.values()) {
     const final = finals.get(job.jobId)
     if (!final) continue
@@ -314,7 +316,7 @@ export async function checkRetention(world: World, refundsDue: Map<string, Map<s
     }
     for (const [jobId] of refunds) expect(due.has(jobId), () => `I4 ${A(jobId)} after retention: refunded but not due`)
   }
-  for (const prefix of ['job/', 'events/', 'queue/']) {
+  for (const prefix of ['job/', 'events/', 'queue/', 'waiting/']) {
     const left = world.store.keysUnder(prefix)
     expect(left.length === 0, () => `retention: ${left.length} keys left under ${prefix}: ${A(left.slice(0, 5).join(' '))}`)
   }
