@@ -35,6 +35,7 @@ import { measureRetention } from './bench-retention.ts'
 import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
 import { streamRows } from './bench-stream.ts'
 import { dispatchRows } from './bench-dispatch.ts'
+import { queueRows } from './bench-queue.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -400,6 +401,7 @@ try {
 
   step('dispatcher (seeds 10 000 delayed jobs)')
   for (const r of await dispatchRows()) row(r)
+  for (const r of await queueRows()) row(r)
 
   step('retention at 20 ms per storage operation (seeds 10 000 finished jobs, then runs the reaper in real time)')
   // 5b. Retention throughput: jobs retired per second of reaper time (each job's own expiry

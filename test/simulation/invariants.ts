@@ -74,6 +74,11 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
   //     after half the retention; reaping → held/reaping after the grace;
   //     reaping → deleted. Never an unconditional put, never a delete of a
   //     held lock.
+  //     With a line (queueing): held(J) → held(J) with the line's tail bumped
+  //     (a job entered the line); held(J) → held(K), the line's head moved on,
+  //     only once J ended (its release hands on) or J's lock is stale as above.
+  const endedBy = (jobId: string, n: number) =>
+    history.some((c) => c.n < n && c.key === `job/${jobId}` && c.after !== null && isTerminal((JSON.parse(c.after) as JobState).status))
   for (const commit of history) {
     if (!commit.key.startsWith('lock/')) continue
     const before = commit.before ? (JSON.parse(commit.before) as LockRecord) : null
@@ -87,7 +92,10 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       else if (before.state === 'held' && after.state === 'held' && after.jobId === before.jobId) {
         legal = after.acquiredAt === before.acquiredAt && after.expiresAt >= before.expiresAt // renewed at the claim
       } else if (before.state === 'held' && after.state === 'held') {
-        legal = before.expiresAt <= t || (before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false)
+        const stale = before.expiresAt <= t || (before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false)
+        const handedOn = !!before.line && !!after.line && after.line.head > before.line.head && after.line.tail === before.line.tail
+        legal = stale || (handedOn && endedBy(before.jobId, commit.n))
+        if (handedOn) world.count('lock handed to the next job in line')
       } else if (before.state === 'released' && after.state === 'held') legal = true
       else if (before.state === 'released' && after.state === 'reaping') legal = before.releasedAt + world.settings.retentionMs / 2 <= t
       else if (before.state === 'reaping') legal = before.since + REAPING_GRACE_MS <= t
@@ -103,6 +111,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     const before = JSON.parse(commit.before) as LockRecord
     const after = JSON.parse(commit.after) as LockRecord
     if (before.state !== 'held' || after.state !== 'held' || before.jobId === after.jobId) continue
+    if (endedBy(before.jobId, commit.n)) continue // handed on by its own release
     const claimer = jobs.get(before.jobId)?.claimer
     const running = claimer && (claimer.endedStep === null || claimer.endedStep >= commit.step)
     expect(!running, () => `I1 ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while ${claimer?.name} (started t+${((claimer!.startedAt - before.acquiredAt) / 60_000).toFixed(1)} min after the lock) was running`)
@@ -133,6 +142,34 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       const previous = list[i - 1]!
       const next = list[i]!
       expect(next.from > previous.to, () => `I1 ${lockKey}: ${A(previous.jobId)} and ${A(next.jobId)} worked at the same time (writes ${previous.from}–${previous.to} and ${next.from}–${next.to})`)
+    }
+  }
+
+  // 1e. Jobs that waited in a resource's line start in the order of their
+  //     places (submit order; a job passed over before its entry was written
+  //     took a later place): by claim, their places only grow.
+  const placeOf = new Map<string, number>()
+  for (const commit of history) {
+    if (!commit.key.startsWith('waiting/') || commit.after === null) continue
+    const seq = (JSON.parse(commit.after) as JobSpec).queueSeq
+    if (seq !== undefined) placeOf.set(commit.key.slice('waiting/'.length), seq)
+  }
+  const claimsByResource = new Map<string, { jobId: string; n: number; seq: number }[]>()
+  for (const job of jobs.values()) {
+    const seq = placeOf.get(job.jobId)
+    const claim = job.commits.find((c) => c.commit.actor === job.claimer)?.commit
+    const lockKey = job.spec?.lockKey
+    if (seq === undefined || !claim || !lockKey) continue
+    const list = claimsByResource.get(lockKey) ?? []
+    list.push({ jobId: job.jobId, n: claim.n, seq })
+    claimsByResource.set(lockKey, list)
+  }
+  for (const [lockKey, list] of claimsByResource) {
+    list.sort((a, b) => a.n - b.n)
+    for (let i = 1; i < list.length; i++) {
+      const [previous, next] = [list[i - 1]!, list[i]!]
+      expect(next.seq > previous.seq, () => `I9 ${lockKey}: ${A(next.jobId)} (place ${next.seq}) started after ${A(previous.jobId)} (place ${previous.seq})`)
+      world.count('queued jobs started in line order')
     }
   }
 

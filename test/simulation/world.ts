@@ -53,6 +53,8 @@ export interface ScenarioParams {
   sharedWorkPct?: number
   /** Chance that a job is submitted with a delayed start (`delaySeconds`); the dispatcher runs every minute when set. */
   delayedPct?: number
+  /** Chance that a submit chooses to wait in its resource's line (`onBusy: "queue"`) rather than be refused. */
+  queuedPct?: number
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const
