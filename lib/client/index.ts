@@ -129,9 +129,9 @@ export function createClient(options: ClientOptions): Client {
   return {
     request,
 
-    async submitJob(kind, input, { sourceTaskId, clientJobId, idempotencyKey, signal } = {}) {
+    async submitJob(kind, input, { sourceTaskId, clientJobId, onBusy, idempotencyKey, signal } = {}) {
       const res = await send('POST', '/api/jobs', {
-        body: { kind, input, ...(sourceTaskId !== undefined ? { sourceTaskId } : {}), ...(clientJobId !== undefined ? { clientJobId } : {}) },
+        body: { kind, input, ...(sourceTaskId !== undefined ? { sourceTaskId } : {}), ...(clientJobId !== undefined ? { clientJobId } : {}), ...(onBusy !== undefined ? { onBusy } : {}) },
         headers: idempotencyKey !== undefined ? { 'Idempotency-Key': idempotencyKey } : {},
         signal,
       })
