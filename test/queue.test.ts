@@ -20,6 +20,9 @@ import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { DUE_MINUTE_MS, addDue } from '../lib/schedule/due-index.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { keys } from '../lib/storage/keys.ts'
+import { markStarted } from '../lib/jobs/launch.ts'
+import { readSpec } from '../lib/jobs/state.ts'
+import { interceptedStore } from './support/hooked-store.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 
@@ -222,6 +225,31 @@ describe('queue instead of refuse', () => {
     expect(await t.status(delayed)).toMatchObject({ status: 'queued', queue: { position: 1, ahead: first } })
     await runJob(t.deps, first)
     expect(t.invoked).toEqual([first, delayed])
+  })
+
+  it('a status read while the job starts never answers 404 (a simulation finding: both spec reads missed the move)', async () => {
+    const t = await setup()
+    await t.submit()
+    const [next] = await t.queue(1)
+    const spec = (await readSpec(t.deps.store, next!))!
+    // The start lands between the status's read of `queue/` (before it) and of `waiting/` (after it).
+    let queueRead = false
+    let moved!: () => void
+    const started = new Promise<void>((resolve) => (moved = resolve))
+    const store = interceptedStore(t.deps.store, async (op, key, call) => {
+      if (op === 'read' && key === keys.spec(next!) && !queueRead) {
+        queueRead = true
+        const result = await call()
+        await markStarted(t.deps, spec, t.clock.now())
+        moved()
+        return result
+      }
+      // A read of the waiting copy sent after that of `queue/` lands after the move.
+      if (op === 'read' && key === keys.waitingSpec(next!) && queueRead) await started
+      return call()
+    })
+    const job = await getJob({ ...t.deps, store }, 'acct', next!)
+    expect(job).toMatchObject({ jobId: next, status: 'queued' })
   })
 
   it('refuses a bad onBusy with 400 and writes nothing', async () => {

@@ -25,19 +25,25 @@ export async function readState(store: BlobPort, jobId: string): Promise<StoredS
 /**
  * A live job's spec, started (`queue/`) or waiting (`waiting/`); the started
  * one wins when both exist (a start that died before deleting the waiting
- * copy). Throws `CorruptRecordError` for a record it cannot parse.
+ * copy). A start creates `queue/` before it deletes `waiting/`, so a job
+ * that moved between the first two reads is found by a third.
+ * Throws `CorruptRecordError` for a record it cannot parse.
  */
 export async function readSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
   const started = await readSpecAt(store, keys.spec(jobId))
-  return started ?? (await readSpecAt(store, keys.waitingSpec(jobId)))
+  if (started) return started
+  const waiting = await readSpecAt(store, keys.waitingSpec(jobId))
+  return waiting ?? (await readSpecAt(store, keys.spec(jobId)))
 }
 
 /**
- * The same answer as `readSpec`, reading both keys at once: for lookups whose
- * number of reads must not tell whether (and how) a job exists.
+ * The same answer as `readSpec` in exactly two reads, for lookups whose
+ * number of reads must not tell whether (and how) a job exists: the waiting
+ * copy first, so a job that starts between the reads is found started.
  */
 export async function readSpecEverywhere(store: BlobPort, jobId: string): Promise<JobSpec | null> {
-  const [started, waiting] = await Promise.all([readSpecAt(store, keys.spec(jobId)), readSpecAt(store, keys.waitingSpec(jobId))])
+  const waiting = await readSpecAt(store, keys.waitingSpec(jobId))
+  const started = await readSpecAt(store, keys.spec(jobId))
   return started ?? waiting
 }
 
