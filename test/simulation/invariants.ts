@@ -15,6 +15,7 @@ import { checkCredits } from './invariants-credits.ts'
 import { canonical, checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A, specCreated } from './sim-store.ts'
+import { checkLineOrder } from './invariants-line.ts'
 import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
@@ -28,7 +29,7 @@ export interface CheckReport {
 const ORPHAN_LOCK_GRACE_MS = 30_000
 const TERMINAL_EVENT_OF = { complete: 'done', failed: 'error', canceled: 'canceled' } as Record<string, string>
 
-interface JobHistory {
+export interface JobHistory {
   jobId: string
   spec: JobSpec | null
   commits: { commit: Commit; state: JobState }[]
@@ -145,33 +146,8 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     }
   }
 
-  // 1e. Jobs that waited in a resource's line start in the order of their
-  //     places (submit order; a job passed over before its entry was written
-  //     took a later place): by claim, their places only grow.
-  const placeOf = new Map<string, number>()
-  for (const commit of history) {
-    if (!commit.key.startsWith('waiting/') || commit.after === null) continue
-    const seq = (JSON.parse(commit.after) as JobSpec).queueSeq
-    if (seq !== undefined) placeOf.set(commit.key.slice('waiting/'.length), seq)
-  }
-  const claimsByResource = new Map<string, { jobId: string; n: number; seq: number }[]>()
-  for (const job of jobs.values()) {
-    const seq = placeOf.get(job.jobId)
-    const claim = job.commits.find((c) => c.commit.actor === job.claimer)?.commit
-    const lockKey = job.spec?.lockKey
-    if (seq === undefined || !claim || !lockKey) continue
-    const list = claimsByResource.get(lockKey) ?? []
-    list.push({ jobId: job.jobId, n: claim.n, seq })
-    claimsByResource.set(lockKey, list)
-  }
-  for (const [lockKey, list] of claimsByResource) {
-    list.sort((a, b) => a.n - b.n)
-    for (let i = 1; i < list.length; i++) {
-      const [previous, next] = [list[i - 1]!, list[i]!]
-      expect(next.seq > previous.seq, () => `I9 ${lockKey}: ${A(next.jobId)} (place ${next.seq}) started after ${A(previous.jobId)} (place ${previous.seq})`)
-      world.count('queued jobs started in line order')
-    }
-  }
+  // 1e. Jobs that waited in a resource's line start in the order of their places.
+  checkLineOrder(history, jobs.values(), expect, (what) => world.count(what))
 
   // ---- 2. exactly one terminal state; nothing after the terminal event --------
   // ---- 3. fencing: a worker writes only under its own, still valid lease ------
