@@ -121,7 +121,8 @@ async function submit() {
   const submitStatus = $('submit-status')
   submitStatus.textContent = 'Submitting…'
   try {
-    const { joined, job } = await (await access.submitter()).submitJob(kindName, input).finally(() => (submitStatus.textContent = ''))
+    const onBusy = ($('wait-if-busy') as HTMLInputElement).checked ? ('queue' as const) : undefined
+    const { joined, job } = await (await access.submitter()).submitJob(kindName, input, { onBusy }).finally(() => (submitStatus.textContent = ''))
     if (!joined) access.remember(job.jobId, job.watchToken)
     if (current?.jobId === job.jobId && !current.finished) {
       // The other click of a double click: it is the job we already watch.
@@ -131,6 +132,8 @@ async function submit() {
     watch(job.jobId, kindName)
     jobSection.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' })
     say(joined ? `Joined the running job ${job.jobId}: ${kind.joinedBecause}.` : `Submitted job ${job.jobId}.`)
+    // Waiting behind a busy resource: where it stands (it moves up as the jobs ahead finish).
+    if (!joined && job.queue) progressText.textContent = `Queued: position ${job.queue.position}${job.queue.ahead ? `, behind ${job.queue.ahead}` : ''}`
   } catch (error) {
     showError(describeError(error))
   }

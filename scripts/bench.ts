@@ -37,6 +37,7 @@ import { streamRows } from './bench-stream.ts'
 import { dispatchRows } from './bench-dispatch.ts'
 import { retryRows } from './bench-retry.ts'
 import { webhookRows } from './bench-webhooks.ts'
+import { queueRows } from './bench-queue.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -406,6 +407,7 @@ try {
 
   step('webhooks (a receiver on loopback)')
   for (const r of await webhookRows()) row(r)
+  for (const r of await queueRows()) row(r)
 
   step('retention at 20 ms per storage operation (seeds 10 000 finished jobs, then runs the reaper in real time)')
   // 5b. Retention throughput: jobs retired per second of reaper time (each job's own expiry

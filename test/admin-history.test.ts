@@ -162,13 +162,13 @@ describe('rollups', () => {
     expect(JSON.stringify(rollup).length).toBeLessThan(8_000)
   })
 
-  it('p50/p95 are the duration buckets holding them; the summary reads 96 rollups and lists queue/ once', async () => {
+  it('p50/p95 are the duration buckets holding them; the summary reads 96 rollups and lists queue/ and waiting/ once each', async () => {
     const { deps, ops, clock } = setup()
     for (let i = 0; i < 100; i++) await finished(deps, { finishedAt: clock.now() + i, startedAt: clock.now() + i - (i < 90 ? 800 : 100_000) })
     ops.length = 0
     const seen = await summary(deps)
     expect(ops.filter((o) => o.op === 'read').length).toBe(96)
-    expect(ops.filter((o) => o.op === 'list').length).toBe(1)
+    expect(ops.filter((o) => o.op === 'list').length).toBe(2)
     expect(seen.durations).toEqual([{ kind: 'summarize', count: 100, p50Ms: 1000, p95Ms: 120_000 }])
   })
 

@@ -283,7 +283,7 @@ describe('GET /api/admin/summary', () => {
     api.blobs.resetOps()
     const { status, body } = await adminJson('/api/admin/summary')
     expect(status).toBe(200)
-    expect(ops()).toEqual({ get: 96, list: 1 })
+    expect(ops()).toEqual({ get: 96, list: 2 })
     expect(body).toMatchObject({ hours: 24, reads: 96, unreadable: 0, live: 0 })
     expect(body.counts).toEqual({ complete: 1, failed: 1, canceled: 1 })
     expect(body.failures).toEqual([{ code: 'internal_error', count: 1 }])

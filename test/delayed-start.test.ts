@@ -9,7 +9,7 @@ import { z } from 'zod'
 import { ApiError } from '../lib/core/errors.ts'
 import { createAccount, readAccount } from '../lib/credits/index.ts'
 import { cancelJob, getJob, readFeed } from '../lib/jobs/read.ts'
-import { readSpec, readState } from '../lib/jobs/state.ts'
+import { readSpec } from '../lib/jobs/state.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
 import { defineJob } from '../lib/kinds/define.ts'
@@ -20,6 +20,7 @@ import { DUE_MINUTE_MS, dueKey } from '../lib/schedule/due-index.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { startDelayedJob } from '../lib/schedule/start.ts'
 import { keys } from '../lib/storage/keys.ts'
+import { markStarted } from '../lib/jobs/launch.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 
@@ -134,14 +135,16 @@ describe('delayed starts', () => {
     t.clock.advance(30_000)
     // What a handling leaves when its function dies right after the mark: the lock taken, the spec marked, no worker called.
     await acquireLock(t.deps.store, t.deps.clock, 'acct:paid:r1', jobId, t.deps.settings.lockTtlMs)
-    const blob = (await t.deps.store.read(keys.spec(jobId)))!
-    await t.deps.store.replace(keys.spec(jobId), JSON.stringify({ ...JSON.parse(blob.data), dispatchedAt: t.clock.now() }), blob.version)
+    expect(await markStarted(t.deps, (await readSpec(t.deps.store, jobId))!, t.clock.now())).not.toBeNull()
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([]) // that handling may still be calling it
     t.clock.advance(DUE_MINUTE_MS)
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([jobId])
     expect(await runJob(t.deps, jobId)).toBe('complete')
+    t.clock.advance(DUE_MINUTE_MS) // its guard finds it started and goes
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
   })
 
@@ -165,7 +168,7 @@ describe('delayed starts', () => {
     expect(await t.balance()).toBe(100)
     t.clock.advance(10 * DUE_MINUTE_MS)
     const report = await runDispatcher(t.deps, dueHandlers)
-    expect(report.handled).toBe(1)
+    expect(report.handled).toBe(2) // its start, and the guard every waiting job gets
     expect(t.invoked).toEqual([])
     expect(await peekLock(t.deps.store, 'acct:paid:r1')).toBeNull()
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
@@ -185,18 +188,47 @@ describe('delayed starts', () => {
     expect((await peekLock(t.deps.store, 'acct:paid:r1'))?.record).toMatchObject({ state: 'held', jobId: holder })
   })
 
-  it('is not reaped before its time, and is reaped if nothing started it well after', async () => {
+  it('waits outside the live index: the reaper never reads it, however late; the dispatcher starts it', async () => {
     const t = await setup()
     const { jobId } = (await t.submit({ delaySeconds: 3600 })).body
-    t.clock.advance(t.deps.settings.queuedTimeoutMs + 60_000)
-    await reap(t.deps)
-    expect(await readState(t.deps.store, jobId)).toBeNull()
+    expect((await t.deps.store.list(keys.specPrefix)).keys).toEqual([])
+    expect((await t.deps.store.list(keys.waitingPrefix)).keys).toEqual([keys.waitingSpec(jobId)])
+    t.clock.advance(3600_000 + t.deps.settings.queuedTimeoutMs + 60_000) // the dispatcher never ran
+    expect(await reap(t.deps)).toMatchObject({ liveChecked: 0, failed: 0 })
     expect((await t.status(jobId)).status).toBe('scheduled')
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
+    expect((await t.deps.store.list(keys.waitingPrefix)).keys).toEqual([])
+    expect((await t.deps.store.list(keys.specPrefix)).keys).toEqual([keys.spec(jobId)])
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+  })
 
-    t.clock.advance(3600_000 + t.deps.settings.queuedTimeoutMs) // the dispatcher never ran
-    await reap(t.deps)
+  it('is failed and refunded by its guard entry when its submit died before filing its start', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 30 })).body
+    const runAt = (await readSpec(t.deps.store, jobId))!.runAt!
+    await t.deps.store.delete(dueKey(runAt, 'start', jobId)) // what a submit that died before filing it leaves
+    t.clock.advance(2 * DUE_MINUTE_MS)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([])
     expect(await t.status(jobId)).toMatchObject({ status: 'failed', error: { code: 'worker_never_started' } })
+    expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
+    t.clock.advance(5 * DUE_MINUTE_MS)
+    await reap(t.deps) // settles it again once its charge can no longer land
     expect(await t.balance()).toBe(100)
+    expect((await t.deps.store.list(keys.waitingPrefix)).keys).toEqual([])
+  })
+
+  it('its guard entry leaves a job whose start is filed to that entry', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 300 })).body
+    t.clock.advance(2 * DUE_MINUTE_MS)
+    const report = await runDispatcher(t.deps, dueHandlers)
+    expect(report).toMatchObject({ handled: 1, deferred: 0 })
+    expect((await t.status(jobId)).status).toBe('scheduled')
+    t.clock.advance(4 * DUE_MINUTE_MS)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
   })
 
   it('refuses a start in the past, more than 7 days ahead, or both fields, and writes nothing', async () => {

@@ -2,11 +2,11 @@
  * The console's job list: newest first, filtered by status, kind and account,
  * a page at a time, with storage reads bounded per page whatever is stored.
  *
- * Live jobs come from `queue/` (a spec exists only while its job is live),
+ * Live jobs come from `queue/` and `waiting/` (a spec exists only while its job is live),
  * finished ones from the history index (jobs/history.ts): one entry per
  * finished job in its retention bucket, whose name carries status, kind and
  * account, so filtering finished jobs costs lists, not reads. A page:
- * - live part: 1 list of `queue/` (+1 per 1000 live jobs) and at most
+ * - live part: 1 list each of `queue/` and `waiting/` (+1 per 1000 live jobs) and at most
  *   2 × `limit` reads (state, or spec while queued); kind and account are
  *   checked after the read, so a filter counts against `examined`;
  * - finished part: 1 list of the bucket folders, at most MAX_BUCKETS_PER_PAGE
@@ -64,9 +64,11 @@ function matches(query: SearchQuery, job: { status: string; kind: string; accoun
 
 /** Live jobs older than `after`; returns the cursor to go on with while some are left unread. */
 async function liveJobs(deps: Deps, query: SearchQuery, after: string | null, page: SearchPage): Promise<string | null> {
-  const { keys: specKeys } = await deps.store.list(keys.specPrefix)
+  // Started jobs, and those waiting for their time or their turn (scheduled, queued).
+  const [started, waiting] = await Promise.all([deps.store.list(keys.specPrefix), deps.store.list(keys.waitingPrefix)])
+  const specIds = new Set([...started.keys.map((key) => key.slice(keys.specPrefix.length)), ...waiting.keys.map((key) => key.slice(keys.waitingPrefix.length))])
   // Ids start with their creation time, so sorting them sorts by age.
-  const ids = specKeys.map((key) => key.slice(keys.specPrefix.length)).filter((id) => after === null || id < after).sort().reverse()
+  const ids = [...specIds].filter((id) => after === null || id < after).sort().reverse()
   const batch = ids.slice(0, query.limit)
   const found = await Promise.all(batch.map((jobId) => readOperatorJob(deps, jobId)))
   page.examined += batch.length

@@ -27,8 +27,16 @@ export interface AdminQuery {
  * listed under `unreadable` and skipped.
  */
 export async function adminSnapshot(deps: Deps, options: AdminQuery) {
-  const [{ keys: stateKeys }, { keys: liveKeys }] = await Promise.all([deps.store.list(keys.statePrefix), deps.store.list(keys.specPrefix)])
-  const ids = new Set([...stateKeys.map((k) => k.slice(keys.statePrefix.length)), ...liveKeys.map((k) => k.slice(keys.specPrefix.length))])
+  const [{ keys: stateKeys }, { keys: liveKeys }, { keys: waitingKeys }] = await Promise.all([
+    deps.store.list(keys.statePrefix),
+    deps.store.list(keys.specPrefix),
+    deps.store.list(keys.waitingPrefix),
+  ])
+  const ids = new Set([
+    ...stateKeys.map((k) => k.slice(keys.statePrefix.length)),
+    ...liveKeys.map((k) => k.slice(keys.specPrefix.length)),
+    ...waitingKeys.map((k) => k.slice(keys.waitingPrefix.length)),
+  ])
   // Ids start with their creation time, so sorting them sorts by age.
   const { before } = options
   const newest = [...ids].filter((id) => before === undefined || id < before).sort().reverse()

@@ -2,7 +2,7 @@
  * The last 24 hours at a glance: finished jobs by status, p50/p95 run time by
  * kind, the commonest failure codes, and how many jobs are live. Read from
  * the hourly rollups (jobs/history.ts): 24 hours × ROLLUP_SHARDS reads and a
- * list of `queue/`, whatever the number of jobs. Durations come from a
+ * list of `queue/` and one of `waiting/`, whatever the number of jobs. Durations come from a
  * histogram, so a percentile is the upper bound of its bucket ("at most").
  */
 import type { Deps } from '../core/deps.ts'
@@ -25,7 +25,7 @@ export async function summary(deps: Deps): Promise<Summary> {
   const hours = Array.from({ length: SUMMARY_HOURS }, (_, i) => current - i * HOUR_MS).filter((hour) => hour + deps.settings.retentionMs > now)
   const reads = hours.flatMap((hour) => Array.from({ length: ROLLUP_SHARDS }, (_, shard) => ({ hour, shard })))
   let unreadable = 0
-  const [rollups, live] = await Promise.all([
+  const [rollups, live, waiting] = await Promise.all([
     Promise.all(
       reads.map(({ hour, shard }) =>
         readRollup(deps.store, hour, shard, deps.settings.retentionMs).catch((error: unknown) => {
@@ -36,6 +36,7 @@ export async function summary(deps: Deps): Promise<Summary> {
       ),
     ),
     deps.store.list(keys.specPrefix),
+    deps.store.list(keys.waitingPrefix),
   ])
   const merged = merge(rollups.filter((r): r is Rollup => r !== null))
   return {
@@ -43,7 +44,7 @@ export async function summary(deps: Deps): Promise<Summary> {
     to: iso(now)!,
     hours: hours.length,
     counts: merged.counts,
-    live: live.keys.length,
+    live: live.keys.length + waiting.keys.length,
     durations: Object.entries(merged.durations)
       .map(([kind, row]) => ({ kind, count: row.count, p50Ms: percentile(row.histogram, 0.5), p95Ms: percentile(row.histogram, 0.95) }))
       .sort((a, b) => b.count - a.count || a.kind.localeCompare(b.kind)),

@@ -37,6 +37,8 @@ export interface SubmitOptions {
   sourceTaskId?: string
   /** The caller's own id for this job (same alphabet). */
   clientJobId?: string
+  /** While another job holds the resource: 'queue' waits in line (the answer has `queue`), 'refuse' joins it (409); the kind's choice by default. */
+  onBusy?: 'queue' | 'refuse'
   /** Sent as `Idempotency-Key`: a retried submit with the same key and body returns the same job (`replayed: true`). */
   idempotencyKey?: string
   /** Start later: an ISO time at most 7 days ahead, or a number of seconds from now. */

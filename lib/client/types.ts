@@ -57,6 +57,8 @@ export interface SubmittedJob {
   watchTokenExpiresAt: string
   /** True when an `Idempotency-Key` replayed an earlier submit (HTTP 200). */
   replayed: boolean
+  /** Waiting behind a busy resource (`onBusy: 'queue'`): 1 is next; `ahead` is the job it waits behind (null for a shared resource). */
+  queue?: { position: number; ahead: string | null }
 }
 
 /** The live job holding the resource, from a 409 `resource_locked`. */

@@ -67,6 +67,10 @@ export const JobSpecSchema = z.object({
   dispatchedAt: z.number().optional(),
   /** Attempts the kind's retry policy allowed at submit (absent: the kind's policy when it runs). */
   maxAttempts: z.number().int().positive().optional(),
+  /** 'queue': wait in the resource's line when it is busy, instead of being refused. */
+  onBusy: z.enum(['queue', 'refuse']).optional(),
+  /** Its place in the resource's line (locks/line.ts) while it waits there. */
+  queueSeq: z.number().int().nonnegative().optional(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -137,9 +141,12 @@ export const JobStateSchema = z.object({
 })
 export type JobState = z.infer<typeof JobStateSchema>
 
+/** A resource's line of waiting jobs (see locks/line.ts): entries head ≤ seq < tail. */
+const LockLineSchema = z.object({ head: z.number().int().nonnegative(), tail: z.number().int().nonnegative() })
+
 export const LockRecordSchema = z.discriminatedUnion('state', [
-  z.object({ state: z.literal('held'), jobId: z.string(), acquiredAt: z.number(), expiresAt: z.number() }),
-  z.object({ state: z.literal('released'), jobId: z.string(), releasedAt: z.number() }),
+  z.object({ state: z.literal('held'), jobId: z.string(), acquiredAt: z.number(), expiresAt: z.number(), line: LockLineSchema.optional() }),
+  z.object({ state: z.literal('released'), jobId: z.string(), releasedAt: z.number(), line: LockLineSchema.optional() }),
   /** Set by the reaper just before it deletes a long-released lock; see lock.ts. */
   z.object({ state: z.literal('reaping'), since: z.number() }),
 ])

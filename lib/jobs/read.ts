@@ -7,7 +7,9 @@ import type { Deps } from '../core/deps.ts'
 import { ApiError, invalidRequest, notFound } from '../core/errors.ts'
 import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
 import { JOB_ID_PATTERN } from '../core/ids.ts'
-import { type StoredState, commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
+import { type StoredState, commitState, initialState, readState, settleFinishedJob } from './state.ts'
+import { readSpecEverywhere } from './records.ts'
+import { queuePlace } from './queue-place.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
 import { FeedSchema, publicJob, specStatus } from './views.ts'
@@ -21,7 +23,8 @@ export async function loadOwnedJob(deps: Pick<Deps, 'store'>, viewer: Viewer, jo
   if (!JOB_ID_PATTERN.test(jobId)) throw notFound()
   const stored = await readState(deps.store, jobId)
   if (stored && sees(viewer, stored.state)) return { stored }
-  const spec = await readSpec(deps.store, jobId)
+  // Both spec keys (started, waiting) at once: the reads are the same wherever the job is.
+  const spec = await readSpecEverywhere(deps.store, jobId)
   if (!stored && spec && sees(viewer, spec)) return { spec }
   // Claimed (and maybe finished and cleaned up) between our two reads: its state exists now.
   // Every 404 takes this third read too, another account's job included, so the
@@ -33,7 +36,7 @@ export async function loadOwnedJob(deps: Pick<Deps, 'store'>, viewer: Viewer, jo
 
 export async function getJob(deps: Deps, viewer: Viewer, jobId: string) {
   const job = await loadOwnedJob(deps, viewer, jobId)
-  return job.stored ? publicJob({ state: job.stored.state }) : publicJob({ spec: job.spec })
+  return job.stored ? publicJob({ state: job.stored.state }) : publicJob({ spec: job.spec, queue: await queuePlace(deps, job.spec) })
 }
 
 export const MAX_FEED_LIMIT = 1000

@@ -5,31 +5,15 @@
 import type { Deps } from '../core/deps.ts'
 import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStorage, jobLog, planAppend, planSeal } from '../events/log.ts'
 import { settleJobCredits } from '../credits/index.ts'
-import { releaseLock } from '../locks/lock.ts'
+import { releaseAndStartNext } from './launch.ts'
 import { expiryBucket, keys } from '../storage/keys.ts'
 import { addDue } from '../schedule/due-index.ts'
 import type { BlobPort } from '../storage/port.ts'
-import { parseRecord } from '../core/records.ts'
-import { type JobSpec, JobSpecSchema, type JobState, JobStateSchema, type LogPosition, isTerminal } from '../core/types.ts'
+import { type JobSpec, type JobState, type LogPosition, isTerminal } from '../core/types.ts'
 
-export interface StoredState {
-  state: JobState
-  version: string
-}
+import type { StoredState } from './records.ts'
 
-/** A job's state; throws `CorruptRecordError` for a record it cannot parse. */
-export async function readState(store: BlobPort, jobId: string): Promise<StoredState | null> {
-  const key = keys.state(jobId)
-  const blob = await store.read(key)
-  return blob ? { state: parseRecord(key, blob.data, JobStateSchema), version: blob.version } : null
-}
-
-/** A live job's spec; throws `CorruptRecordError` for a record it cannot parse. */
-export async function readSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
-  const key = keys.spec(jobId)
-  const blob = await store.read(key)
-  return blob ? parseRecord(key, blob.data, JobSpecSchema) : null
-}
+export { type StoredState, readFailedSpec, readSpec, readState } from './records.ts'
 
 /** The state a job starts with when it is claimed or canceled before it ran. */
 export function initialState(spec: JobSpec, now: number): JobState {
@@ -99,7 +83,7 @@ export async function commitState(
  * before that last step).
  */
 export async function settleFinishedJob(
-  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log' | 'recordFinished'>,
+  deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log' | 'recordFinished' | 'invokeWorker'>,
   stored: StoredState,
   chunkSource = chunksFromStorage(deps.store, jobLog(stored.state.jobId)),
 ) {
@@ -116,7 +100,8 @@ export async function settleFinishedJob(
   // A job that did no work for its money gets it back, once whoever settles (credits/settle.ts).
   const credits = await settleJobCredits(deps.store, deps.clock, state)
   if (state.lockKey) {
-    const released = await releaseLock(deps.store, deps.clock, state.lockKey, state.jobId)
+    // Hands the lock to the next job waiting for the resource, and starts it.
+    const released = await releaseAndStartNext(deps, state.lockKey, state.jobId)
     if (!released.released && released.reason === 'held_by_another_job') {
       deps.log.info('lock already taken by a newer job; left alone', {
         jobId: state.jobId,
@@ -126,30 +111,37 @@ export async function settleFinishedJob(
   }
   // After the lock is free, so the console's history never holds up the next job on the resource.
   await deps.recordFinished?.(deps, state)
-  // A charge that may still land keeps the job in the live index, so the reaper settles it again.
-  if (credits !== 'settled') return
-  // Filed at the finish time, so a settle that runs again files the same entry.
+  // Filed at the finish time, so a settle that runs again files the same entry; before the job
+  // leaves the live index, so a settle that dies first is redone by the reaper, which files it.
   if (state.webhookUrl) await addDue(deps.store, state.finishedAt, 'webhook', state.jobId)
+  // A charge that may still land keeps the job in the live index, so the reaper settles it again
+  // (a job canceled while it waited is put there: the reaper does not walk `waiting/`).
+  if (credits === 'undecided') {
+    await keepForReaper(deps.store, state.jobId)
+    return
+  }
   if (state.status === 'failed') await keepFailedSpec(deps.store, state.jobId)
+  // The waiting copy first: should its delete fail, the job stays in the live index and is settled again.
+  await deps.store.delete(keys.waitingSpec(state.jobId))
   await deps.store.delete(keys.spec(state.jobId))
 }
 
+async function keepForReaper(store: BlobPort, jobId: string) {
+  const waiting = await store.read(keys.waitingSpec(jobId))
+  if (waiting) await store.create(keys.spec(jobId), waiting.data)
+}
+
 /**
- * A failed job's input would go with its live spec: a copy is kept until
+ * A failed job's input would go with its spec: a copy is kept until
  * retention so an operator can run the job again (admin/actions.ts). Copied
- * before the live spec is deleted, so a crash between the two copies it again.
+ * before the spec is deleted, so a crash between the two copies it again.
+ * A job that failed while it waited has its spec in `waiting/`.
  */
 async function keepFailedSpec(store: BlobPort, jobId: string) {
-  const spec = await store.read(keys.spec(jobId))
+  const spec = (await store.read(keys.spec(jobId))) ?? (await store.read(keys.waitingSpec(jobId)))
   if (spec) await store.put(keys.failedSpec(jobId), spec.data)
 }
 
-/** The kept spec of a failed job (see keepFailedSpec); null when none was kept. */
-export async function readFailedSpec(store: BlobPort, jobId: string): Promise<JobSpec | null> {
-  const key = keys.failedSpec(jobId)
-  const blob = await store.read(key)
-  return blob ? parseRecord(key, blob.data, JobSpecSchema) : null
-}
 
 /**
  * Writes a finished log's last page so late readers replay it from pages.
@@ -198,6 +190,7 @@ export async function deleteJobData(
     store.delete(keys.spec(jobId)),
     state === null || state.status === 'failed' ? store.delete(keys.failedSpec(jobId)) : null,
     state === null || state.webhookUrl ? store.delete(keys.webhookDelivery(jobId)) : null,
+    store.delete(keys.waitingSpec(jobId)),
     // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
     store.delete(keys.cancelRequest(jobId)),
   ])

@@ -5,7 +5,10 @@
 import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { ApiError, type Issue, invalidRequest } from '../core/errors.ts'
-import { acquireLock, releaseLock } from '../locks/lock.ts'
+import { acquireLock } from '../locks/lock.ts'
+import { enterLine } from '../locks/enqueue.ts'
+import { markStarted, releaseAndStartNext } from './launch.ts'
+import { QueuePlaceSchema, queuePlace } from './queue-place.ts'
 import { type ChargePlan, type StoredAccount, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 import { UnsafeKeyError, keys, resourceKey } from '../storage/keys.ts'
@@ -15,7 +18,7 @@ import { systemError } from '../core/sanitize.ts'
 import { type PublicJob, Timestamp, jobUrls, publicJob } from './views.ts'
 import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
 import { dispatchJob, failUndispatched } from './dispatch.ts'
-import { DelayFieldsSchema, startTimeOf } from '../schedule/delay.ts'
+import { DelayFieldsSchema, startTimeOf, waitingGuardAt } from '../schedule/delay.ts'
 import { addDue } from '../schedule/due-index.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { MAX_WEBHOOK_URL_LENGTH, checkWebhookUrl } from '../webhooks/target.ts'
@@ -29,6 +32,8 @@ export const SubmitBodySchema = z.strictObject({
   input: z.record(z.string(), z.unknown()),
   sourceTaskId: ClientIdSchema.optional(),
   clientJobId: ClientIdSchema.optional(),
+  /** While another job holds the resource: "refuse" (409) or "queue" (wait in line); the kind's choice by default. */
+  onBusy: z.enum(['queue', 'refuse']).optional(),
   ...DelayFieldsSchema,
   /** Where to POST the job's outcome when it ends (https; the account's default when absent). */
   webhookUrl: z.string().max(MAX_WEBHOOK_URL_LENGTH).optional(),
@@ -50,6 +55,8 @@ export const SubmittedBodySchema = z.strictObject({
   statusUrl: z.string(),
   eventsUrl: z.string(),
   createdAt: Timestamp,
+  /** Queued behind a busy resource: its place in the resource's line. */
+  queue: QueuePlaceSchema.optional(),
 })
 
 export interface Submitted {
@@ -89,6 +96,7 @@ export async function submitJob(
   const policy = { allowPrivateTargets: deps.settings.webhookAllowPrivateTargets }
   const webhookUrl =
     parsed.data.webhookUrl !== undefined ? checkWebhookUrl(parsed.data.webhookUrl, policy) : (options.accountRead?.record.webhookUrl ?? undefined)
+  const onBusy = parsed.data.onBusy ?? kind.onBusy ?? 'refuse'
 
   const jobId = deps.ids('job')
   let lockKey: string | null = null
@@ -125,12 +133,14 @@ export async function submitJob(
   /** The spec write was sent: if it threw, it may still have landed. */
   let specSent = false
   let lockTaken = false
+  /** The resource is busy and this job waits in its line (spec in `waiting/`). */
+  let waitInLine = false
+  const canTakeOver = (holder: { jobId: string; acquiredAt: number }) => isAbandoned(deps, holder)
   try {
     if (lockKey && runAt === null) {
-      const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, {
-        canTakeOver: (holder) => isAbandoned(deps, holder),
-      })
-      if (!lock.acquired) {
+      const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, { canTakeOver })
+      if (!lock.acquired && onBusy === 'queue') waitInLine = true
+      else if (!lock.acquired) {
         const urls = jobUrls(lock.holder.jobId)
         // Name the holder only when the resource is this account's own, so a
         // kind with a shared resource never reveals another account's job.
@@ -146,8 +156,10 @@ export async function submitJob(
           },
         })
       }
-      lockTaken = true
-      if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
+      else {
+        lockTaken = true
+        if (lock.tookOverFrom) await recordTakeover(deps, lock.tookOverFrom, jobId)
+      }
     }
     const spec: JobSpec = {
       jobId,
@@ -165,22 +177,47 @@ export async function submitJob(
       ...(runAt === null ? {} : { runAt }),
       maxAttempts: resolveRetryPolicy(kind.retry).maxAttempts,
       ...(webhookUrl === undefined ? {} : { webhookUrl }),
+      ...(onBusy === 'queue' ? { onBusy } : {}),
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)
     submitted = spec
+    const waits = runAt !== null || waitInLine
+    if (waits) await addDue(deps.store, waitingGuardAt(spec.createdAt), 'guard', jobId)
     specSent = true
-    const created = await deps.store.create(keys.spec(jobId), JSON.stringify(spec))
+    const specKey = waits ? keys.waitingSpec(jobId) : keys.spec(jobId)
+    const created = await deps.store.create(specKey, JSON.stringify(spec))
     if (!created.ok) throw new Error(`job id ${jobId} already exists`)
     specCreated = true
     // After the spec: whoever settles the job finds by content whether this charge landed.
     const { paid } = await chargeJob(deps.store, deps.clock, charge)
     // Charged while another submit of its client job id made the reservation: the charge came back.
-    if (paid !== spec.creditCharged && (await deps.store.replace(keys.spec(jobId), JSON.stringify({ ...spec, creditCharged: paid }), created.version)).ok) {
-      submitted = { ...spec, creditCharged: paid }
+    let specVersion = created.version
+    if (paid !== spec.creditCharged) {
+      const patched = await deps.store.replace(specKey, JSON.stringify({ ...spec, creditCharged: paid }), created.version)
+      if (patched.ok) {
+        submitted = { ...spec, creditCharged: paid }
+        specVersion = patched.version
+      }
     }
     // Last: once it is filed the dispatcher may start the job, so the spec must be final.
     if (runAt !== null) await addDue(deps.store, runAt, 'start', jobId)
+    if (waitInLine) {
+      const place = await enterLine(deps.store, deps.clock, lockKey!, jobId, deps.settings.lockTtlMs, { canTakeOver })
+      if (place.acquired) {
+        // Free after all: the job starts now, as if it had not waited.
+        lockTaken = true
+        if (place.tookOverFrom) await recordTakeover(deps, place.tookOverFrom, jobId)
+        const started = await markStarted(deps, submitted, deps.clock.now())
+        if (!started) throw new Error(`job ${jobId} was started by another handling while its submit was running`)
+        submitted = started
+        waitInLine = false
+      } else {
+        // Its place, for its status; a hand-off may have started it already (then the waiting copy is gone).
+        const queued = { ...submitted, queueSeq: place.seq }
+        if ((await deps.store.replace(specKey, JSON.stringify(queued), specVersion)).ok) submitted = queued
+      }
+    }
   } catch (error) {
     // Undo what this submit did, so a refused or failed submit leaves nothing behind.
     // A job that exists is failed and settled, which returns a charge that landed (and only then).
@@ -194,13 +231,14 @@ export async function submitJob(
       const unpaid = !specCreated || chargeRefused(error)
       undone = (await failUndispatched(deps, unpaid ? { ...submitted, creditCharged: 0, reservation: null } : submitted, error)).outcome === 'failed'
     }
-    if (lockTaken && lockKey) await releaseLock(deps.store, deps.clock, lockKey, jobId).catch(() => {})
+    if (lockTaken && lockKey) await releaseAndStartNext(deps, lockKey, jobId).catch(() => {})
     // A job that may exist and could not be failed keeps the key: a retry is answered with it, not given a second job.
     if (claim && undone) await releaseIdempotencyKey(deps.store, deps.clock, claim).catch(() => {})
     throw error
   }
   const spec = submitted
   if (runAt !== null) return accepted(publicJob({ spec }))
+  if (waitInLine) return accepted(publicJob({ spec, queue: await queuePlace(deps, spec).catch(() => null) }))
 
   const dispatch = await dispatchJob(deps, spec)
   if (dispatch.outcome === 'started') return accepted(publicJob({ spec }))
@@ -224,6 +262,7 @@ const answerOf = (job: PublicJob): Submitted['body'] => ({
   statusUrl: job.statusUrl,
   eventsUrl: job.eventsUrl,
   createdAt: job.createdAt,
+  ...(job.queue ? { queue: job.queue } : {}),
 })
 
 /** A lock held by a job that was never written: its submit died between the two writes. */

@@ -7,6 +7,7 @@ import { z } from 'zod'
 import { iso } from '../core/clock.ts'
 import { JOB_STATUSES, JobAssetSchema, JobEventSchema, type JobSpec, type JobState, PublicErrorSchema } from '../core/types.ts'
 import type { AssetRecord } from '../assets/record.ts'
+import { type QueuePlace, QueuePlaceSchema } from './queue-place.ts'
 
 /** A time as the API shows it: ISO 8601 in UTC, with milliseconds. */
 export const Timestamp = z.iso.datetime()
@@ -48,6 +49,8 @@ export const PublicJobSchema = z.strictObject({
   assets: z.array(JobAssetSchema),
   /** A delayed job's start time (`runAt` or `delaySeconds` at submit); absent for the others. */
   runAt: Timestamp.optional(),
+  /** A job `queued` behind a busy resource (`onBusy: "queue"`): its place in the resource's line. */
+  queue: QueuePlaceSchema.optional(),
 })
 export type PublicJob = z.infer<typeof PublicJobSchema>
 
@@ -67,12 +70,13 @@ export const FeedSchema = z.strictObject({
 })
 
 /** A job with no state yet: waiting for its time, or for its worker. */
-export const specStatus = (spec: JobSpec) => (spec.runAt !== undefined && spec.dispatchedAt === undefined ? 'scheduled' : 'queued')
+export const specStatus = (spec: JobSpec) =>
+  spec.runAt !== undefined && spec.dispatchedAt === undefined && spec.queueSeq === undefined ? 'scheduled' : 'queued'
 
 const runAtOf = (runAt: number | undefined) => (runAt === undefined ? {} : { runAt: iso(runAt)! })
 
 /** The job as any client may see it: never the internal error, never the lease. */
-export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJob {
+export function publicJob(job: { spec: JobSpec; queue?: QueuePlace | null } | { state: JobState }): PublicJob {
   if ('spec' in job) {
     const { spec } = job
     return {
@@ -96,6 +100,7 @@ export function publicJob(job: { spec: JobSpec } | { state: JobState }): PublicJ
       creditCharged: spec.creditCharged,
       assets: [],
       ...runAtOf(spec.runAt),
+      ...(job.queue ? { queue: job.queue } : {}),
     }
   }
   const { state } = job

@@ -61,6 +61,12 @@ export interface JobKind<Schema extends z.ZodType = z.ZodType, Result = unknown>
    * error is retried; a JobFailure, a cancel or a lost lock is final.
    */
   retry?: RetryPolicy
+  /**
+   * What a submit gets while another job holds the resource: 'refuse' (409
+   * `resource_locked`, the default) or 'queue' (wait in the resource's line,
+   * started in submit order). A submit's own `onBusy` wins.
+   */
+  onBusy?: 'queue' | 'refuse'
   /** The long work. Its return value is the job's result. */
   run(ctx: JobContext<z.infer<Schema>>): Promise<Result>
 }

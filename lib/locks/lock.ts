@@ -3,7 +3,13 @@
  * changes only through conditional writes:
  *
  *   absent ──create──▶ held ──release (by its job)──▶ released ──▶ held (next job)
- *                        └── expired: taken over by replace ──▶ held (next job)
+ *                        ├── expired: taken over by replace ──▶ held (next job)
+ *                        └── release with jobs in its line ──▶ held (the line's head)
+ *
+ * With jobs waiting in its line (line.ts), a lock goes only to the line's
+ * head: release hands it on in the same conditional write, and a newcomer
+ * is refused even when the lock expired or its holder is gone (the waiting
+ * jobs' due entries hand it on then, see handOffStale).
  *
  * A released lock is kept (Blobs cannot delete conditionally, and an
  * unconditional delete could remove a lock another job just took). The
@@ -18,6 +24,7 @@ import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
 import { parseRecord } from '../core/records.ts'
 import { type LockRecord, LockRecordSchema } from '../core/types.ts'
+import { forgetLineEntries, nextInLine, waitingInLine } from './line.ts'
 
 /** Just past the background function's 15-minute cap. */
 export const DEFAULT_LOCK_TTL_MS = 16 * 60_000
@@ -40,7 +47,8 @@ export type AcquireResult =
   | { acquired: false; holder: LockHolder }
 
 export type ReleaseResult =
-  | { released: true }
+  /** `handedTo`: the line's job that holds the lock now; it must be started (jobs/launch.ts). */
+  | { released: true; handedTo?: string }
   | { released: false; reason: 'missing' | 'held_by_another_job' | 'already_released'; holder?: LockHolder }
 
 const encode = (record: LockRecord) => JSON.stringify(record)
@@ -64,29 +72,44 @@ export async function acquireLock(
   const key = keys.lock(resource)
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const now = clock.now()
-    const held = encode({ state: 'held', jobId, acquiredAt: now, expiresAt: now + ttlMs })
-    if ((await store.create(key, held)).ok) return { acquired: true, tookOverFrom: null }
+    const held: LockRecord = { state: 'held', jobId, acquiredAt: now, expiresAt: now + ttlMs }
+    if ((await store.create(key, encode(held))).ok) return { acquired: true, tookOverFrom: null }
 
     const current = await peekLock(store, resource)
     if (!current) continue // deleted between our two calls: try to create again
     const { record, version } = current
-    if (record.state === 'held' && record.expiresAt > now) {
+    if (record.state === 'held') {
       const holder = { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt }
-      if (!(await options.canTakeOver?.(holder))) return { acquired: false, holder }
+      // Jobs waiting in its line come first: the lock is theirs, whatever state its holder is in.
+      if (waitingInLine(record.line) > 0) return { acquired: false, holder }
+      if (record.expiresAt > now && !(await options.canTakeOver?.(holder))) return { acquired: false, holder }
     }
     if (record.state === 'reaping' && record.since + REAPING_GRACE_MS > now) {
       await clock.sleep(25 * (round + 1)) // the reaper deletes it in a moment
       continue
     }
-    if ((await store.replace(key, held, version)).ok) {
+    // The line's pointers stay, so its seqs never repeat.
+    const taken = record.state !== 'reaping' && record.line ? { ...held, line: record.line } : held
+    if ((await store.replace(key, encode(taken), version)).ok) {
       return { acquired: true, tookOverFrom: record.state === 'held' ? record.jobId : null }
     }
   }
   throw new StorageUnavailableError(`lock ${resource} kept changing; gave up after ${MAX_ROUNDS} rounds`)
 }
 
-/** Releases the lock only if `jobId` still holds it; says why when it does not. */
-export async function releaseLock(store: BlobPort, clock: Clock, resource: string, jobId: string): Promise<ReleaseResult> {
+export interface ReleaseOptions {
+  /** TTL of the lock for the job it is handed to. */
+  ttlMs?: number
+  /** Called before the lock is handed to `jobId`, so that job is started even if the caller dies right after. */
+  beforeHandOff?(jobId: string): Promise<void>
+}
+
+/**
+ * Releases the lock only if `jobId` still holds it; says why when it does
+ * not. With jobs in its line it is handed to the first that still waits,
+ * in the same conditional write (`handedTo`).
+ */
+export async function releaseLock(store: BlobPort, clock: Clock, resource: string, jobId: string, options: ReleaseOptions = {}): Promise<ReleaseResult> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const current = await peekLock(store, resource)
     if (!current) return { released: false, reason: 'missing' }
@@ -99,10 +122,66 @@ export async function releaseLock(store: BlobPort, clock: Clock, resource: strin
         holder: { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt },
       }
     }
-    const released = encode({ state: 'released', jobId, releasedAt: clock.now() })
+    if (waitingInLine(record.line) > 0) {
+      const handedTo = await handOn(store, clock, resource, record, version, options)
+      if (handedTo === undefined) continue
+      return handedTo === null ? { released: true } : { released: true, handedTo }
+    }
+    const released = encode({ state: 'released', jobId, releasedAt: clock.now(), ...(record.line ? { line: record.line } : {}) })
     if ((await store.replace(keys.lock(resource), released, version)).ok) return { released: true }
   }
   throw new StorageUnavailableError(`lock ${resource} kept changing; gave up releasing it`)
+}
+
+/**
+ * Hands a held lock to its line's next waiting job (or releases it when none
+ * waits), conditionally on `version`. Returns the job it went to, null if
+ * released, undefined if the lock changed meanwhile.
+ */
+async function handOn(
+  store: BlobPort,
+  clock: Clock,
+  resource: string,
+  record: Extract<LockRecord, { state: 'held' }>,
+  version: string,
+  options: ReleaseOptions,
+): Promise<string | null | undefined> {
+  const line = record.line!
+  const { next, consumed } = await nextInLine(store, clock, resource, line)
+  const now = clock.now()
+  if (next) await options.beforeHandOff?.(next.jobId)
+  const written = next
+    ? { state: 'held' as const, jobId: next.jobId, acquiredAt: now, expiresAt: now + (options.ttlMs ?? DEFAULT_LOCK_TTL_MS), line: { head: next.seq + 1, tail: line.tail } }
+    : { state: 'released' as const, jobId: record.jobId, releasedAt: now, line: { head: line.tail, tail: line.tail } }
+  if (!(await store.replace(keys.lock(resource), encode(written), version)).ok) return undefined
+  await forgetLineEntries(store, resource, consumed)
+  return next?.jobId ?? null
+}
+
+/**
+ * Hands a lock whose holder is gone (expired, or `isGone` says so) to its
+ * line's head. Called by a waiting job's due entry, so a line behind a
+ * holder that never releases (its submit died) does not wait forever.
+ * Returns the job it went to and the holder it was taken from, or null.
+ */
+export async function handOffStale(
+  store: BlobPort,
+  clock: Clock,
+  resource: string,
+  isGone: (holder: LockHolder) => Promise<boolean>,
+  options: ReleaseOptions = {},
+): Promise<{ handedTo: string; tookOverFrom: string } | null> {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const current = await peekLock(store, resource)
+    if (!current || current.record.state !== 'held' || waitingInLine(current.record.line) === 0) return null
+    const { record, version } = current
+    const holder = { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt }
+    if (record.expiresAt > clock.now() && !(await isGone(holder))) return null
+    const handedTo = await handOn(store, clock, resource, record, version, options)
+    if (handedTo === undefined) continue
+    return handedTo === null ? null : { handedTo, tookOverFrom: record.jobId }
+  }
+  throw new StorageUnavailableError(`lock ${resource} kept changing; gave up handing it on`)
 }
 
 /**

@@ -33,3 +33,13 @@ export function startTimeOf(fields: { runAt?: string | undefined; delaySeconds?:
   if (at > now + MAX_DELAY_MS) throw invalidRequest('"runAt" is more than 7 days ahead.', [{ path: 'runAt', message: 'must be at most 7 days ahead' }])
   return at
 }
+
+/**
+ * Every waiting job (delayed or queued) gets a `guard` entry at this age,
+ * filed before its spec: the reaper walks only started jobs, so this guard
+ * is what finds one whose submit died midway. Past a submit's life (60 s on
+ * Netlify), so by then the submit either filed what the job waits on or
+ * never will (see schedule/start.ts).
+ */
+export const WAITING_GUARD_MS = 90_000
+export const waitingGuardAt = (createdAt: number) => createdAt + WAITING_GUARD_MS

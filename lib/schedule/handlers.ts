@@ -8,4 +8,6 @@ export const dueHandlers: DueHandlers = {
   start: startDelayedJob,
   retry: startNextAttempt,
   webhook: deliverJobWebhook,
+  /** Filed for every waiting job at submit: see schedule/start.ts. */
+  guard: startDelayedJob,
 }

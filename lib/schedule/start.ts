@@ -1,27 +1,37 @@
 /**
- * Starting a delayed job when its time comes (the `start` entries of the
- * due-time index). The job took no lock at submit: it takes it now. A busy
- * resource fails the job with `resource_locked` and refunds it, as a submit
- * would have been refused with 409: waiting an unknown time behind another
- * job is what queueing will offer, opt-in. The start is conditional: the spec
- * is marked `dispatchedAt` only if it did not change since it was read, and
- * only the run that marked it calls the worker, so an entry handled twice
- * (a crash before its removal, two dispatcher runs) starts the job once; a
- * marked job whose worker never claimed it has its worker called again a
- * minute later (see callAgain), which the worker's claim makes harmless.
+ * Starting a waiting job when its due entry comes (`start` entries of the
+ * due-time index): a delayed job at its time, a queued job whose resource
+ * was handed to it, and the guard every waiting job gets at submit (see
+ * jobs/submit.ts) so that a submit that died midway leaves nothing behind.
+ *
+ * A delayed job took no lock at submit: it takes it now. When the resource
+ * is busy it waits in the resource's line if it chose to (`onBusy:
+ * 'queue'`), else it fails with `resource_locked` and is refunded, as a
+ * submit would have been refused with 409. A job in a line waits for the
+ * hand-off; its entry comes back when the holder's lock would expire, and a
+ * holder that is gone by then has its lock handed to the line's head.
+ *
+ * The start is create-only: `queue/<job>` is created marked `dispatchedAt`
+ * (jobs/launch.ts), and only the handling that created it calls the worker,
+ * so an entry handled twice starts the job once; a marked job whose worker
+ * never claimed it has its worker called again a minute later (see
+ * callAgain), which the worker's claim makes harmless.
  */
 import type { Deps } from '../core/deps.ts'
-import { parseRecord } from '../core/records.ts'
 import { systemError } from '../core/sanitize.ts'
-import { type JobSpec, JobSpecSchema } from '../core/types.ts'
+import { type JobSpec, isTerminal } from '../core/types.ts'
 import { dispatchJob } from '../jobs/dispatch.ts'
+import { handOnStale, markStarted, releaseAndStartNext } from '../jobs/launch.ts'
+import { readStoredSpec } from '../jobs/records.ts'
 import { commitState, initialState, readState, settleFinishedJob } from '../jobs/state.ts'
 import { isAbandoned, recordTakeover } from '../jobs/submit.ts'
-import { acquireLock, releaseLock } from '../locks/lock.ts'
+import { enterLine } from '../locks/enqueue.ts'
+import { acquireLock, peekLock } from '../locks/lock.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
 import type { DueOutcome } from './dispatcher.ts'
-import type { DueEntry } from './due-index.ts'
+import { type DueEntry, dueKey, removeDue } from './due-index.ts'
+import { waitingGuardAt } from './delay.ts'
 
 const DONE: DueOutcome = { done: true }
 const MAX_ROUNDS = 4
@@ -30,50 +40,125 @@ const HANDLING_OVER_MS = 60_000
 
 export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueOutcome> {
   const jobId = entry.id
-  const specKey = keys.spec(jobId)
   /** This handling took the job's lock: it frees it if the job turns out not to start. */
   let holding: string | null = null
   const letGo = async () => {
-    if (holding) await releaseLock(deps.store, deps.clock, holding, jobId)
+    if (holding) await releaseAndStartNext(deps, holding, jobId)
     return DONE
   }
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const blob = await deps.store.read(specKey)
-    if (!blob) return letGo() // finished (canceled) and cleaned up
-    const spec = parseRecord(specKey, blob.data, JobSpecSchema)
-    const claimed = await readState(deps.store, jobId)
-    // Another handling started it: the lock, if we took it, is the job's now.
-    if (spec.dispatchedAt !== undefined) return claimed ? DONE : callAgain(deps, spec, spec.dispatchedAt)
-    if (claimed) return letGo() // canceled before its time
+    // Started: the lock, if we took it, is the job's now.
+    const started = await readStoredSpec(deps.store, keys.spec(jobId))
+    // (A guard has nothing to do for a started job: the reaper watches it from here.)
+    if (started) return entry.type === 'guard' || (await readState(deps.store, jobId)) ? DONE : callAgain(deps, started.spec, started.spec.dispatchedAt ?? started.spec.createdAt)
+    const waiting = await readStoredSpec(deps.store, keys.waitingSpec(jobId))
+    if (!waiting) return letGo() // never written (its submit failed), or ended and cleaned up
+    const { spec } = waiting
+    const stored = await readState(deps.store, jobId)
+    if (stored) {
+      // Ended before it started (canceled): settled again, in case its settler died (the reaper walks only `queue/`).
+      if (isTerminal(stored.state.status)) await settleFinishedJob(deps, stored)
+      return letGo()
+    }
     const now = deps.clock.now()
+    const runAtEntry = spec.runAt === undefined ? null : dueKey(spec.runAt, 'start', jobId)
+    if (entry.key === runAtEntry) {
+      // Its time has come: the guard has nothing left to do.
+      if (round === 0) await removeDue(deps.store, { key: dueKey(waitingGuardAt(spec.createdAt), 'guard', jobId) })
+    } else if (entry.type === 'guard') {
+      const filed = await submitFiled(deps, spec, runAtEntry)
+      if (filed === 'unfiled') return failUnfiled(deps, spec)
+      if (filed === 'at_its_time') return DONE // its own entry starts it
+    }
     if (spec.runAt !== undefined && spec.runAt > now) return { done: false, at: spec.runAt }
 
     if (spec.lockKey && !holding) {
-      const lock = await acquireLock(deps.store, deps.clock, spec.lockKey, jobId, deps.settings.lockTtlMs, {
-        canTakeOver: (holder) => isAbandoned(deps, holder),
-      })
-      // Held by this job already: an earlier handling took it and stopped before the start.
-      // It is left as it is (the worker renews it when it claims the job).
-      if (!lock.acquired && lock.holder.jobId !== jobId) {
-        await failBusy(deps, spec, lock.holder.jobId)
-        return DONE
-      }
-      if (lock.acquired) holding = spec.lockKey
-      if (lock.acquired && lock.tookOverFrom && lock.tookOverFrom !== jobId) await recordTakeover(deps, lock.tookOverFrom, jobId)
+      const turn = await takeTurn(deps, spec, waiting.version)
+      if ('done' in turn) return turn
+      if (turn.took) holding = spec.lockKey
     }
-    const started = { ...spec, dispatchedAt: now }
-    // Changed meanwhile (a cancel, another handling): read again.
-    if (!(await deps.store.replace(specKey, JSON.stringify(started), blob.version)).ok) continue
+    const marked = await markStarted(deps, spec, now)
+    if (!marked) continue // another handling started it: see it through above
     // A cancel between our read and the mark has made the state: the job must not hold the lock.
     if (await readState(deps.store, jobId)) {
-      if (spec.lockKey) await releaseLock(deps.store, deps.clock, spec.lockKey, jobId)
+      if (spec.lockKey) await releaseAndStartNext(deps, spec.lockKey, jobId)
       return DONE
     }
-    const dispatch = await dispatchJob(deps, started)
-    deps.log.info('delayed job started', { jobId, outcome: dispatch.outcome, lateMs: now - (spec.runAt ?? now) })
+    const dispatch = await dispatchJob(deps, marked)
+    deps.log.info('waiting job started', { jobId, outcome: dispatch.outcome, lateMs: now - (spec.runAt ?? now) })
     return DONE
   }
   throw new StorageUnavailableError(`job ${jobId}'s spec kept changing; its start is tried again later`)
+}
+
+/**
+ * Whether the job may start now on its resource: it holds the lock (handed
+ * to it, or taken now), or it waits (in the line, or refused and failed).
+ */
+async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ took: boolean } | DueOutcome> {
+  const lockKey = spec.lockKey!
+  const jobId = spec.jobId
+  const current = await peekLock(deps.store, lockKey)
+  const record = current?.record
+  // Handed to it (its hand-off's start died), or taken by an earlier handling that stopped:
+  // left as it is (the worker renews it when it claims the job).
+  if (record?.state === 'held' && record.jobId === jobId) return { took: false }
+  const line = record?.state === 'held' ? record.line : undefined
+  if (record?.state === 'held' && line && spec.queueSeq !== undefined && spec.queueSeq >= line.head && spec.queueSeq < line.tail) {
+    // Its place in the line stands: wait for the hand-off, unless the holder is gone.
+    const stale = await handOnStale(deps, lockKey, (holder) => isAbandoned(deps, holder))
+    if (stale) {
+      await recordTakeover(deps, stale.tookOverFrom, stale.handedTo)
+      return DONE
+    }
+    return { done: false, at: Math.max(record.expiresAt, deps.clock.now() + 1) }
+  }
+  const options = { canTakeOver: (holder: { jobId: string; acquiredAt: number }) => isAbandoned(deps, holder) }
+  const taken =
+    spec.onBusy === 'queue'
+      ? await enterLine(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, options)
+      : await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, options)
+  if (taken.acquired) {
+    if (taken.tookOverFrom && taken.tookOverFrom !== jobId) await recordTakeover(deps, taken.tookOverFrom, jobId)
+    return { took: true }
+  }
+  if (taken.holder.jobId === jobId) return { took: false }
+  if ('seq' in taken) {
+    // In the line now: its place goes on its spec (for its status), and its entry comes back at the holder's expiry.
+    await deps.store.replace(keys.waitingSpec(jobId), JSON.stringify({ ...spec, queueSeq: taken.seq }), version)
+    return { done: false, at: Math.max(taken.holder.expiresAt, deps.clock.now() + 1) }
+  }
+  await failBusy(deps, spec, taken.holder.jobId)
+  return DONE
+}
+
+/**
+ * Whether the submit of a waiting job finished, asked by the job's guard
+ * entry (its submit is over by then): a delayed job's start entry is filed
+ * last, a queued job's place in line is recorded last; a job already handed
+ * its resource is in line too. A job whose submit stopped before that never
+ * reached its client as accepted, and may be unpaid: it is failed, as the
+ * reaper fails a started job nobody dispatched.
+ */
+async function submitFiled(deps: Deps, spec: JobSpec, runAtEntry: string | null): Promise<'filed' | 'at_its_time' | 'unfiled'> {
+  if (spec.queueSeq !== undefined) return 'filed'
+  if (runAtEntry !== null && (await deps.store.read(runAtEntry))) return 'at_its_time'
+  if (spec.lockKey) {
+    const lock = await peekLock(deps.store, spec.lockKey)
+    if (lock?.record.state === 'held' && lock.record.jobId === spec.jobId) return 'filed'
+  }
+  return 'unfiled'
+}
+
+async function failUnfiled(deps: Deps, spec: JobSpec): Promise<DueOutcome> {
+  const now = deps.clock.now()
+  const failure = systemError('worker_never_started', 'The job could not be started.', 'its submit stopped before the job was filed to wait; failed by its guard entry')
+  const done = await commitState(deps, initialState(spec, now), null, (state) => ({
+    state: { ...state, status: 'failed', finishedAt: now, ...failure },
+    events: [{ type: 'error', data: { error: failure.error } }],
+  }))
+  if (done) await settleFinishedJob(deps, done)
+  return DONE
 }
 
 /**
@@ -87,7 +172,7 @@ async function callAgain(deps: Deps, spec: JobSpec, dispatchedAt: number): Promi
   const after = dispatchedAt + HANDLING_OVER_MS
   if (deps.clock.now() < after) return { done: false, at: after }
   const dispatch = await dispatchJob(deps, spec)
-  deps.log.info('delayed job: worker called again', { jobId: spec.jobId, outcome: dispatch.outcome })
+  deps.log.info('waiting job: worker called again', { jobId: spec.jobId, outcome: dispatch.outcome })
   return DONE
 }
 

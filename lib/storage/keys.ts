@@ -38,6 +38,15 @@ export const keys = {
   specPrefix: 'queue/',
   /** A failed job's spec, kept until its retention so an operator can run it again. */
   failedSpec: (jobId: string) => `failed/${jobId}`,
+  /**
+   * The spec of a job that waits (for its start time, or its turn in a
+   * resource's line): kept out of `queue/`, which the reaper walks every run.
+   * Starting the job creates `queue/<job>` and then deletes this one.
+   */
+  waitingSpec: (jobId: string) => `waiting/${jobId}`,
+  waitingPrefix: 'waiting/',
+  /** An entry of a resource's line (see locks/line.ts): `{ jobId, at }`, or a tombstone. */
+  lineEntry: (resource: string, seq: number) => `line/${resource}/${pad(seq, 16)}`,
   state: (jobId: string) => `job/${jobId}`,
   /** Written by cancel for a running job; read by its worker. */
   cancelRequest: (jobId: string) => `cancel/${jobId}`,

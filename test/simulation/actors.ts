@@ -16,7 +16,7 @@ import { ACCOUNTS, type PollerRecord, type World, describe, transient } from './
 
 interface PlannedJob {
   thinkMs: number
-  body: { kind: string; input: Record<string, unknown>; clientJobId?: string; delaySeconds?: number }
+  body: { kind: string; input: Record<string, unknown>; clientJobId?: string; delaySeconds?: number; onBusy?: 'queue' }
   idempotencyKey: string | null
   /** On 409 resource_locked, come back after this long (maybe past the lock TTL). */
   comeBackMs: number | null
@@ -77,7 +77,8 @@ export function planJobs(world: World, client: number): PlannedJob[] {
     const late = rng.chance(params.lateClientPct / 100)
     // Drawn only in runs that ask for it, so other seeds replay as before.
     const delayed = params.delayedPct ? rng.chance(params.delayedPct / 100) : false
-    const timed = delayed ? { ...body, delaySeconds: rng.pick([1, 45, 90, 600]) } : body
+    const dated = delayed ? { ...body, delaySeconds: rng.pick([1, 45, 90, 600]) } : body
+    const timed = params.queuedPct && rng.chance(params.queuedPct / 100) ? { ...dated, onBusy: 'queue' as const } : dated
     return {
       // A late client comes back around the hour, as the account's first reservations expire.
       thinkMs: late ? rng.int(55 * 60_000, 70 * 60_000) : rng.chance(0.15) ? rng.int(5 * 60_000, 20 * 60_000) : rng.chance(0.3) ? rng.int(0, 1_000) : rng.int(0, 30_000),

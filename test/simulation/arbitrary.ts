@@ -61,3 +61,8 @@ export const delayedStartArbitrary = scenarioArbitrary.chain((rest) =>
 export const retryArbitrary = scenarioArbitrary.chain((rest) =>
   fc.record({ retryPct: fc.integer({ min: 30, max: 90 }) }).map((extra) => ({ ...rest, ...extra })),
 )
+
+/** Queueing: a share of submits wait in their resource's line instead of a 409 (some delayed too), the dispatcher every minute. */
+export const queuedArbitrary = scenarioArbitrary.chain((rest) =>
+  fc.record({ queuedPct: fc.integer({ min: 30, max: 90 }), delayedPct: fc.integer({ min: 0, max: 30 }) }).map((extra) => ({ ...rest, ...extra })),
+)

@@ -117,6 +117,29 @@ const tampers: [string, (world: World) => void, RegExp][] = [
     /^retry J\d+: attempt 1 → 1 \(retrying → (running|complete|failed|canceled)\)/,
   ],
   [
+    'a waiting job still there after the quiet phase',
+    (world) => {
+      const { state } = finishedJob(world)
+      world.store.entries.set(`waiting/${state.jobId}`, { data: '{}', version: '"x"' })
+    },
+    /^I9 waiting jobs remain/,
+  ],
+  [
+    'queued jobs of one resource started out of their line order',
+    (world) => {
+      // Two jobs claimed one after the other on one resource, given places in the opposite order.
+      const claims = world.store.history.filter((c) => c.key.startsWith('job/') && c.op === 'create' && c.actor?.kind === 'worker')
+      const lockOf = (c: (typeof claims)[number]) => (JSON.parse(c.after!) as JobState).lockKey
+      const first = claims.find((c) => claims.some((d) => d !== c && lockOf(d) === lockOf(c)))!
+      const second = claims.find((d) => d !== first && lockOf(d) === lockOf(first))!
+      for (const [claim, queueSeq] of [[first, 2], [second, 1]] as const) {
+        const jobId = claim.key.slice('job/'.length)
+        world.store.history.push({ ...claim, n: world.store.history.length, op: 'replace', key: `waiting/${jobId}`, before: '{}', after: JSON.stringify({ queueSeq }) })
+      }
+    },
+    /^I9 .* \(place 1\) started after .* \(place 2\)/,
+  ],
+  [
     "a job readable by another account",
     (world) => {
       const { state } = finishedJob(world)

@@ -13,7 +13,9 @@
  * the comment. A replay that no longer reaches its situation fails too.
  * (The long-poll's adaptive pace changed the interleavings again: findings 2
  * and "a charge whose submit died" use seeds that reach their situation with
- * the old and the new pace.)
+ * the old and the new pace. Waiting jobs' specs at `waiting/`, read with the
+ * started ones, moved findings 4, 6, 8 and "a charge whose submit died" to nearby
+ * seeds again.)
  */
 import { describe, expect, it } from 'vitest'
 import { type ScenarioParams, runScenario } from './scenario.ts'
@@ -34,7 +36,7 @@ const findings: [string, string | null, ScenarioParams][] = [
     // one Idempotency-Key created 2 jobs: J2 J3".
     'finding 4: one Idempotency-Key never makes two jobs',
     'queue/ write landed, its answer lost',
-    { seed: -788979514, clients: 1, resources: 2, jobsPerClient: 3, credits: 7, faultBeforePct: 3, faultAfterPct: 5, delayPct: 8, workerCrashPct: 30, functionCrashPct: 1, duplicatePct: 50, lateStartPct: 52, cancelPct: 1, idempotencyPct: 96, stallPermille: 4, invokeLostPct: 0, clientTimeoutPct: 28, lateClientPct: 6, dieAfterChargePct: 24, operatorGrants: 4 },
+    { seed: -788979510, clients: 1, resources: 2, jobsPerClient: 3, credits: 7, faultBeforePct: 3, faultAfterPct: 5, delayPct: 8, workerCrashPct: 30, functionCrashPct: 1, duplicatePct: 50, lateStartPct: 52, cancelPct: 1, idempotencyPct: 96, stallPermille: 4, invokeLostPct: 0, clientTimeoutPct: 28, lateClientPct: 6, dieAfterChargePct: 24, operatorGrants: 4 },
   ],
   [
     // Found by seed -345571423: the first request's lock write took 20 s; its client gave up at 30 s
@@ -53,7 +55,7 @@ const findings: [string, string | null, ScenarioParams][] = [
     // started), but its worker claimed it and it ended complete with 1 credit(s) charged".
     'finding 6: a submit answers 503 worker_unavailable only for a job that never started',
     'worker call failed after its worker claimed: answered 202',
-    { seed: 1856290057, clients: 2, resources: 3, jobsPerClient: 3, credits: 4, faultBeforePct: 10, faultAfterPct: 3, delayPct: 7, workerCrashPct: 1, functionCrashPct: 1, duplicatePct: 40, lateStartPct: 54, cancelPct: 32, idempotencyPct: 99, stallPermille: 0, invokeLostPct: 3, clientTimeoutPct: 46, lateClientPct: 13, dieAfterChargePct: 18, operatorGrants: 5 },
+    { seed: 1856290066, clients: 2, resources: 3, jobsPerClient: 3, credits: 4, faultBeforePct: 10, faultAfterPct: 3, delayPct: 7, workerCrashPct: 1, functionCrashPct: 1, duplicatePct: 40, lateStartPct: 54, cancelPct: 32, idempotencyPct: 99, stallPermille: 0, invokeLostPct: 3, clientTimeoutPct: 46, lateClientPct: 13, dieAfterChargePct: 18, operatorGrants: 5 },
   ],
   [
     // Found by seed -2147483647: the reaper's pruning refunded several lost charges in one account
@@ -64,7 +66,7 @@ const findings: [string, string | null, ScenarioParams][] = [
     // write (sharedWorkPct).
     'finding 8: a multi-entry ledger append never overwrites a committed ledger chunk',
     'multi-entry ledger write',
-    { seed: -2147483619, clients: 4, resources: 1, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 3, delayPct: 4, workerCrashPct: 15, functionCrashPct: 4, duplicatePct: 14, lateStartPct: 29, cancelPct: 27, idempotencyPct: 11, stallPermille: 0, invokeLostPct: 7, clientTimeoutPct: 41, lateClientPct: 44, dieAfterChargePct: 46, operatorGrants: 8, sharedWorkPct: 30 },
+    { seed: -2147483622, clients: 4, resources: 1, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 3, delayPct: 4, workerCrashPct: 15, functionCrashPct: 4, duplicatePct: 14, lateStartPct: 29, cancelPct: 27, idempotencyPct: 11, stallPermille: 0, invokeLostPct: 7, clientTimeoutPct: 41, lateClientPct: 44, dieAfterChargePct: 46, operatorGrants: 8, sharedWorkPct: 30 },
   ],
   [
     // Found by seed -6: a submit died right after its charge (client job id cj-1); an hour later,
@@ -73,7 +75,7 @@ const findings: [string, string | null, ScenarioParams][] = [
     // expected 1 (credit lost)". Today the spec precedes the charge, so that job exists and is settled.
     'a charge whose submit died is refunded even if its client job id is used again after the hour',
     'submit died right after its charge',
-    { seed: -12, clients: 3, resources: 2, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 5, delayPct: 3, workerCrashPct: 59, functionCrashPct: 6, duplicatePct: 32, lateStartPct: 6, cancelPct: 45, idempotencyPct: 59, stallPermille: 3, invokeLostPct: 11, clientTimeoutPct: 34, lateClientPct: 39, dieAfterChargePct: 16, operatorGrants: 2 },
+    { seed: -11, clients: 3, resources: 2, jobsPerClient: 2, credits: 8, faultBeforePct: 2, faultAfterPct: 5, delayPct: 3, workerCrashPct: 59, functionCrashPct: 6, duplicatePct: 32, lateStartPct: 6, cancelPct: 45, idempotencyPct: 59, stallPermille: 3, invokeLostPct: 11, clientTimeoutPct: 34, lateClientPct: 39, dieAfterChargePct: 16, operatorGrants: 2 },
   ],
   [
     // Found on the redesigned code: a spec create landed, the SDK's retry answered 412 and the

@@ -15,7 +15,7 @@ import { readLedger } from '../../lib/credits/index.ts'
 import { CHUNK_SIZE } from '../../lib/events/log.ts'
 import { keys } from '../../lib/storage/keys.ts'
 import type { JobSpec, JobState } from '../../lib/core/types.ts'
-import { aliasIds as A } from './sim-store.ts'
+import { aliasIds as A, specCreated } from './sim-store.ts'
 import { ACCOUNTS, type World } from './world.ts'
 
 export interface MoneyReport {
@@ -104,7 +104,11 @@ export async function checkMoney(world: World): Promise<MoneyReport> {
     return total
   }
   const created = new Map<string, string>()
-  for (const commit of history) if (commit.key.startsWith('queue/') && commit.op === 'create') created.set(commit.key.slice('queue/'.length), commit.after!)
+  // A waiting job's spec is created at `waiting/` first, and at `queue/` when it starts: the first counts.
+  for (const commit of history) {
+    const id = specCreated(commit)
+    if (id && !created.has(id)) created.set(id, commit.after!)
+  }
   // A job failed as "could not be started" before any worker took it (by its own submit, whether or
   // not that submit lived to answer 503, or by the reaper: worker_never_started) frees its key
   // (lib/jobs/idempotency.ts): the retry is a new attempt. It never ran and was refunded.

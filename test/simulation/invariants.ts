@@ -14,7 +14,8 @@ import { expectCreditInvariants } from '../support/credit-invariants.ts'
 import { checkCredits } from './invariants-credits.ts'
 import { canonical, checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
-import { type Commit, aliasIds as A } from './sim-store.ts'
+import { type Commit, aliasIds as A, specCreated } from './sim-store.ts'
+import { checkLineOrder } from './invariants-line.ts'
 import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
@@ -28,7 +29,7 @@ export interface CheckReport {
 const ORPHAN_LOCK_GRACE_MS = 30_000
 const TERMINAL_EVENT_OF = { complete: 'done', failed: 'error', canceled: 'canceled' } as Record<string, string>
 
-interface JobHistory {
+export interface JobHistory {
   jobId: string
   spec: JobSpec | null
   commits: { commit: Commit; state: JobState }[]
@@ -56,7 +57,8 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     return job
   }
   for (const commit of history) {
-    if (commit.key.startsWith('queue/') && commit.op === 'create') jobOf(commit.key.slice(6)).spec = JSON.parse(commit.after!) as JobSpec
+    const specOf = specCreated(commit)
+    if (specOf) jobOf(specOf).spec ??= JSON.parse(commit.after!) as JobSpec
     if (commit.key.startsWith('job/')) {
       const job = jobOf(commit.key.slice(4))
       expect(commit.op === (job.commits.length === 0 ? 'create' : 'replace'), () => `I2 ${A(job.jobId)}: state written by ${commit.op} at #${commit.step} (${commit.actor?.name})`)
@@ -80,6 +82,11 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
   //     after half the retention; reaping → held/reaping after the grace;
   //     reaping → deleted. Never an unconditional put, never a delete of a
   //     held lock.
+  //     With a line (queueing): held(J) → held(J) with the line's tail bumped
+  //     (a job entered the line); held(J) → held(K), the line's head moved on,
+  //     only once J ended (its release hands on) or J's lock is stale as above.
+  const endedBy = (jobId: string, n: number) =>
+    history.some((c) => c.n < n && c.key === `job/${jobId}` && c.after !== null && isTerminal((JSON.parse(c.after) as JobState).status))
   for (const commit of history) {
     if (!commit.key.startsWith('lock/')) continue
     const before = commit.before ? (JSON.parse(commit.before) as LockRecord) : null
@@ -93,7 +100,10 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       else if (before.state === 'held' && after.state === 'held' && after.jobId === before.jobId) {
         legal = after.acquiredAt === before.acquiredAt && after.expiresAt >= before.expiresAt // renewed at the claim
       } else if (before.state === 'held' && after.state === 'held') {
-        legal = before.expiresAt <= t || (before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false)
+        const stale = before.expiresAt <= t || (before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false)
+        const handedOn = !!before.line && !!after.line && after.line.head > before.line.head && after.line.tail === before.line.tail
+        legal = stale || (handedOn && endedBy(before.jobId, commit.n))
+        if (handedOn) world.count('lock handed to the next job in line')
       } else if (before.state === 'released' && after.state === 'held') legal = true
       else if (before.state === 'released' && after.state === 'reaping') legal = before.releasedAt + world.settings.retentionMs / 2 <= t
       else if (before.state === 'reaping') legal = before.since + REAPING_GRACE_MS <= t
@@ -109,6 +119,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     const before = JSON.parse(commit.before) as LockRecord
     const after = JSON.parse(commit.after) as LockRecord
     if (before.state !== 'held' || after.state !== 'held' || before.jobId === after.jobId) continue
+    if (endedBy(before.jobId, commit.n)) continue // handed on by its own release
     // Any of its attempts' workers.
     const claimer = jobs.get(before.jobId)?.claimers.find((actor) => actor.endedStep === null || actor.endedStep >= commit.step)
     expect(!claimer, () => `I1 ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while ${claimer?.name} (started t+${((claimer!.startedAt - before.acquiredAt) / 60_000).toFixed(1)} min after the lock) was running`)
@@ -145,6 +156,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       expect(next.from > previous.to, () => `I1 ${lockKey}: ${A(previous.jobId)} and ${A(next.jobId)} worked at the same time (writes ${previous.from}–${previous.to} and ${next.from}–${next.to})`)
     }
   }
+
+  // 1e. Jobs that waited in a resource's line start in the order of their places.
+  checkLineOrder(history, jobs.values(), expect, (what) => world.count(what))
 
   // ---- 2. exactly one terminal state; nothing after the terminal event --------
   // ---- 3. fencing: a worker writes only under its own, still valid lease ------
@@ -247,6 +261,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 
   // ---- 5. a dead worker's job ends failed, its lock freed, pollers see the end --
   expect(world.store.keysUnder('queue/').length === 0, () => `I5 live jobs remain after the quiet phase: ${A(world.store.keysUnder('queue/').join(' '))}`)
+  expect(world.store.keysUnder('waiting/').length === 0, () => `I9 waiting jobs remain after the quiet phase: ${A(world.store.keysUnder('waiting/').join(' '))}`)
   for (const job of jobs.values()) {
     const final = finals.get(job.jobId)
     if (!final) continue
@@ -345,7 +360,7 @@ export async function checkRetention(world: World, refundsDue: Map<string, Map<s
     }
     for (const [jobId] of refunds) expect(due.has(jobId), () => `I4 ${A(jobId)} after retention: refunded but not due`)
   }
-  for (const prefix of ['job/', 'events/', 'queue/']) {
+  for (const prefix of ['job/', 'events/', 'queue/', 'waiting/']) {
     const left = world.store.keysUnder(prefix)
     expect(left.length === 0, () => `retention: ${left.length} keys left under ${prefix}: ${A(left.slice(0, 5).join(' '))}`)
   }

@@ -8,7 +8,7 @@
  * simulated SDK (sim-sdk.ts), where faults are injected. `simPort` below is
  * the plain port over the same store (no adapter), for the contract suite.
  *
- * Every landed write to `lock/`, `job/`, `queue/`, `account/` and `ledger/` is recorded, in order,
+ * Every landed write to `lock/`, `job/`, `queue/`, `waiting/`, `account/` and `ledger/` is recorded, in order,
  * with the actor that made it: the invariant checks replay that history.
  */
 import type { BlobListing, BlobPort, VersionedBlob, WriteOutcome } from '../../lib/storage/port.ts'
@@ -31,7 +31,7 @@ export interface Commit {
 }
 
 /** Account and ledger writes too: the ledger check compares the chunks on storage with committed entries. */
-const RECORDED = /^(lock|job|queue|reservation|account|ledger)\//
+const RECORDED = /^(lock|job|queue|waiting|reservation|account|ledger)\//
 
 export type Metadata = Record<string, unknown>
 
@@ -118,10 +118,17 @@ export class AtomicStore {
     }
     if (key.startsWith('lock/') && before !== null) {
       const previous = JSON.parse(before) as { state: string; jobId?: string }
-      if (previous.jobId) commit.previousHolderExists = this.entries.has(`queue/${previous.jobId}`) || this.entries.has(`job/${previous.jobId}`)
+      if (previous.jobId) commit.previousHolderExists = this.entries.has(`queue/${previous.jobId}`) || this.entries.has(`waiting/${previous.jobId}`) || this.entries.has(`job/${previous.jobId}`)
     }
     this.history.push(commit)
   }
+}
+
+/** The job whose spec a commit created (at `queue/`, or `waiting/` for a job that waits), or null. */
+export function specCreated(commit: Pick<Commit, 'op' | 'key'>): string | null {
+  if (commit.op !== 'create') return null
+  const match = /^(queue|waiting)\/(.+)$/.exec(commit.key)
+  return match ? match[2]! : null
 }
 
 const short = (key: string) => key.replace(/job_simjob00(0*)([0-9a-f]+)/g, (_m, _z, n: string) => `J${parseInt(n, 16)}`)

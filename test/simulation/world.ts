@@ -55,6 +55,8 @@ export interface ScenarioParams {
   delayedPct?: number
   /** Chance that a job is of a kind with a retry policy whose attempts fail in planned ways; the dispatcher runs every minute when set. */
   retryPct?: number
+  /** Chance that a submit chooses to wait in its resource's line (`onBusy: "queue"`) rather than be refused. */
+  queuedPct?: number
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const
