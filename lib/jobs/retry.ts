@@ -155,6 +155,8 @@ export async function scheduleRetry(
  * Null if the state changed meanwhile.
  */
 export async function cancelWaitingJob(deps: Deps, stored: StoredState): Promise<StoredState | null> {
+  // Only a job that still waits: the state read back after a lost answer may be one a cancel already ended.
+  if (stored.state.status !== 'retrying') return null
   const now = deps.clock.now()
   const done = await commitState(deps, stored.state, stored.version, (state) => ({
     state: { ...state, status: 'canceled', cancelRequested: true, finishedAt: now, lease: null },

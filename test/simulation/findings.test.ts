@@ -95,6 +95,15 @@ const findings: [string, string | null, ScenarioParams][] = [
     null,
     { seed: 644140438, clients: 3, resources: 2, jobsPerClient: 2, credits: 5, faultBeforePct: 0, faultAfterPct: 0, delayPct: 8, workerCrashPct: 15, functionCrashPct: 0, duplicatePct: 10, lateStartPct: 36, cancelPct: 1, idempotencyPct: 79, stallPermille: 2, invokeLostPct: 11, clientTimeoutPct: 16, lateClientPct: 1, dieAfterChargePct: 1, operatorGrants: 0 },
   ],
+  [
+    // Found with retries merged beside queueing: an attempt's `retrying` write landed but its
+    // answer came 16 s late (netlify/primitives#741); meanwhile a cancel ended the job. The read-back
+    // showed the canceled state with the worker's own write token and cancelRequested, and the
+    // worker "canceled the waiting job" again on top of it. Seen: "I2 J3: 2 terminal events".
+    'a cancel that ended a retry wait while the worker\'s write answer was late is not ended twice',
+    null,
+    { seed: 77536099, clients: 6, resources: 2, jobsPerClient: 1, credits: 2, faultBeforePct: 0, faultAfterPct: 10, delayPct: 2, workerCrashPct: 6, functionCrashPct: 3, duplicatePct: 5, lateStartPct: 5, cancelPct: 23, idempotencyPct: 38, stallPermille: 1, invokeLostPct: 1, clientTimeoutPct: 37, lateClientPct: 21, dieAfterChargePct: 0, operatorGrants: 0, retryPct: 39 },
+  ],
 ]
 
 describe('scenarios in which the simulation found money lost or doubled', () => {
