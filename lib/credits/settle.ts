@@ -75,6 +75,9 @@ async function leaveReservation(store: BlobPort, clock: Clock, state: JobState, 
         next = { ...next, refund: { from: account?.record.ledger.lastSeq ?? 0, done: false } }
       }
     } else {
+      // Not listed, and its submit is long over: this is a later generation of the reservation
+      // (the one it was in ended and was removed). It is not this job's to join or block.
+      if (now > state.createdAt + CHARGE_WINDOW_MS) return false
       // Ended before its submit listed it: this entry keeps a late join out, and pays nothing.
       const base = stored?.reservation ?? freshReservation(state.account, state.clientJobId!, now)
       next = { ...base, jobs: { ...base.jobs, [state.jobId]: { paid: 0, cost: 0, kind: state.kind, state: 'unearned' } } }
