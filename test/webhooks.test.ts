@@ -20,9 +20,11 @@ import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { keys } from '../lib/storage/keys.ts'
 import { accountWebhook } from '../lib/webhooks/account.ts'
-import { MAX_DELIVERY_ATTEMPTS, RETRY_SCHEDULE_MS } from '../lib/webhooks/delivery.ts'
+import { MAX_DELIVERY_ATTEMPTS, MAX_DISPATCHER_SENDS, RETRY_SCHEDULE_MS } from '../lib/webhooks/delivery.ts'
 import { WebhookSendError, sendWebhook } from '../lib/webhooks/send.ts'
+import { StorageUnavailableError } from '../lib/storage/port.ts'
 import { testApi } from './support/api.ts'
+import { type StoreOp, hookedStore } from './support/hooked-store.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 import { failing, slow } from './support/kinds.ts'
@@ -84,9 +86,11 @@ afterEach(() => {
 })
 
 let storeNo = 0
-async function setup(allowPrivateTargets = true) {
+async function setup(allowPrivateTargets = true, fail?: (op: StoreOp, key: string) => boolean) {
   const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 0))
-  const deps = testDeps(blobs.port(`webhooks-${++storeNo}`), { clock, kinds: [slow, failing], settings: { webhookAllowPrivateTargets: allowPrivateTargets } })
+  const inner = blobs.port(`webhooks-${++storeNo}`)
+  const store = fail ? hookedStore(inner, (op, key) => { if (fail(op, key)) throw new StorageUnavailableError(`injected ${op} failure on ${key}`) }) : inner
+  const deps = testDeps(store, { clock, kinds: [slow, failing], settings: { webhookAllowPrivateTargets: allowPrivateTargets } })
   await createAccount(deps.store, clock, 'acct', 100)
   const { secret } = await accountWebhook(deps, 'acct')
   const submit = async (extra: Record<string, unknown> = {}, kind = 'slow') => {
@@ -196,6 +200,70 @@ describe('delivery', () => {
     expect(verified(secret, receiver.received[0]!, clock.now())).toMatchObject({ type: 'job.canceled', data: { jobId: canceled, status: 'canceled' } })
   })
 
+  it('a job settled again by the reaper minutes after it finished is still sent (its entry is filed for then, not for its finish)', async () => {
+    let failOnce = true
+    const { deps, clock, secret, submit, dispatch, delivery } = await setup(true, (op, key) => {
+      if (op !== 'put' || !key.includes('~webhook~') || !failOnce) return false
+      failOnce = false
+      return true
+    })
+    await dispatch() // the dispatcher has a cursor from here on
+    const jobId = await submit()
+    await runJob(deps, jobId) // its settle fails at the webhook entry: nothing is sent, the job stays live
+    expect(receiver.received).toHaveLength(0)
+    for (let minute = 1; minute <= 5; minute++) {
+      clock.advance(60_000)
+      await dispatch()
+    }
+    expect((await reap(deps)).settled).toBe(1)
+    for (let minute = 1; minute <= 2; minute++) {
+      clock.advance(60_000)
+      await dispatch()
+    }
+    expect(receiver.received).toHaveLength(1)
+    expect(verified(secret, receiver.received[0]!, clock.now())).toMatchObject({ type: 'job.complete', data: { jobId } })
+    expect(await delivery(jobId)).toMatchObject({ state: 'delivered' })
+  })
+
+  it('a dispatcher run has at most a few sends in flight, so slow receivers do not hold up other work', async () => {
+    let open = 0
+    let most = 0
+    const slowServer = http.createServer((req, res) => {
+      open++
+      most = Math.max(most, open)
+      req.resume()
+      setTimeout(() => {
+        open--
+        res.end()
+      }, 400)
+    })
+    await new Promise<void>((resolve) => slowServer.listen(0, '127.0.0.1', resolve))
+    const slowUrl = `http://127.0.0.1:${(slowServer.address() as AddressInfo).port}/slow`
+    try {
+      const { deps, clock, dispatch } = await setup()
+      const invoked: string[] = []
+      deps.invokeWorker = async (jobId) => void invoked.push(jobId)
+      // Twenty finished jobs whose webhooks are due now (their worker's try was refused: 500 first).
+      receiver.answer(...Array(20).fill(500))
+      for (let i = 0; i < 20; i++) {
+        const { jobId } = (await submitJob(deps, 'acct', { kind: 'slow', input: { steps: 1, delayMs: 0 }, webhookUrl: receiver.url() }, null)).body
+        await runJob(deps, jobId)
+        await deps.store.put(keys.state(jobId), JSON.stringify({ ...JSON.parse((await deps.store.read(keys.state(jobId)))!.data), webhookUrl: slowUrl }))
+      }
+      // And another account's delayed job, due at the same time.
+      await createAccount(deps.store, clock, 'other', 10)
+      const delayed = (await submitJob(deps, 'other', { kind: 'slow', input: { steps: 1, delayMs: 0 }, delaySeconds: 30 }, null)).body.jobId
+      clock.advance(61_000)
+      const report = await dispatch()
+      expect(most).toBeGreaterThan(1)
+      expect(most).toBeLessThanOrEqual(MAX_DISPATCHER_SENDS)
+      expect(invoked).toContain(delayed)
+      expect(report.deferred).toBeGreaterThanOrEqual(20 - MAX_DISPATCHER_SENDS)
+    } finally {
+      await new Promise<void>((resolve) => slowServer.close(() => resolve()))
+    }
+  })
+
   it('deletes the delivery record with the job at retention', async () => {
     const { deps, clock, submit, delivery } = await setup()
     const jobId = await submit()
@@ -222,6 +290,7 @@ describe('where a webhook may go (SSRF)', () => {
       'https://10.1.2.3/hook',
       'https://169.254.169.254/latest/meta-data',
       'https://[::ffff:127.0.0.1]/hook',
+      'https://[::127.0.0.1]/hook',
       'https://2130706433/hook',
       'https://user:pw@example.com/hook',
       'ftp://example.com/hook',

@@ -13,6 +13,7 @@ import { peekLock } from '../lib/locks/lock.ts'
 import { reap } from '../lib/reaper/reap.ts'
 import { createAccount } from '../lib/credits/index.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
+import { adminRetry } from '../lib/admin/actions.ts'
 import { runJob } from '../lib/jobs/worker.ts'
 import { useBlobs } from './support/blobs.ts'
 import { interceptedStore } from './support/hooked-store.ts'
@@ -288,6 +289,25 @@ describe('reaper', () => {
     clock.advance(deps.settings.retentionMs + 15 * 60_000)
     expect((await reap(deps)).expiredDeleted).toBe(1)
     expect(await deps.store.read(`failed/${body.jobId}`)).toBeNull()
+  })
+
+  it('runs a failed job again (the console\'s retry) with what it was submitted with: input, onBusy, webhook', async () => {
+    const { deps } = await setup([failing])
+    deps.settings.webhookAllowPrivateTargets = true
+    const body = { kind: 'failing', input: { public: true }, sourceTaskId: 'task-1', onBusy: 'queue', webhookUrl: 'http://localhost:9/hook' }
+    const { body: first } = await submitJob(deps, 'acct', body, null)
+    expect(await runJob(deps, first.jobId)).toBe('failed')
+    const again = await adminRetry(deps, first.jobId)
+    expect(again).toMatchObject({ status: 202, retryOf: first.jobId })
+    expect(again.body.jobId).not.toBe(first.jobId)
+    expect(await readSpec(deps.store, again.body.jobId)).toMatchObject({ kind: 'failing', input: { public: true }, sourceTaskId: 'task-1', onBusy: 'queue', webhookUrl: 'http://localhost:9/hook' })
+  })
+
+  it('a worker called for a job that still waits (delayed) does not run it early', async () => {
+    const { deps } = await setup([failing])
+    const { body } = await submitJob(deps, 'acct', { kind: 'failing', input: {}, delaySeconds: 600 }, null)
+    expect(await runJob(deps, body.jobId)).toBe('not_found')
+    expect(await readState(deps.store, body.jobId)).toBeNull()
   })
 
   it('settles a job whose worker died after finishing but before cleaning up', async () => {

@@ -23,7 +23,7 @@ export async function adminCancel(deps: Deps, jobId: string) {
 
 /**
  * Runs a failed job again as a new job of the same account, kind, input,
- * source task, client job id and webhook: submitted as its owner would submit it, so
+ * source task, client job id, webhook and `onBusy` (not its start time): submitted as its owner would submit it, so
  * it is charged, locked and validated like any job (its first charge was
  * refunded when it failed). The failed job's id is the Idempotency-Key, in a
  * namespace of its own: a double click, or a retry of the request, answers
@@ -42,6 +42,7 @@ export async function adminRetry(deps: Deps, jobId: string): Promise<Submitted &
     ...(spec.sourceTaskId === null ? {} : { sourceTaskId: spec.sourceTaskId }),
     ...(spec.clientJobId === null ? {} : { clientJobId: spec.clientJobId }),
     ...(spec.webhookUrl === undefined ? {} : { webhookUrl: spec.webhookUrl }),
+    ...(spec.onBusy === undefined ? {} : { onBusy: spec.onBusy }),
   }
   const submitted = await submitJob(deps, spec.account, body, jobId, { idempotencyNamespace: 'operator-retry' })
   return { ...submitted, retryOf: jobId }

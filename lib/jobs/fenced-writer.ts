@@ -139,8 +139,9 @@ export function fencedWriter(deps: Deps, claimed: StoredState, lease: string): F
     update: (change) => enqueue(change, false),
     async finish(change) {
       await enqueue(change, true)
+      let webhookEntry: string | null = null
       try {
-        await settleFinishedJob(deps, current, chunkSource)
+        webhookEntry = (await settleFinishedJob(deps, current, chunkSource)).webhookEntry
       } catch (error) {
         // The job is finished; its live entry stays, so the reaper completes the clean-up.
         deps.log.error('clean-up after finishing failed; the reaper will redo it', {
@@ -149,7 +150,7 @@ export function fencedWriter(deps: Deps, claimed: StoredState, lease: string): F
         })
       }
       // Told at once; the entry the settle filed in the due-time index is the fallback.
-      if (current.state.webhookUrl) await deliverAfterSettle(deps, current.state).catch(() => {})
+      if (webhookEntry) await deliverAfterSettle(deps, current.state, webhookEntry).catch(() => {})
     },
     close: () => {},
   }

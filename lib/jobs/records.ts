@@ -53,6 +53,9 @@ export async function readStoredSpec(store: BlobPort, key: string): Promise<{ sp
   return blob ? { spec: parseRecord(key, blob.data, JobSpecSchema), version: blob.version } : null
 }
 
+/** A started job's spec (`queue/`) only. */
+export const readStartedSpec = (store: BlobPort, jobId: string) => readSpecAt(store, keys.spec(jobId))
+
 const readSpecAt = async (store: BlobPort, key: string) => (await readStoredSpec(store, key))?.spec ?? null
 
 /** The kept spec of a failed job (see keepFailedSpec in state.ts); null when none was kept. */

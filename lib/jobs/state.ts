@@ -86,9 +86,10 @@ export async function settleFinishedJob(
   deps: Pick<Deps, 'store' | 'clock' | 'settings' | 'log' | 'recordFinished' | 'invokeWorker'>,
   stored: StoredState,
   chunkSource = chunksFromStorage(deps.store, jobLog(stored.state.jobId)),
-) {
+): Promise<{ webhookEntry: string | null }> {
   const { state } = stored
-  if (!isTerminal(state.status) || state.finishedAt === null) return
+  let webhookEntry: string | null = null
+  if (!isTerminal(state.status) || state.finishedAt === null) return { webhookEntry }
   await sealFinishedLog(deps.store, stored, chunkSource)
   const bucket = expiryBucket(state.finishedAt + deps.settings.retentionMs)
   await deps.store.put(keys.expiry(bucket, 'job', state.jobId), '')
@@ -111,19 +112,21 @@ export async function settleFinishedJob(
   }
   // After the lock is free, so the console's history never holds up the next job on the resource.
   await deps.recordFinished?.(deps, state)
-  // Filed at the finish time, so a settle that runs again files the same entry; before the job
-  // leaves the live index, so a settle that dies first is redone by the reaper, which files it.
-  if (state.webhookUrl) await addDue(deps.store, state.finishedAt, 'webhook', state.jobId)
+  // Filed for now, never for a time the dispatcher has passed (a settle redone by the reaper runs
+  // minutes after the finish); before the job leaves the live index, so a settle that dies first
+  // is redone by the reaper, which files it again (handling it twice sends nothing twice).
+  if (state.webhookUrl) webhookEntry = (await addDue(deps.store, deps.clock.now(), 'webhook', state.jobId)).key
   // A charge that may still land keeps the job in the live index, so the reaper settles it again
   // (a job canceled while it waited is put there: the reaper does not walk `waiting/`).
   if (credits === 'undecided') {
     await keepForReaper(deps.store, state.jobId)
-    return
+    return { webhookEntry }
   }
   if (state.status === 'failed') await keepFailedSpec(deps.store, state.jobId)
   // The waiting copy first: should its delete fail, the job stays in the live index and is settled again.
   await deps.store.delete(keys.waitingSpec(state.jobId))
   await deps.store.delete(keys.spec(state.jobId))
+  return { webhookEntry }
 }
 
 async function keepForReaper(store: BlobPort, jobId: string) {

@@ -10,7 +10,8 @@
  */
 import type { Deps } from '../core/deps.ts'
 import type { JobSpec } from '../core/types.ts'
-import { type Change, type StoredState, readSpec, readState } from './state.ts'
+import { type Change, type StoredState, readState } from './state.ts'
+import { readStartedSpec } from './records.ts'
 import { randomToken } from '../core/ids.ts'
 import { splitError } from '../core/sanitize.ts'
 import type { JobKind } from '../kinds/define.ts'
@@ -67,7 +68,8 @@ interface Known {
 }
 
 async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: Known): Promise<WorkerOutcome | (Known & { waitMs: number })> {
-  const spec = known?.spec ?? (await readSpec(deps.store, jobId))
+  // Only a started job (`queue/`): a call for one that still waits must not run it early.
+  const spec = known?.spec ?? (await readStartedSpec(deps.store, jobId))
   if (!spec) return (await readState(deps.store, jobId)) ? 'already_claimed' : 'not_found'
   // The lock's TTL restarts now (never shortened), so it outlives this invocation even when Netlify started it late.
   // After a wait slept here it needs none: the retry renewed it to a TTL past this attempt's due time.

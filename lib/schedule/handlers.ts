@@ -2,12 +2,12 @@
 import type { DueHandlers } from './dispatcher.ts'
 import { startNextAttempt } from './retry.ts'
 import { startDelayedJob } from './start.ts'
-import { deliverJobWebhook } from '../webhooks/delivery.ts'
+import { dispatchJobWebhook } from '../webhooks/delivery.ts'
 
 export const dueHandlers: DueHandlers = {
   start: startDelayedJob,
   retry: startNextAttempt,
-  webhook: deliverJobWebhook,
+  webhook: dispatchJobWebhook,
   /** Filed for every waiting job at submit: see schedule/start.ts. */
   guard: startDelayedJob,
 }

@@ -20,7 +20,7 @@ import { readState } from '../jobs/state.ts'
 import { publicJob } from '../jobs/views.ts'
 import { keys } from '../storage/keys.ts'
 import type { DueOutcome } from '../schedule/dispatcher.ts'
-import { type DueEntry, dueKey, removeDue } from '../schedule/due-index.ts'
+import { type DueEntry, removeDue } from '../schedule/due-index.ts'
 import { WebhookSendError, sendWebhook } from './send.ts'
 import { signedHeaders, webhookIdFor, webhookSecretFor } from './sign.ts'
 import { redactedUrl } from './target.ts'
@@ -123,14 +123,34 @@ export async function deliverJobWebhook(deps: Deps, entry: Pick<DueEntry, 'id'>)
   return outcome.state === 'pending' && outcome.nextAttemptAt !== null ? { done: false, at: outcome.nextAttemptAt } : DONE
 }
 
+/** Sends one dispatcher run has in flight at most: slow receivers must not hold up starts and retries. */
+export const MAX_DISPATCHER_SENDS = 8
+let dispatcherSends = 0
+
+/**
+ * The dispatcher's handler of `webhook` entries: at most MAX_DISPATCHER_SENDS
+ * in flight (the rest are filed a minute later), so a receiver that answers
+ * slowly, or never, takes at most that share of the run from every other
+ * account's delayed starts, hand-offs and retries.
+ */
+export async function dispatchJobWebhook(deps: Deps, entry: Pick<DueEntry, 'id'>): Promise<DueOutcome> {
+  if (dispatcherSends >= MAX_DISPATCHER_SENDS) return { done: false, at: deps.clock.now() + 60_000 }
+  dispatcherSends++
+  try {
+    return await deliverJobWebhook(deps, entry)
+  } finally {
+    dispatcherSends--
+  }
+}
+
 /**
  * The worker's try, right after it settled the job: when it is delivered
- * (or given up), the entry the settle filed is removed here, which spares
- * the dispatcher reading the job again.
+ * (or given up), the entry the settle filed (`entry`) is removed here, which
+ * spares the dispatcher reading the job again.
  */
-export async function deliverAfterSettle(deps: Deps, state: JobState) {
+export async function deliverAfterSettle(deps: Deps, state: JobState, entry: string) {
   const outcome = await deliverJobWebhook(deps, { id: state.jobId })
-  if (outcome.done && state.finishedAt !== null) await removeDue(deps.store, { key: dueKey(state.finishedAt, 'webhook', state.jobId) })
+  if (outcome.done) await removeDue(deps.store, { key: entry })
 }
 
 /**

@@ -12,7 +12,8 @@ import https from 'node:https'
 import type { LookupFunction } from 'node:net'
 import { type TargetPolicy, isPublicAddress, targetProblem } from './target.ts'
 
-export const WEBHOOK_TIMEOUT_MS = 10_000
+/** Inside a dispatcher run's margin: its 20 s budget plus this stays under a scheduled function's 30 s. */
+export const WEBHOOK_TIMEOUT_MS = 8_000
 
 /** Why a delivery got no answer; `blocked` ones are never retried. */
 export class WebhookSendError extends Error {
