@@ -18,6 +18,7 @@ import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
 import { expectCreditInvariants } from './support/credit-invariants.ts'
 import { type ManualClock, manualClock, testDeps } from './support/deps.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../lib/core/limits.ts'
 
 const paid = defineJob({ kind: 'paid', cost: 1, input: z.object({ n: z.number() }), run: async ({ input }) => ({ n: input.n }) })
 
@@ -306,6 +307,8 @@ describe('a key being removed', () => {
     expect(JSON.parse((await memory.read(key!))!.data).state).toBe('reaping')
     expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toMatchObject({ status: 409, code: 'idempotency_in_progress' })
     clock.advance(91_000)
+    expect(await settle(submitJob(deps, 'acct', request, 'order-1'))).toMatchObject({ status: 409, code: 'idempotency_in_progress' })
+    clock.advance(SUBMIT_WRITES_LAND_MS - 91_000)
     expect((await settle(submitJob(deps, 'acct', request, 'order-1'))).status).toBe(202)
     expect(await balance(deps)).toBe(4)
   })

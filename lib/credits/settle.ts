@@ -31,9 +31,10 @@ import {
   freshReservation,
   readReservation,
 } from './reservations.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
 
 /** A submit's charge lands within this long of its spec (a synchronous function runs 60 s at most). */
-export const CHARGE_WINDOW_MS = 5 * 60_000
+export const CHARGE_WINDOW_MS = SUBMIT_WRITES_LAND_MS
 
 /**
  * Earned: the job did its work (completed, or canceled while an attempt ran).

@@ -7,7 +7,7 @@
  *                         │                │
  *                         └────────────────┴── no job made, or it never reached a worker,
  *                                              or 24 h passed ──▶ reaping ──delete──▶ absent
- *   expired, or abandoned (pending: 30 s; bound without a job: 90 s) ──replace──▶ pending (a new request)
+ *   expired, or abandoned (pending: 30 s; bound without a job: 5 min) ──replace──▶ pending (a new request)
  *
  * A submit writes its job only after binding, and the bind is conditional on
  * the version its own claim wrote. A request that took the key over meanwhile
@@ -29,6 +29,7 @@ import type { BlobPort } from '../storage/port.ts'
 import { type IdempotencyRecord, IdempotencyRecordSchema, type JobState } from '../core/types.ts'
 import { type PublicJob, publicJob } from './views.ts'
 import { parseRecord } from '../core/records.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
 
 /** An Idempotency-Key stays bound to its job for 24 h. */
 export const IDEMPOTENCY_TTL_MS = 24 * 3600_000
@@ -40,9 +41,9 @@ export const PENDING_ABANDONED_MS = 30_000
 /**
  * A bound key whose job was never written is free after this: a synchronous
  * function runs at most 60 s, plus time for a write it sent just before it
- * was stopped to land.
+ * was stopped to land (see core/limits.ts).
  */
-export const BOUND_ABANDONED_MS = 90_000
+export const BOUND_ABANDONED_MS = SUBMIT_WRITES_LAND_MS
 /** Whoever marks a record `reaping` deletes it next, within its own (≤ 60 s) life. */
 const REAPING_GRACE_MS = BOUND_ABANDONED_MS
 const MAX_ROUNDS = 6

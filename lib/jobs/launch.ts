@@ -47,7 +47,7 @@ export async function handOnStale(deps: LaunchDeps, resource: string, isGone: (h
       entry = await addDue(deps.store, deps.clock.now(), 'start', next)
     },
   })
-  if (stale) await followHandOffs(deps, resource, { result: { released: true, handedTo: stale.handedTo }, entry })
+  if (stale) await followHandOffs(deps, resource, { result: stale.handedTo ? { released: true, handedTo: stale.handedTo } : { released: true }, entry })
   return stale
 }
 

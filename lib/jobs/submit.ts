@@ -22,6 +22,8 @@ import { DelayFieldsSchema, startTimeOf, waitingGuardAt } from '../schedule/dela
 import { addDue } from '../schedule/due-index.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { MAX_WEBHOOK_URL_LENGTH, checkWebhookUrl } from '../webhooks/target.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
+import { handOnStale } from './launch.ts'
 
 const ClientIdSchema = z
   .string()
@@ -42,9 +44,9 @@ export const SubmitBodySchema = z.strictObject({
 /**
  * A lock whose job was never written may belong to a submit still running: a
  * synchronous function lives up to 60 s on Netlify, and its last write may be
- * in flight after that. Only past this is the holder's submit surely dead.
+ * in flight after that. Only past this is the holder's submit surely dead (core/limits.ts).
  */
-const ORPHAN_LOCK_GRACE_MS = 90_000
+const ORPHAN_LOCK_GRACE_MS = SUBMIT_WRITES_LAND_MS
 
 /** What a submit answers (202, or 200 for a replayed Idempotency-Key). */
 export const SubmittedBodySchema = z.strictObject({
@@ -138,7 +140,15 @@ export async function submitJob(
   const canTakeOver = (holder: { jobId: string; acquiredAt: number }) => isAbandoned(deps, holder)
   try {
     if (lockKey && runAt === null) {
-      const lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, { canTakeOver })
+      let lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, { canTakeOver })
+      // Refused because jobs wait in the resource's line: if the holder is gone (expired, or its
+      // submit died) and no guard of a waiting job is left to notice (they were canceled), the
+      // line would block the resource for good. Hand it on (or free it) here, then ask again.
+      const stale = lock.acquired ? null : await handOnStale(deps, lockKey, canTakeOver)
+      if (stale) {
+        await recordTakeover(deps, stale.tookOverFrom, stale.handedTo ?? jobId)
+        lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, { canTakeOver })
+      }
       if (!lock.acquired && onBusy === 'queue') waitInLine = true
       else if (!lock.acquired) {
         const urls = jobUrls(lock.holder.jobId)

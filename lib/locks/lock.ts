@@ -170,7 +170,7 @@ export async function handOffStale(
   resource: string,
   isGone: (holder: LockHolder) => Promise<boolean>,
   options: ReleaseOptions = {},
-): Promise<{ handedTo: string; tookOverFrom: string } | null> {
+): Promise<{ handedTo: string | null; tookOverFrom: string } | null> {
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const current = await peekLock(store, resource)
     if (!current || current.record.state !== 'held' || waitingInLine(current.record.line) === 0) return null
@@ -179,7 +179,8 @@ export async function handOffStale(
     if (record.expiresAt > clock.now() && !(await isGone(holder))) return null
     const handedTo = await handOn(store, clock, resource, record, version, options)
     if (handedTo === undefined) continue
-    return handedTo === null ? null : { handedTo, tookOverFrom: record.jobId }
+    // `handedTo` null: every job in the line had ended; the lock is released.
+    return { handedTo, tookOverFrom: record.jobId }
   }
   throw new StorageUnavailableError(`lock ${resource} kept changing; gave up handing it on`)
 }

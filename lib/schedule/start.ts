@@ -108,7 +108,7 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
     // Its place in the line stands: wait for the hand-off, unless the holder is gone.
     const stale = await handOnStale(deps, lockKey, (holder) => isAbandoned(deps, holder))
     if (stale) {
-      await recordTakeover(deps, stale.tookOverFrom, stale.handedTo)
+      await recordTakeover(deps, stale.tookOverFrom, stale.handedTo ?? jobId)
       return DONE
     }
     return { done: false, at: Math.max(record.expiresAt, deps.clock.now() + 1) }

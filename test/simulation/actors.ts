@@ -143,9 +143,14 @@ function submit(world: World, account: string, body: PlannedJob['body'], idempot
   return world.fn('submit', name, async (fn) => {
     const deps = world.deps(fn)
     const ids = deps.ids
+    /** The job this submit made: with queueing, a submit's release can also start (invoke) the next job in line. */
+    let made: string | null = null
     deps.ids = (prefix) => {
       const id = ids(prefix)
-      if (prefix === 'job') world.submitted.set(id, { account, idempotencyKey })
+      if (prefix === 'job') {
+        world.submitted.set(id, { account, idempotencyKey })
+        made = id
+      }
       return id
     }
     try {
@@ -154,8 +159,7 @@ function submit(world: World, account: string, body: PlannedJob['body'], idempot
       return answer
     } catch (error) {
       if (error instanceof ApiError && /took it over/.test(error.message)) world.count('a slow request lost its Idempotency-Key to a retry')
-      const jobId = world.invoked.get(fn)
-      if (error instanceof ApiError && error.code === 'worker_unavailable' && jobId) world.refused.add(jobId)
+      if (error instanceof ApiError && error.code === 'worker_unavailable' && made) world.refused.add(made)
       throw error
     }
   })

@@ -104,6 +104,26 @@ const findings: [string, string | null, ScenarioParams][] = [
     null,
     { seed: 77536099, clients: 6, resources: 2, jobsPerClient: 1, credits: 2, faultBeforePct: 0, faultAfterPct: 10, delayPct: 2, workerCrashPct: 6, functionCrashPct: 3, duplicatePct: 5, lateStartPct: 5, cancelPct: 23, idempotencyPct: 38, stallPermille: 1, invokeLostPct: 1, clientTimeoutPct: 37, lateClientPct: 21, dieAfterChargePct: 0, operatorGrants: 0, retryPct: 39 },
   ],
+  [
+    // Found with queueing merged: a submit bound its key and sent its spec write, then storage
+    // stalled for 122 s with the write in flight; the submit was stopped at its time limit and the
+    // write landed 157 s after the bind. A retry with the key had taken it over at 90 s (and the
+    // resource's lock, its holder looking abandoned): two jobs under one key. Takeovers now wait
+    // SUBMIT_WRITES_LAND_MS (5 min). Seen: "one Idempotency-Key created 2 jobs: J10 J12".
+    'a spec write landing minutes after its submit bound the key does not make a second job',
+    null,
+    { seed: 460538364, clients: 5, resources: 3, jobsPerClient: 3, credits: 4, faultBeforePct: 0, faultAfterPct: 2, delayPct: 5, workerCrashPct: 3, functionCrashPct: 13, duplicatePct: 15, lateStartPct: 23, cancelPct: 1, idempotencyPct: 86, stallPermille: 2, invokeLostPct: 1, clientTimeoutPct: 1, lateClientPct: 2, dieAfterChargePct: 1, operatorGrants: 0, queuedPct: 40, delayedPct: 10 },
+  ],
+  [
+    // Found with queueing merged: a submit took a resource's lock and died before writing its job;
+    // a job queued behind it and was then canceled. Its guard went with it, so nothing handed the
+    // stale lock on, and every later submit was refused while the (dead) line stood. A refused
+    // submit now hands a gone holder's lock on (or frees it) itself. Seen: "a new job on
+    // acct-b:res:r1 after everything settled was refused: 409 resource_locked".
+    'a line whose waiting jobs were all canceled behind a dead holder does not block the resource',
+    null,
+    { seed: 460534864, clients: 5, resources: 2, jobsPerClient: 3, credits: 4, faultBeforePct: 0, faultAfterPct: 2, delayPct: 5, workerCrashPct: 1, functionCrashPct: 9, duplicatePct: 1, lateStartPct: 1, cancelPct: 3, idempotencyPct: 90, stallPermille: 1, invokeLostPct: 1, clientTimeoutPct: 1, lateClientPct: 1, dieAfterChargePct: 1, operatorGrants: 0, queuedPct: 32, delayedPct: 23 },
+  ],
 ]
 
 describe('scenarios in which the simulation found money lost or doubled', () => {
