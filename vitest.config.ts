@@ -8,7 +8,14 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node'
  * by hand win everywhere.
  */
 const LONG = ['test/simulation/protocol.test.ts', 'test/fuzz/**/*.test.ts']
-const SHORT_COUNTS = { SIM_RUNS: process.env.SIM_RUNS ?? '500', FUZZ_RUNS: process.env.FUZZ_RUNS ?? '120' }
+const SHORT_COUNTS = {
+  SIM_RUNS: process.env.SIM_RUNS ?? '375',
+  SIM_BUSY_RUNS: process.env.SIM_BUSY_RUNS ?? '75',
+  SIM_DELAYED_RUNS: process.env.SIM_DELAYED_RUNS ?? '50',
+  SIM_RETRY_RUNS: process.env.SIM_RETRY_RUNS ?? '50',
+  SIM_QUEUED_RUNS: process.env.SIM_QUEUED_RUNS ?? '50',
+  FUZZ_RUNS: process.env.FUZZ_RUNS ?? '120',
+}
 /** Each starts a real `netlify dev` (and the browser suite a Chromium). */
 const E2E = ['test/e2e/**/*.test.ts', 'test/browser/**/*.test.ts']
 /** Only in `npm run test:soak` (with LONG at full counts): the full-length proofs that `npm test` runs short. */

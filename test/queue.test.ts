@@ -25,6 +25,7 @@ import { readSpec } from '../lib/jobs/state.ts'
 import { interceptedStore } from './support/hooked-store.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../lib/core/limits.ts'
 
 const blobs = useBlobs()
 
@@ -144,11 +145,13 @@ describe('queue instead of refuse', () => {
     expect(queued.body).toMatchObject({ status: 'queued', queue: { position: 1, ahead: first } })
     const refused = await t.submit({ onBusy: 'refuse' }, 'waits').catch((e: unknown) => e)
     expect(refused).toMatchObject({ status: 409, code: 'resource_locked' })
-    // Even with the holder's lock expired, a newcomer does not jump the line.
+    // Even with the holder's lock expired, a newcomer does not jump the line: it hands the
+    // resource on to the line's head, and is refused.
     t.clock.advance(t.deps.settings.lockTtlMs + 1)
     const late = await t.submit().catch((e: unknown) => e)
     expect(late).toMatchObject({ status: 409, code: 'resource_locked' })
-    expect(await t.holder()).toMatchObject({ jobId: first })
+    expect(await t.holder()).toMatchObject({ jobId: queued.body.jobId })
+    expect(t.invoked).toContain(queued.body.jobId)
   })
 
   it('takes the resource at once when it is free, as a plain submit would', async () => {
@@ -195,7 +198,11 @@ describe('queue instead of refuse', () => {
     await acquireLock(t.deps.store, t.clock, RESOURCE, 'job_ghost', t.deps.settings.lockTtlMs)
     const [next] = await t.queue(1)
     expect(t.invoked).toEqual([])
+    // Not before a write the ghost's submit sent could still land.
     t.clock.advance(2 * DUE_MINUTE_MS)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([])
+    t.clock.advance(SUBMIT_WRITES_LAND_MS)
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([next])
     expect(await t.holder()).toMatchObject({ jobId: next })

@@ -32,6 +32,7 @@ import { keys } from '../storage/keys.ts'
 import type { DueOutcome } from './dispatcher.ts'
 import { type DueEntry, dueKey, removeDue } from './due-index.ts'
 import { waitingGuardAt } from './delay.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
 
 const DONE: DueOutcome = { done: true }
 const MAX_ROUNDS = 4
@@ -111,7 +112,11 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
       await recordTakeover(deps, stale.tookOverFrom, stale.handedTo ?? jobId)
       return DONE
     }
-    return { done: false, at: Math.max(record.expiresAt, deps.clock.now() + 1) }
+    // Back when the holder could first be judged abandoned (its submit's writes have landed by
+    // then), else when its lock expires: never a look every minute per waiting job.
+    const abandonable = record.acquiredAt + SUBMIT_WRITES_LAND_MS + 1
+    const next = abandonable > deps.clock.now() ? Math.min(abandonable, record.expiresAt) : record.expiresAt
+    return { done: false, at: Math.max(next, deps.clock.now() + 1) }
   }
   const options = { canTakeOver: (holder: { jobId: string; acquiredAt: number }) => isAbandoned(deps, holder) }
   const taken =

@@ -46,7 +46,7 @@ describe('netlify dev, the lock', () => {
   it('20 concurrent submits on one resource: never two jobs holding it at once, every 409 naming the holder, round after round (50 rounds in npm run test:soak)', async () => {
     onTestFailed(async () => console.error(`--- netlify dev output (tail) ---\n${(await sharedNetlifyDevOutput()).slice(-6000)}`))
     const { holders } = await expectOneHolderPerRound(
-      lockRounds(5),
+      lockRounds(3),
       (round) => api('/api/jobs', { kind: 'summarize', input: { text: documentOf(round), windowChars: 500 } }),
       async (jobId) => (await api(`/api/jobs/${jobId}`)).body,
     )
