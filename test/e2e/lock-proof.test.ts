@@ -1,7 +1,7 @@
 /**
  * The lock proof through the real `netlify dev` (the shared one, test/e2e/shared.ts):
  * 20 concurrent submits of one document, round after round; never two jobs
- * holding it at once, every 409 naming the holder. `npm test` runs 5 rounds,
+ * holding it at once, every 409 naming the holder. `npm test` runs 3 rounds,
  * `npm run test:soak` 50 (test/soak); E2E_LOCK_ROUNDS sets either.
  */
 import { beforeAll, describe, expect, it, onTestFailed } from 'vitest'
