@@ -10,11 +10,11 @@ import { enterLine } from '../locks/enqueue.ts'
 import { markStarted, releaseAndStartNext } from './launch.ts'
 import { QueuePlaceSchema, queuePlace } from './queue-place.ts'
 import { type ChargePlan, type StoredAccount, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
-import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
+import { readSpec } from './state.ts'
 import { UnsafeKeyError, keys, resourceKey } from '../storage/keys.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { JOB_STATUSES, type JobSpec } from '../core/types.ts'
-import { systemError } from '../core/sanitize.ts'
+import { isAbandoned, recordTakeover } from './takeover.ts'
 import { type PublicJob, Timestamp, jobUrls, publicJob } from './views.ts'
 import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
 import { dispatchJob, failUndispatched } from './dispatch.ts'
@@ -22,7 +22,6 @@ import { DelayFieldsSchema, startTimeOf, waitingGuardAt } from '../schedule/dela
 import { addDue } from '../schedule/due-index.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { MAX_WEBHOOK_URL_LENGTH, checkWebhookUrl } from '../webhooks/target.ts'
-import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
 import { handOnStale } from './launch.ts'
 
 const ClientIdSchema = z
@@ -41,12 +40,6 @@ export const SubmitBodySchema = z.strictObject({
   webhookUrl: z.string().max(MAX_WEBHOOK_URL_LENGTH).optional(),
 })
 
-/**
- * A lock whose job was never written may belong to a submit still running: a
- * synchronous function lives up to 60 s on Netlify, and its last write may be
- * in flight after that. Only past this is the holder's submit surely dead (core/limits.ts).
- */
-const ORPHAN_LOCK_GRACE_MS = SUBMIT_WRITES_LAND_MS
 
 /** What a submit answers (202, or 200 for a replayed Idempotency-Key). */
 export const SubmittedBodySchema = z.strictObject({
@@ -274,34 +267,3 @@ const answerOf = (job: PublicJob): Submitted['body'] => ({
   createdAt: job.createdAt,
   ...(job.queue ? { queue: job.queue } : {}),
 })
-
-/** A lock held by a job that was never written: its submit died between the two writes. */
-export async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number }) {
-  if (holder.acquiredAt + ORPHAN_LOCK_GRACE_MS > deps.clock.now()) return false
-  return !(await readSpec(deps.store, holder.jobId)) && !(await readState(deps.store, holder.jobId))
-}
-
-/** The old job lost its expired lock: if it never finished, it is failed now, fencing its worker. */
-export async function recordTakeover(deps: Deps, oldJobId: string, newJobId: string) {
-  for (let round = 0; round < 4; round++) {
-    const stored = await readState(deps.store, oldJobId)
-    const spec = stored ? null : await readSpec(deps.store, oldJobId)
-    if (!stored && !spec) return
-    const base = stored?.state ?? initialState(spec!, deps.clock.now())
-    if (base.status !== 'queued' && base.status !== 'running' && base.status !== 'retrying') return
-    const failure = systemError(
-      'lock_expired',
-      'The job took longer than its lock allows and was stopped.',
-      `lock on ${base.lockKey} expired and was taken over by ${newJobId}`,
-    )
-    const now = deps.clock.now()
-    const done = await commitState(deps, base, stored?.version ?? null, (state) => ({
-      state: { ...state, status: 'failed', finishedAt: now, lease: null, ...failure },
-      events: [{ type: 'error', data: { error: failure.error } }],
-    }))
-    if (done) {
-      await settleFinishedJob(deps, done)
-      return
-    }
-  }
-}
