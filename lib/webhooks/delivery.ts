@@ -82,12 +82,12 @@ export async function deliveryView(deps: Pick<Deps, 'store'>, jobId: string, url
 }
 
 /** The due-index handler (and the worker's first try): one attempt if one is due. */
-export async function deliverJobWebhook(deps: Deps, entry: Pick<DueEntry, 'id'>): Promise<DueOutcome> {
+export async function deliverJobWebhook(deps: Deps, entry: Pick<DueEntry, 'id'>, finished?: JobState): Promise<DueOutcome> {
   const jobId = entry.id
-  const stored = await readState(deps.store, jobId)
+  // The worker passes the state it just finished: a terminal state does not change what is sent.
+  const state = finished ?? (await readState(deps.store, jobId))?.state
   // Gone (retention) or not a job with a webhook: nothing to tell.
-  if (!stored || !isTerminal(stored.state.status) || !stored.state.webhookUrl) return DONE
-  const { state } = stored
+  if (!state || !isTerminal(state.status) || !state.webhookUrl) return DONE
   const url = state.webhookUrl!
   const current = await readDelivery(deps, jobId)
   if (current && current.delivery.state !== 'pending') return DONE
@@ -149,7 +149,7 @@ export async function dispatchJobWebhook(deps: Deps, entry: Pick<DueEntry, 'id'>
  * spares the dispatcher reading the job again.
  */
 export async function deliverAfterSettle(deps: Deps, state: JobState, entry: string) {
-  const outcome = await deliverJobWebhook(deps, { id: state.jobId })
+  const outcome = await deliverJobWebhook(deps, { id: state.jobId }, state)
   if (outcome.done) await removeDue(deps.store, { key: entry })
 }
 
