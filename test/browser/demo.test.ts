@@ -1,38 +1,42 @@
 /**
- * The demo page and the operator view in a real Chromium, against a real
- * `netlify dev` (temporary project root, local Blobs sandbox). Screenshots go
- * to test-results/. Needs /usr/bin/chromium: without it the suite fails and
- * says how to install it.
+ * The demo page and the operator view in a real Chromium, against the shared
+ * real `netlify dev` (test/e2e/shared.ts): its root has no developer key file,
+ * it mints the page's tokens at /api/dev/token as `npm run dev` does (with
+ * the key this suite types in, so a page without a key resumes the jobs made
+ * with it), and it has the `greet` kind added to lib/kinds, which the page has
+ * never heard of (its menu entry and form must come from the server). Other
+ * suites use the same server, so the operator view is read filtered to this
+ * suite's account, and checked for the jobs this suite made. Screenshots go
+ * to test-results/.
+ * Needs /usr/bin/chromium: without it the suite fails and says how to install it.
  */
-import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildClient } from '../../scripts/build-client.ts'
-import { type NetlifyDev, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
-import { SCREENSHOTS, addKind, launchChromium } from './support.ts'
+import { type SharedDevInfo, sharedNetlifyDev } from '../e2e/shared.ts'
+import { newApiKey } from '../e2e/support.ts'
+import { SCREENSHOTS, launchChromium } from './support.ts'
 
-const ADMIN_TOKEN = `admin-${secret()}`
-const API_KEY = newApiKey('browser')
-let root: string
-let dev: NetlifyDev | undefined
+/** The key behind the server's /api/dev/token, and its account. */
+let API_KEY = ''
+let ACCOUNT = ''
+let dev: SharedDevInfo | undefined
 let browser: Browser | undefined
 let context: BrowserContext
 let page: Page
 let completedJobId = ''
 let renderJobId = ''
+/** Every job this suite made, with the status it ends in. */
+const made = new Map<string, string>()
 const errors: string[] = []
 
 beforeAll(async () => {
   browser = await launchChromium() // first: a missing Chromium fails at once, with how to install it
-  root = await makeProjectRoot()
-  await addKind(root) // a kind the page has never heard of: its menu entry and form must come from the server
-  await rm(join(root, 'public', 'dev-api-key.json'), { force: true }) // a developer's own key must not leak in
-  await buildClient({ outdir: join(root, 'public'), env: {} })
-  await registerKeys(root, [{ apiKey: API_KEY, account: 'browser', credits: 100 }])
-  // As `npm run dev` does: the page gets tokens from /api/dev/token, minted with this key.
-  dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN, DEV_TOKEN_API_KEY: API_KEY })
+  dev = await sharedNetlifyDev()
+  ;({ devTokenApiKey: API_KEY, devTokenAccount: ACCOUNT } = dev)
   context = await browser.newContext({ viewport: { width: 1100, height: 900 }, reducedMotion: 'reduce' })
+  // Bounds, not timings: each step is function calls through the shared server, which other suites keep busy.
+  context.setDefaultTimeout(60_000)
   page = await context.newPage()
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`))
   page.on('console', (message) => {
@@ -43,15 +47,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  await dev?.stop()
-  if (root) await removeRoot(root)
 })
 
 /** Full-page screenshots take seconds while the long sample is in the textarea: those shots show the viewport (the job). */
 const shot = (name: string, target: Page = page, fullPage = true) => target.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage })
 const text = async (selector: string, target: Page = page) => ((await target.textContent(selector)) ?? '').trim()
 const status = () => text('#job-status')
-const waitForStatus = async (value: string, timeout = 30_000) => {
+const waitForStatus = async (value: string, timeout = 60_000) => {
   try {
     await page.waitForFunction((v) => document.getElementById('job-status')?.textContent === v, value, { timeout })
   } catch (error) {
@@ -62,7 +64,7 @@ const waitForStatus = async (value: string, timeout = 30_000) => {
 
 /** Waits until the page shows a job other than `previous`; returns its id. */
 async function newJob(previous: string) {
-  await page.waitForFunction((old) => /^job_/.test(document.getElementById('job-id')?.textContent ?? '') && document.getElementById('job-id')?.textContent !== old, previous, { timeout: 15_000 })
+  await page.waitForFunction((old) => /^job_/.test(document.getElementById('job-id')?.textContent ?? '') && document.getElementById('job-id')?.textContent !== old, previous, { timeout: 30_000 })
   return text('#job-id')
 }
 
@@ -80,7 +82,7 @@ async function renderedImage(target: Page = page) {
   await target.waitForFunction(() => {
     const img = document.querySelector<HTMLImageElement>('#result .rendered img')
     return img?.complete && img.naturalWidth > 0
-  }, null, { timeout: 30_000 })
+  }, null, { timeout: 60_000 })
   return target.$eval('#result .rendered img', (img) => {
     const { naturalWidth, naturalHeight, src, alt } = img as HTMLImageElement
     return { naturalWidth, naturalHeight, src, alt }
@@ -91,7 +93,7 @@ describe('demo page', { timeout: 150_000 }, () => {
   it('submits a summarize job from the keyboard, shows progress, each window as it lands, and the result', async () => {
     await page.goto(`${dev!.url}/`)
     expect(await page.title()).toContain('Durable jobs')
-    expect(await page.inputValue('#api-key')).toBe('') // no dev key file in this project root
+    expect(await page.inputValue('#api-key')).toBe('') // no developer key file in the server's root
     await page.fill('#api-key', API_KEY)
     await page.selectOption('#sample-size', 'short')
     await page.click('#load-sample')
@@ -102,7 +104,7 @@ describe('demo page', { timeout: 150_000 }, () => {
 
     await page.focus('#submit')
     await page.keyboard.press('Enter')
-    await page.waitForSelector('#result:not([hidden])', { timeout: 30_000 })
+    await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 })
 
     expect(await status()).toBe('complete')
     expect(await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)).toBe(100)
@@ -119,6 +121,7 @@ describe('demo page', { timeout: 150_000 }, () => {
     expect(await text('#notice')).toBe('The job is complete.')
     expect(await page.isDisabled('#cancel')).toBe(true)
     completedJobId = await text('#job-id')
+    made.set(completedJobId, 'complete')
     expect(completedJobId).toMatch(/^job_/)
     expect(page.url()).toContain(`#job=${completedJobId}`)
     await shot('demo-complete')
@@ -132,10 +135,11 @@ describe('demo page', { timeout: 150_000 }, () => {
     await recordProgress()
     await page.click('#submit')
     const jobId = await newJob(completedJobId)
+    made.set(jobId, 'canceled')
     expect(page.url()).toContain(`#job=${jobId}`)
-    await page.waitForSelector('#events li.event-window_complete', { timeout: 30_000 })
+    await page.waitForSelector('#events li.event-window_complete', { timeout: 60_000 })
     await waitForStatus('running')
-    await page.waitForFunction(() => (document.getElementById('progress') as HTMLProgressElement).value > 0, null, { timeout: 30_000 })
+    await page.waitForFunction(() => (document.getElementById('progress') as HTMLProgressElement).value > 0, null, { timeout: 60_000 })
     const moving = await page.$eval('#progress', (bar) => (bar as HTMLProgressElement).value)
     expect(moving).toBeGreaterThan(0)
     expect(moving).toBeLessThan(100)
@@ -155,10 +159,11 @@ describe('demo page', { timeout: 150_000 }, () => {
     const canceledJobId = await text('#job-id')
     await page.dblclick('#submit') // the long text again: its last job was canceled, so the first click starts one
     const jobId = await newJob(canceledJobId)
-    await page.waitForFunction(() => /Joined the running job/.test(document.getElementById('notice')?.textContent ?? ''), null, { timeout: 15_000 })
+    made.set(jobId, 'canceled')
+    await page.waitForFunction(() => /Joined the running job/.test(document.getElementById('notice')?.textContent ?? ''), null, { timeout: 30_000 })
     expect(await text('#notice')).toContain(jobId)
     expect(await page.isHidden('#error')).toBe(true)
-    await page.waitForSelector('#events li.event-window_complete', { timeout: 30_000 })
+    await page.waitForSelector('#events li.event-window_complete', { timeout: 60_000 })
     await shot('demo-joined', page, false)
     await page.click('#cancel')
     await waitForStatus('canceled', 60_000)
@@ -188,6 +193,7 @@ describe('demo page', { timeout: 150_000 }, () => {
     await page.focus('#render-max-iterations')
     await page.keyboard.press('Enter') // implicit submission from a field
     renderJobId = await newJob(await text('#job-id'))
+    made.set(renderJobId, 'complete')
     const image = await renderedImage()
     expect(image.naturalWidth).toBe(480)
     expect(image.naturalHeight).toBe(300)
@@ -217,8 +223,8 @@ describe('demo page', { timeout: 150_000 }, () => {
     await page.fill('#render-height', '150')
     await page.fill('#render-canvas', 'demo-canvas')
     await page.click('#submit')
-    await newJob(renderJobId)
-    await page.waitForFunction((old) => document.querySelector<HTMLImageElement>('#result .rendered img')?.src !== old, image.src, { timeout: 30_000 })
+    made.set(await newJob(renderJobId), 'complete')
+    await page.waitForFunction((old) => document.querySelector<HTMLImageElement>('#result .rendered img')?.src !== old, image.src, { timeout: 60_000 })
     expect((await renderedImage()).naturalWidth).toBe(240)
     expect(await page.locator('#result a[download]').getAttribute('download')).toBe('demo-canvas-240x150.png')
   })
@@ -226,7 +232,7 @@ describe('demo page', { timeout: 150_000 }, () => {
   it('holds no key in local development: tokens from /api/dev/token resume the job named in the URL and submit new ones', async () => {
     const mobile = await browser!.newPage({ viewport: { width: 375, height: 800 } })
     await mobile.goto(`${dev!.url}/#job=${completedJobId}&kind=summarize`)
-    await mobile.waitForSelector('#result:not([hidden])', { timeout: 30_000 })
+    await mobile.waitForSelector('#result:not([hidden])', { timeout: 60_000 })
     expect(await mobile.inputValue('#api-key')).toBe('')
     expect(await text('#key-hint', mobile)).toMatch(/^Local development: .*holds no API key/)
     expect(await text('#job-id', mobile)).toBe(completedJobId)
@@ -255,6 +261,7 @@ describe('demo page', { timeout: 150_000 }, () => {
       renderJobId,
       { timeout: 60_000 },
     )
+    made.set(await text('#job-id', mobile), 'complete')
     expect(sent.filter((auth) => auth.startsWith('Bearer ')).length).toBeGreaterThan(0)
     expect(sent.filter((auth) => auth.startsWith('Bearer ') && !auth.startsWith('Bearer djt_'))).toEqual([])
     expect(await mobile.evaluate(() => Object.keys(sessionStorage).some((key) => key.startsWith('watch-token:')))).toBe(true)
@@ -262,7 +269,7 @@ describe('demo page', { timeout: 150_000 }, () => {
   })
 })
 
-describe('operator view', { timeout: 90_000 }, () => {
+describe('operator view', { timeout: 120_000 }, () => {
   it('asks for the admin token, keeps it in sessionStorage only, and lists jobs, locks and accounts', async () => {
     const admin = await context.newPage()
     await admin.goto(`${dev!.url}/admin`)
@@ -272,21 +279,24 @@ describe('operator view', { timeout: 90_000 }, () => {
     await admin.waitForSelector('#error:not([hidden])')
     expect(await text('#error', admin)).toMatch(/admin token was not accepted/)
 
-    await admin.fill('#admin-token', ADMIN_TOKEN)
+    await admin.fill('#admin-token', dev!.adminToken)
+    await admin.fill('#account-filter', ACCOUNT)
     await admin.click('#load')
     await admin.waitForSelector('#snapshot table')
     const rows = await admin.$$eval('#section-jobs ~ .table-wrap tbody tr', (trs) => trs.map((tr) => tr.textContent ?? ''))
-    expect(rows.length).toBe(6) // complete, canceled, canceled (the one that was joined), two renders complete, one submitted with a development token
-    expect(rows.some((row) => row.includes(completedJobId) && row.includes('complete') && row.includes('browser'))).toBe(true)
-    expect(rows.filter((row) => row.includes('canceled')).length).toBeGreaterThanOrEqual(2)
-    expect(rows.some((row) => row.includes(renderJobId) && row.includes('render') && row.includes('complete'))).toBe(true)
+    // Each job made above: complete, canceled, canceled (the one that was joined), two renders, one submitted with a
+    // development token. (Another suite's demo page may have added a job to this account too.)
+    expect(made.size).toBe(6)
+    for (const [jobId, jobStatus] of made) expect(rows.some((row) => row.includes(jobId) && row.includes(jobStatus)), `${jobId} ${jobStatus}`).toBe(true)
+    expect(rows.every((row) => row.includes(ACCOUNT))).toBe(true)
+    expect(rows.some((row) => row.includes(renderJobId) && row.includes('render'))).toBe(true)
     expect(await text('#meta', admin)).toMatch(/Snapshot of .*jobs?/)
     const headings = await admin.$$eval('#snapshot h2', (hs) => hs.map((h) => h.textContent))
     expect(headings.slice(0, 2)).toEqual(['Jobs', 'Held locks'])
     expect(headings).toContain('Accounts') // an extra section, rendered generically
-    expect(await admin.evaluate(() => sessionStorage.getItem('durable-jobs.adminToken'))).toBe(ADMIN_TOKEN)
-    expect(await admin.evaluate(() => JSON.stringify(localStorage))).not.toContain(ADMIN_TOKEN)
-    expect(await admin.content()).not.toContain(ADMIN_TOKEN.slice(6)) // not in the page, only in the field's value
+    expect(await admin.evaluate(() => sessionStorage.getItem('durable-jobs.adminToken'))).toBe(dev!.adminToken)
+    expect(await admin.evaluate(() => JSON.stringify(localStorage))).not.toContain(dev!.adminToken)
+    expect(await admin.content()).not.toContain(dev!.adminToken.slice(6)) // not in the page, only in the field's value
     await shot('admin', admin)
 
     // a reload in the same tab loads again without asking
@@ -302,17 +312,21 @@ describe('operator view', { timeout: 90_000 }, () => {
   })
 })
 
-describe('a kind added on the server', { timeout: 60_000 }, () => {
+describe('a kind added on the server', { timeout: 120_000 }, () => {
   it('appears in the menu with a form generated from its input schema, checked before it is sent, and runs', async () => {
     const errorsBefore = errors.length
     await page.goto(`${dev!.url}/`)
     await page.fill('#api-key', API_KEY)
     await page.waitForSelector('#kind option[value="greet"]', { state: 'attached' })
-    expect(await page.$$eval('#kind option', (options) => options.map((o) => [o.getAttribute('value'), o.textContent]))).toEqual([
+    // The server's kinds, in its order: the production ones, the test kinds the shared server lists, then greet.
+    const menu = await page.$$eval('#kind option', (options) => options.map((o) => [o.getAttribute('value'), o.textContent]))
+    expect(menu.slice(0, 2)).toEqual([
       ['summarize', 'Summarize a text'],
       ['render', 'Render the Mandelbrot set'],
-      ['greet', 'Greet someone'],
     ])
+    expect(menu.at(-1)).toEqual(['greet', 'Greet someone'])
+    const served = await page.evaluate(async () => ((await (await fetch('/api/kinds')).json()) as { kinds: { kind: string; title: string }[] }).kinds)
+    expect(menu).toEqual(served.map(({ kind, title }) => [kind, title]))
     await page.selectOption('#kind', 'greet')
     expect(await page.isVisible('fieldset[data-kind="greet"]')).toBe(true)
     expect(await page.isHidden('fieldset[data-kind="summarize"]')).toBe(true)
@@ -352,6 +366,7 @@ describe('a kind added on the server', { timeout: 60_000 }, () => {
       const variants = document.paths['/api/jobs'].post.requestBody.content['application/json'].schema.oneOf
       return { openapi: document.openapi, kinds: variants.map((v: { properties: { kind: { const: string } } }) => v.properties.kind.const) }
     })
-    expect(described).toEqual({ openapi: '3.1.0', kinds: ['summarize', 'render', 'greet'] })
+    expect(described).toEqual({ openapi: '3.1.0', kinds: served.map(({ kind }) => kind) })
+    expect(described.kinds).toContain('greet')
   })
 })

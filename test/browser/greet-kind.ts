@@ -1,6 +1,6 @@
 /**
  * A kind the demo page has never heard of, added to a copy of the project by
- * `addKind` (support.ts) the way the README says: one file in lib/kinds,
+ * `addKind` (test/support/ticker-root.ts) the way the README says: one file in lib/kinds,
  * listed in lib/kinds/index.ts. Its form must come from `GET /api/kinds`.
  */
 import { z } from 'zod'

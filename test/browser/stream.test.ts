@@ -122,10 +122,20 @@ describe('the event stream in Chromium', { timeout: 120_000 }, () => {
     await page.route(unreachable, (route) => route.abort('connectionrefused'))
     await page.goto(`${dev!.url}/`)
     await page.waitForFunction(() => document.getElementById('key-hint')?.textContent?.includes('Local development'))
-    await page.selectOption('#sample-size', 'short')
-    await page.click('#load-sample')
+    // A text of its own: the demo suite submits the samples in the same account (the development token's).
+    await page.fill('#text', `The stream suite writes this. Its feed is cut off for a while. Then it comes back. ${Date.now()}`)
+    const t0 = Date.now()
     await page.click('#submit')
-    await page.waitForFunction(() => document.getElementById('job-connection')?.dataset.connection === 'reconnecting', null, { timeout: 20_000 })
+    // Before the indicator can say anything, the submit and a status read go through netlify dev (each
+    // a fresh worker thread loading its function: seconds apiece on a loaded machine), so each step has
+    // its own generous bound; the indicator itself follows 2 s (RECONNECTING_AFTER_MS) after the cut stream fails.
+    await page.waitForFunction(() => /^job_/.test(document.getElementById('job-id')?.textContent ?? ''), null, { timeout: 60_000 })
+    const t1 = Date.now()
+    await page.waitForFunction(() => /connecting/.test(document.getElementById('job-connection')?.dataset.connection ?? ''), null, { timeout: 60_000 })
+    const t2 = Date.now()
+    await page.waitForFunction(() => document.getElementById('job-connection')?.dataset.connection === 'reconnecting', null, { timeout: 60_000 })
+    // Shown only if the test fails further on: where the time went (the flake this replaced waited 20 s for all three).
+    console.log(`[reconnecting] submit answered after ${t1 - t0} ms, watching after ${t2 - t1} ms more, reconnecting after ${Date.now() - t2} ms more`)
     expect(await page.textContent('#job-connection')).toContain('reconnecting')
     await page.screenshot({ path: join(SCREENSHOTS, 'stream-reconnecting.png') })
     await page.unroute(unreachable)

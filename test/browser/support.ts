@@ -5,8 +5,6 @@
  * suite (launched by test/e2e/global-setup.ts); each suite connects to it and
  * makes its own contexts.
  */
-import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { type Browser, chromium } from 'playwright-core'
 import { sharedChromiumEndpoint } from '../e2e/shared.ts'
 
@@ -21,17 +19,3 @@ export { CHROMIUM, SCREENSHOTS } from './chromium.ts'
 export async function launchChromium(): Promise<Browser> {
   return chromium.connect(await sharedChromiumEndpoint())
 }
-
-/**
- * Adds the `greet` kind (greet-kind.ts) to a copied project the way the README
- * says: its file in lib/kinds, listed in lib/kinds/index.ts. public/ is not touched.
- */
-export async function addKind(projectRoot: string) {
-  const source = await readFile(new URL('./greet-kind.ts', import.meta.url), 'utf8')
-  await writeFile(join(projectRoot, 'lib', 'kinds', 'greet.ts'), source.replace("'../../lib/kinds/define.ts'", "'./define.ts'"))
-  const index = join(projectRoot, 'lib', 'kinds', 'index.ts')
-  const kinds = await readFile(index, 'utf8')
-  if (!kinds.includes('[summarize, render]')) throw new Error('lib/kinds/index.ts changed: update addKind')
-  await writeFile(index, `${kinds.replace('[summarize, render]', '[summarize, render, greet]')}import { greet } from './greet.ts'\n`)
-}
-

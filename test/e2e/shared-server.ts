@@ -1,7 +1,9 @@
 /**
  * The shared `netlify dev` (started by test/e2e/global-setup.ts, in the test
- * runner's own process): a throwaway project root with the browser code built
- * and the `ticker` test kind listed; the environment `npm run dev` gives (a
+ * runner's own process): a throwaway project root with the browser code built,
+ * the `ticker` and `failing` test kinds listed and the `greet` kind added to
+ * lib/kinds as the README says (the demo suite's menu must show it without a
+ * change to public/); the environment `npm run dev` gives (a
  * signing secret, an admin token, DEV_TOKEN_API_KEY for /api/dev/token); two
  * pages on other origins for CORS, one listed in ALLOWED_ORIGINS and one not;
  * and responses of /stream that close after 2 s (STREAM_LIMIT_SECONDS), so
@@ -13,7 +15,7 @@ import { readFile } from 'node:fs/promises'
 import { type Server, createServer } from 'node:http'
 import { join } from 'node:path'
 import { buildClient } from '../../scripts/build-client.ts'
-import { listTickerKind } from '../support/ticker-root.ts'
+import { addKind, listTickerKind } from '../support/ticker-root.ts'
 import { type NetlifyDev, freePort, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from './support.ts'
 
 /** The account of the key behind /api/dev/token: the demo page's jobs without a key land there. */
@@ -28,6 +30,8 @@ export interface SharedDevInfo {
   adminToken: string
   /** The account whose key (DEV_TOKEN_API_KEY) mints the demo page's tokens. */
   devTokenAccount: string
+  /** That key, for a suite that submits as the page's account (the demo suite types it in). */
+  devTokenApiKey: string
   /** Pages that load the client bundle (`window.durableJobs`) from another origin. */
   origins: { allowed: string; blocked: string }
 }
@@ -56,7 +60,8 @@ export async function startSharedNetlifyDev(): Promise<SharedNetlifyDev> {
   const root = await makeProjectRoot()
   const frontends: Server[] = []
   try {
-    await listTickerKind(root)
+    await listTickerKind(root, ['ticker', 'failing'])
+    await addKind(root)
     await buildClient({ outdir: join(root, 'public'), env: {} })
     const devTokenKey = newApiKey(DEV_TOKEN_ACCOUNT)
     await registerKeys(root, [{ apiKey: devTokenKey, account: DEV_TOKEN_ACCOUNT, credits: 1000 }])
@@ -77,7 +82,7 @@ export async function startSharedNetlifyDev(): Promise<SharedNetlifyDev> {
       for (const server of frontends) server.close()
       await removeRoot(root)
     }
-    return { info: { url: dev.url, port: dev.port, root, adminToken, devTokenAccount: DEV_TOKEN_ACCOUNT, origins: { allowed: allowed.origin, blocked: blocked.origin } }, dev, stop }
+    return { info: { url: dev.url, port: dev.port, root, adminToken, devTokenAccount: DEV_TOKEN_ACCOUNT, devTokenApiKey: devTokenKey, origins: { allowed: allowed.origin, blocked: blocked.origin } }, dev, stop }
   } catch (error) {
     for (const server of frontends) server.close()
     await removeRoot(root)
