@@ -21,6 +21,7 @@ import type { JobSpec, JobState } from '../core/types.ts'
 import { type ResolvedRetryPolicy, retryWait } from '../kinds/retry.ts'
 import { renewLock } from '../locks/lock.ts'
 import { addDue } from '../schedule/due-index.ts'
+import { claimContinuation, isHandedOver } from './continuation.ts'
 import { type StoredState, commitState, initialState, readState, scheduleAssetCheck, settleFinishedJob } from './state.ts'
 
 /** A wait up to this long is slept by the invocation that failed, if it has time left. */
@@ -53,26 +54,31 @@ export async function claimAttempt(deps: Deps, spec: JobSpec, lease: string, pol
     const first = initialState(spec, now)
     const claimed = await landedClaim(deps, spec.jobId, lease, () =>
       commitState(deps, first, null, (state) => ({
-        state: { ...state, status: 'running', lease, attempt: 1, maxAttempts: state.maxAttempts ?? policy.maxAttempts, startedAt: now, heartbeatAt: now },
+        state: { ...state, status: 'running', lease, attempt: 1, invocation: 1, maxAttempts: state.maxAttempts ?? policy.maxAttempts, startedAt: now, heartbeatAt: now },
         events: [{ type: 'started', data: { attempt: 1 } }],
       })),
     )
     if (claimed) return { claimed }
-    // A job whose kind allows one attempt is never `retrying`: nothing more to read.
-    if ((spec.maxAttempts ?? policy.maxAttempts) <= 1) return { outcome: 'already_claimed' }
+    // Read even for a kind with one attempt: the state may be a continuation's hand-over.
     stored = await readState(deps.store, spec.jobId)
   }
   for (let round = 0; round < 3 && stored; round++) {
     const { state, version } = stored
     // An answer lost after it landed: the job is ours.
     if (state.lease === lease && state.status === 'running') return { claimed: stored }
+    if (isHandedOver(state)) {
+      const claimed = await landedClaim(deps, spec.jobId, lease, () => claimContinuation(deps, stored!, lease))
+      if (claimed) return { claimed }
+      stored = await readState(deps.store, spec.jobId)
+      continue
+    }
     if (state.status !== 'retrying') return { outcome: 'already_claimed' }
     if (state.cancelRequested) return (await cancelWaitingJob(deps, stored)) ? { outcome: 'canceled' } : { outcome: 'already_claimed' }
     if ((state.nextAttemptAt ?? 0) > now) return { outcome: 'not_due' }
     const attempt = state.attempt + 1
     const claimed = await landedClaim(deps, spec.jobId, lease, () =>
       commitState(deps, state, version, (base) => ({
-        state: { ...base, status: 'running', lease, attempt, nextAttemptAt: null, heartbeatAt: now, progress: null, error: null, errorInternal: null },
+        state: { ...base, status: 'running', lease, attempt, invocation: 1, nextAttemptAt: null, heartbeatAt: now, progress: null, error: null, errorInternal: null },
         events: [{ type: 'started', data: { attempt } }],
       })),
     )

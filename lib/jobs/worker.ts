@@ -21,12 +21,14 @@ import { renewLock } from '../locks/lock.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { claimAttempt, scheduleRetry } from './retry.ts'
 import { type FencedWriter, LeaseLostError, fencedWriter } from './fenced-writer.ts'
+import { HandOverSignal, stepRunner } from './steps.ts'
+import { handOver } from './continuation.ts'
 
 /**
  * Event types a kind may not emit: the job's own, and the stream's frames
  * (`end`, `truncated`), which an `EventSource` listener could not tell apart.
  */
-export const RESERVED_EVENT_TYPES = new Set(['started', 'progress', 'cancel_requested', 'asset_created', 'attempt_failed', 'retry_scheduled', 'done', 'error', 'canceled', 'end', 'truncated', 'message'])
+export const RESERVED_EVENT_TYPES = new Set(['started', 'continued', 'step_completed', 'progress', 'cancel_requested', 'asset_created', 'attempt_failed', 'retry_scheduled', 'done', 'error', 'canceled', 'end', 'truncated', 'message'])
 
 export const MAX_PROGRESS_MESSAGE = 200
 
@@ -42,6 +44,8 @@ export type WorkerOutcome =
   | 'not_due'
   /** Another writer (reaper, cancel, takeover) finished the job while it ran. */
   | 'fenced'
+  /** The invocation limit came: the job was handed over to a fresh invocation (continuation.ts). */
+  | 'continued'
 
 export { LeaseLostError }
 
@@ -104,7 +108,13 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
       final = true
       throw input.error
     }
-    const result = await runHandler(deps, kind, spec, input.data, writer)
+    let result: unknown
+    try {
+      result = await runHandler(deps, kind, spec, input.data, writer, invokedAt)
+    } catch (thrown) {
+      if (!(thrown instanceof HandOverSignal) || writer.signal.aborted) throw thrown
+      return await handOver(deps, writer, spec)
+    }
     await writer.finish((state) => ({
       state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },
       events: [{ type: 'done', data: { result, creditCharged: state.creditCharged, assets: state.assets } }],
@@ -161,9 +171,11 @@ async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, chan
   }
 }
 
-async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter) {
+async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter, invokedAt: number) {
   const { jobId, account } = spec
+  const { step } = stepRunner(deps, jobId, writer, invokedAt)
   const result = await kind.run({
+    step,
     jobId,
     account,
     input,

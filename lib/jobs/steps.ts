@@ -1,0 +1,102 @@
+/**
+ * Durable steps (`ctx.step(name, fn)`): a step's JSON result is stored once
+ * per job, at `steps/<jobId>/<hash of name>`, with a create-only write, so
+ * the first stored result wins and two racing writers agree on it. A later
+ * invocation of the job (a continuation, a retry attempt, a takeover after a
+ * crash) gets the stored result back without running `fn`.
+ *
+ * At least once: a run that dies after `fn`'s side effects but before its
+ * result is stored runs `fn` again. A result stored by a worker whose lease
+ * is gone is still the result of a real run of `fn`, so it stands.
+ *
+ * Before a step that is not stored yet, the invocation checks its time: past
+ * `invocationLimitMs` (and once it has run a step of its own, so every
+ * invocation makes progress) it stops with HandOverSignal, which the worker
+ * catches and turns into a continuation (continuation.ts).
+ */
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+import type { Deps } from '../core/deps.ts'
+import { JobFailure } from '../core/errors.ts'
+import { parseRecord } from '../core/records.ts'
+import { keys } from '../storage/keys.ts'
+import type { FencedWriter } from './fenced-writer.ts'
+
+/** Largest stored step result: step results are state, not files (use `ctx.saveAsset` for those). */
+export const MAX_STEP_RESULT_BYTES = 1024 * 1024
+export const MAX_STEP_NAME = 200
+
+/** Not an error: the worker stops here and hands the job over to a fresh invocation. */
+export class HandOverSignal extends Error {
+  override name = 'HandOverSignal'
+}
+
+const StoredStepSchema = z.object({ name: z.string(), result: z.unknown(), at: z.number() })
+
+export const stepKey = (jobId: string, name: string) => keys.step(jobId, createHash('sha256').update(name).digest('hex').slice(0, 40))
+
+export interface StepRunner {
+  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>
+}
+
+/**
+ * The `step` of one attempt's handler in one invocation. `invokedAt` is when
+ * this invocation started: the invocation limit counts from there.
+ */
+export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invokedAt: number): StepRunner {
+  const names = new Set<string>()
+  let ranHere = 0
+  const readStored = async (key: string) => {
+    const blob = await deps.store.read(key)
+    return blob ? parseRecord(key, blob.data, StoredStepSchema) : null
+  }
+  return {
+    async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+      if (typeof name !== 'string' || name.length === 0 || name.length > MAX_STEP_NAME) {
+        throw new JobFailure('step_name_invalid', `A step name must be 1-${MAX_STEP_NAME} characters.`)
+      }
+      if (names.has(name)) throw new JobFailure('step_name_repeated', `Step "${name}" was started twice in one run; step names must be unique per job.`)
+      names.add(name)
+      writer.signal.throwIfAborted()
+      const key = stepKey(jobId, name)
+      const stored = await readStored(key)
+      if (stored) return stored.result as T
+      if (ranHere > 0 && deps.clock.now() - invokedAt >= deps.settings.invocationLimitMs) throw new HandOverSignal(`invocation limit reached before step "${name}"`)
+      // Once per job, before anything is stored: retention lists `steps/<jobId>/` only for a job marked so.
+      if (writer.stored().state.stepsCompleted === undefined) {
+        await writer.update((state) => ({ state: { ...state, stepsCompleted: state.stepsCompleted ?? 0 }, events: [] }))
+      }
+      const result = (await fn()) ?? null
+      if (!isJson(result)) throw new JobFailure('step_result_not_json', `Step "${name}" returned a value that is not plain JSON.`)
+      const data = JSON.stringify({ name, result, at: deps.clock.now() })
+      if (Buffer.byteLength(data) > MAX_STEP_RESULT_BYTES) throw new JobFailure('step_result_too_large', `Step "${name}" returned more than ${MAX_STEP_RESULT_BYTES} bytes; save large output with saveAsset.`)
+      // Stored even if the job was canceled meanwhile: it is the result of a real run.
+      const created = await deps.store.create(key, data).catch(() => null)
+      // First stored wins: a racing writer's (or our own whose answer was lost) is read back.
+      const winner = created?.ok ? { result } : await readStored(key)
+      if (!winner) throw new Error(`step "${name}": result not stored`)
+      ranHere++
+      if (created?.ok) {
+        await writer.update((state) => ({
+          state: { ...state, stepsCompleted: (state.stepsCompleted ?? 0) + 1 },
+          events: [{ type: 'step_completed', data: { name } }],
+        }))
+      }
+      return winner.result as T
+    },
+  }
+}
+
+/** Plain JSON that reads back as it was written: no undefined, functions, NaN, class instances. */
+function isJson(value: unknown, depth = 0): boolean {
+  if (depth > 100) return false
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (Array.isArray(value)) return value.every((item) => isJson(item, depth + 1))
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value)
+    if (proto !== Object.prototype && proto !== null) return false
+    return Object.values(value).every((item) => isJson(item, depth + 1))
+  }
+  return false
+}
