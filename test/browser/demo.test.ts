@@ -311,6 +311,7 @@ describe('a kind added on the server', { timeout: 60_000 }, () => {
     expect(await page.$$eval('#kind option', (options) => options.map((o) => [o.getAttribute('value'), o.textContent]))).toEqual([
       ['summarize', 'Summarize a text'],
       ['render', 'Render the Mandelbrot set'],
+      ['index', 'Index documents'],
       ['greet', 'Greet someone'],
     ])
     await page.selectOption('#kind', 'greet')
@@ -352,6 +353,6 @@ describe('a kind added on the server', { timeout: 60_000 }, () => {
       const variants = document.paths['/api/jobs'].post.requestBody.content['application/json'].schema.oneOf
       return { openapi: document.openapi, kinds: variants.map((v: { properties: { kind: { const: string } } }) => v.properties.kind.const) }
     })
-    expect(described).toEqual({ openapi: '3.1.0', kinds: ['summarize', 'render', 'greet'] })
+    expect(described).toEqual({ openapi: '3.1.0', kinds: ['summarize', 'render', 'index', 'greet'] })
   })
 })

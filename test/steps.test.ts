@@ -1,0 +1,289 @@
+/**
+ * Durable steps and continuation at the domain level, on the real local
+ * Blobs server, with a clock the test moves: every storage operation takes
+ * 150 ms of it, so a job of 20 steps outlives an invocation limit of 2 s
+ * several times over, the same way on every run.
+ */
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { createAccount, readAccount, readLedger } from '../lib/credits/index.ts'
+import { cancelJob, getJob, readFeed } from '../lib/jobs/read.ts'
+import { readState } from '../lib/jobs/state.ts'
+import { stepKey } from '../lib/jobs/steps.ts'
+import { submitJob } from '../lib/jobs/submit.ts'
+import { type WorkerOutcome, runJob } from '../lib/jobs/worker.ts'
+import { defineJob } from '../lib/kinds/define.ts'
+import { peekLock } from '../lib/locks/lock.ts'
+import { reap } from '../lib/reaper/reap.ts'
+import { runDispatcher } from '../lib/schedule/dispatcher.ts'
+import { dueHandlers } from '../lib/schedule/handlers.ts'
+import { keys } from '../lib/storage/keys.ts'
+import type { Deps } from '../lib/core/deps.ts'
+import type { JobEvent } from '../lib/core/types.ts'
+import { useBlobs } from './support/blobs.ts'
+import { manualClock, testDeps } from './support/deps.ts'
+import { hookedStore, interceptedStore } from './support/hooked-store.ts'
+
+const blobs = useBlobs()
+
+const OP_MS = 150
+const LIMIT_MS = 2_000
+
+/** How often each step's fn ran, by job and step name. */
+const runs = new Map<string, number>()
+const ran = (jobId: string, name: string) => runs.set(`${jobId}/${name}`, (runs.get(`${jobId}/${name}`) ?? 0) + 1)
+
+/** Steps `a`, `b`, `c`; attempt 1 fails after `b`. Retried: attempt 2 runs only `c`. */
+const flakySteps = defineJob({
+  kind: 'flaky_steps',
+  cost: 3,
+  input: z.strictObject({}),
+  retry: { maxAttempts: 2, backoff: { baseMs: 1000, capMs: 1000 } },
+  async run({ jobId, step, attempt }) {
+    const a = await step('a', () => (ran(jobId, 'a'), { attempt }))
+    const b = await step('b', () => (ran(jobId, 'b'), { attempt }))
+    if (attempt === 1) throw new Error('connection reset by db.internal:5432')
+    const c = await step('c', () => (ran(jobId, 'c'), { attempt }))
+    return { a, b, c }
+  },
+})
+
+/** Handler mistakes: a step name used twice, a result JSON cannot hold. */
+const misuse = defineJob({
+  kind: 'misuse',
+  cost: 3,
+  input: z.strictObject({ mistake: z.enum(['repeat', 'not_json']) }),
+  async run({ input, step }) {
+    await step('one', () => 1)
+    if (input.mistake === 'repeat') await step('one', () => 2)
+    return step('two', () => new Map([['x', 1]]))
+  },
+})
+
+/** In its second step, a duplicate delivery of the worker call arrives (`onStep`). */
+let onStep: ((jobId: string) => Promise<void>) | null = null
+const relay = defineJob({
+  kind: 'relay',
+  cost: 3,
+  input: z.strictObject({ steps: z.number().int() }),
+  async run({ jobId, step, input }) {
+    const results: number[] = []
+    for (let i = 0; i < input.steps; i++) {
+      results.push(
+        await step(`s${i}`, async () => {
+          ran(jobId, `s${i}`)
+          if (i === 1) await onStep?.(jobId)
+          return i * 10
+        }),
+      )
+    }
+    return { results }
+  },
+})
+
+let storeNo = 0
+async function setup() {
+  const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 10))
+  const invoked: string[] = []
+  /** Worker calls that fail from now on (lost before delivery). */
+  let failCalls = 0
+  const store = hookedStore(blobs.port(`steps-${++storeNo}`), () => clock.advance(OP_MS))
+  const deps: Deps = testDeps(store, {
+    clock,
+    kinds: [flakySteps, misuse, relay],
+    settings: { invocationLimitMs: LIMIT_MS },
+    invokeWorker: async (jobId) => {
+      if (failCalls-- > 0) throw new Error('worker answered 502')
+      invoked.push(jobId)
+    },
+  })
+  await createAccount(deps.store, clock, 'acct', 100)
+  const submit = async (kind: string, input: unknown) => {
+    const { body } = await submitJob(deps, 'acct', { kind, input }, null)
+    expect(invoked.splice(0)).toEqual([body.jobId])
+    return body.jobId
+  }
+  /** Runs invocations as the worker calls are made, until none is made: the outcomes in order. */
+  const chain = async (jobId: string, between?: (outcome: WorkerOutcome) => Promise<void>) => {
+    const outcomes: WorkerOutcome[] = []
+    for (let next: string | undefined = jobId; next; next = invoked.shift()) {
+      expect(next).toBe(jobId)
+      outcomes.push(await runJob(deps, jobId))
+      await between?.(outcomes.at(-1)!)
+    }
+    return outcomes
+  }
+  const events = async (jobId: string) => (await readFeed(deps, 'acct', jobId, { after: 0, limit: 1000, waitSeconds: 0 })).events
+  const ledger = async () => (await readLedger(deps.store, 'acct')).filter((entry) => entry.type === 'charge' || entry.type === 'refund')
+  const balance = async () => (await readAccount(deps.store, 'acct'))!.record.balance
+  const failNextCalls = (n: number) => void (failCalls = n)
+  return { clock, deps, invoked, failNextCalls, submit, chain, events, ledger, balance, status: (jobId: string) => getJob(deps, 'acct', jobId) }
+}
+
+const documents = (n: number) => Array.from({ length: n }, (_, i) => ({ id: `doc-${i}`, text: `Document ${i} mentions durable steps and term${i % 3}.` }))
+const gapFree = (events: JobEvent[]) => expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1))
+
+describe('the index kind across invocations', () => {
+  it('a 20-step job crosses at least 5 invocations: each batch indexed once, one gap-free log, one charge, the lock held throughout', async () => {
+    const t = await setup()
+    const jobId = await t.submit('index', { vault: 'notes', documents: documents(20), batchSize: 1 })
+    const lockKey = 'acct:index:notes'
+    const outcomes = await t.chain(jobId, async (outcome) => {
+      if (outcome !== 'continued') return
+      // Between invocations: still running for clients, the lock still the job's, for long enough.
+      expect(await t.status(jobId)).toMatchObject({ status: 'running', attempt: 1 })
+      const lock = (await peekLock(t.deps.store, lockKey))!.record
+      expect(lock).toMatchObject({ state: 'held', jobId })
+      expect(lock.state === 'held' && lock.expiresAt).toBeGreaterThanOrEqual(t.clock.now() + t.deps.settings.queuedTimeoutMs)
+    })
+    expect(outcomes.at(-1)).toBe('complete')
+    expect(outcomes.slice(0, -1).every((outcome) => outcome === 'continued')).toBe(true)
+    expect(outcomes.length).toBeGreaterThanOrEqual(5)
+
+    const events = await t.events(jobId)
+    gapFree(events)
+    const types = events.map((e) => e.type)
+    expect(types.filter((type) => type === 'started')).toHaveLength(1)
+    expect(events.filter((e) => e.type === 'continued').map((e) => e.data)).toEqual(outcomes.slice(1).map((_, i) => ({ invocation: i + 2 })))
+    // Each batch's fn ran once: its progress line once, its step stored once, in order.
+    const indexing = events.filter((e) => e.type === 'progress' && String((e.data as { message: string }).message).startsWith('Indexing'))
+    expect(indexing.map((e) => (e.data as { message: string }).message)).toEqual(Array.from({ length: 20 }, (_, i) => `Indexing documents ${i + 1}-${i + 1} of 20`))
+    expect(events.filter((e) => e.type === 'step_completed').map((e) => e.data)).toEqual(Array.from({ length: 20 }, (_, i) => ({ name: `batch-${i}` })))
+    expect(types.at(-1)).toBe('done')
+
+    const status = await t.status(jobId)
+    expect(status).toMatchObject({
+      status: 'complete',
+      attempt: 1,
+      steps: { completed: 20, invocation: outcomes.length },
+      result: { vault: 'notes', documents: 20, batches: 20, terms: 7 },
+    })
+    expect(status.result).toMatchObject({ topTerms: expect.arrayContaining([{ term: 'durable', documents: 20 }]) })
+    expect(status.assets.map((a) => a.filename)).toEqual(['index.json'])
+    expect((await t.ledger()).map((entry) => entry.type)).toEqual(['charge'])
+    expect(await t.balance()).toBe(98)
+    expect((await peekLock(t.deps.store, lockKey))?.record.state).toBe('released')
+  })
+
+  it('a duplicate call finds the job claimed and leaves; a late one finds it finished', async () => {
+    const t = await setup()
+    const jobId = await t.submit('relay', { steps: 6 })
+    const duplicates: WorkerOutcome[] = []
+    onStep = async (id) => void duplicates.push(await runJob(t.deps, id))
+    try {
+      const outcomes = await t.chain(jobId)
+      expect(outcomes.at(-1)).toBe('complete')
+      expect(outcomes.length).toBeGreaterThanOrEqual(2)
+    } finally {
+      onStep = null
+    }
+    expect(duplicates).toEqual(['already_claimed'])
+    const lastSeq = (await t.status(jobId)).lastSeq
+    expect(await runJob(t.deps, jobId)).toBe('already_claimed')
+    expect((await t.status(jobId)).lastSeq).toBe(lastSeq)
+    for (let i = 0; i < 6; i++) expect(runs.get(`${jobId}/s${i}`)).toBe(1)
+    expect((await t.status(jobId)).result).toEqual({ results: [0, 10, 20, 30, 40, 50] })
+  })
+
+  it('a lost call: the reaper leaves the job between invocations alone, the dispatcher calls again, and the job goes on', async () => {
+    const t = await setup()
+    const jobId = await t.submit('relay', { steps: 30 })
+    t.failNextCalls(1)
+    expect(await runJob(t.deps, jobId)).toBe('continued')
+    expect(t.invoked).toEqual([]) // the call was lost
+    const handedOverAt = (await readState(t.deps.store, jobId))!.state.handedOverAt!
+    // Past the heartbeat timeout: a running job with a silent worker would be reaped now.
+    t.clock.set(handedOverAt + t.deps.settings.heartbeatTimeoutMs + 1000)
+    await reap(t.deps)
+    expect((await t.status(jobId)).status).toBe('running')
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
+    expect((await t.chain(t.invoked.shift()!)).at(-1)).toBe('complete')
+    for (let i = 0; i < 30; i++) expect(runs.get(`${jobId}/s${i}`)).toBe(1)
+    expect(await t.status(jobId)).toMatchObject({ status: 'complete', steps: { completed: 30 } })
+    gapFree(await t.events(jobId))
+  })
+
+  it('a chain that died is reaped as continuation_never_started, refunded, its lock freed', async () => {
+    const t = await setup()
+    const jobId = await t.submit('index', { vault: 'dead', documents: documents(30), batchSize: 1 })
+    t.failNextCalls(100)
+    expect(await runJob(t.deps, jobId)).toBe('continued')
+    const handedOverAt = (await readState(t.deps.store, jobId))!.state.handedOverAt!
+    t.clock.set(handedOverAt + t.deps.settings.queuedTimeoutMs + 1000)
+    await reap(t.deps)
+    expect(await t.status(jobId)).toMatchObject({ status: 'failed', error: { code: 'continuation_never_started' } })
+    expect((await t.ledger()).map((entry) => entry.type)).toEqual(['charge', 'refund'])
+    expect((await peekLock(t.deps.store, 'acct:index:dead'))?.record.state).toBe('released')
+    // A call that comes after all finds the job finished.
+    expect(await runJob(t.deps, jobId)).toBe('already_claimed')
+  })
+
+  it('cancel between invocations ends the job at once; the next invocation finds it canceled', async () => {
+    const t = await setup()
+    const jobId = await t.submit('index', { vault: 'cancel', documents: documents(30), batchSize: 1 })
+    expect(await runJob(t.deps, jobId)).toBe('continued')
+    const canceled = await cancelJob(t.deps, 'acct', jobId)
+    expect(canceled).toMatchObject({ status: 200, job: { status: 'canceled' } })
+    expect(await runJob(t.deps, t.invoked.shift()!)).toBe('already_claimed')
+    const events = await t.events(jobId)
+    gapFree(events)
+    expect(events.at(-1)?.type).toBe('canceled')
+    expect((await peekLock(t.deps.store, 'acct:index:cancel'))?.record.state).toBe('released')
+  })
+
+  it('past retention the job goes with its stored steps', async () => {
+    const t = await setup()
+    const jobId = await t.submit('relay', { steps: 3 })
+    expect((await t.chain(jobId)).at(-1)).toBe('complete')
+    expect((await t.deps.store.list(keys.stepsPrefix(jobId))).keys).toHaveLength(3)
+    t.clock.advance(t.deps.settings.retentionMs + 20 * 60_000)
+    await reap(t.deps)
+    expect(await readState(t.deps.store, jobId)).toBeNull()
+    expect((await t.deps.store.list(keys.stepsPrefix(jobId))).keys).toEqual([])
+  })
+})
+
+describe('steps', () => {
+  it('survive a retry: the next attempt runs only the steps that did not complete', async () => {
+    const t = await setup()
+    const jobId = await t.submit('flaky_steps', {})
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+    expect(['a', 'b', 'c'].map((name) => runs.get(`${jobId}/${name}`))).toEqual([1, 1, 1])
+    // The stored results are attempt 1's for a and b.
+    expect(await t.status(jobId)).toMatchObject({ status: 'complete', attempt: 2, result: { a: { attempt: 1 }, b: { attempt: 1 }, c: { attempt: 2 } } })
+    const types = (await t.events(jobId)).map((e) => e.type)
+    expect(types).toEqual(['started', 'step_completed', 'step_completed', 'attempt_failed', 'retry_scheduled', 'started', 'step_completed', 'done'])
+  })
+
+  it('a step name used twice fails the job with step_name_repeated; a result that is not JSON with step_result_not_json', async () => {
+    const t = await setup()
+    const repeat = await t.submit('misuse', { mistake: 'repeat' })
+    expect(await runJob(t.deps, repeat)).toBe('failed')
+    expect(await t.status(repeat)).toMatchObject({ status: 'failed', error: { code: 'step_name_repeated', message: expect.stringContaining('"one"') } })
+    const notJson = await t.submit('misuse', { mistake: 'not_json' })
+    expect(await runJob(t.deps, notJson)).toBe('failed')
+    expect(await t.status(notJson)).toMatchObject({ status: 'failed', error: { code: 'step_result_not_json' } })
+    expect((await t.deps.store.list(keys.stepsPrefix(notJson))).keys).toHaveLength(1)
+  })
+
+  it('the first stored result wins: a step whose result another run stored first returns that one', async () => {
+    const clock = manualClock()
+    let jobId = ''
+    const store = interceptedStore(blobs.port(`steps-race-${++storeNo}`), async (op, key, call) => {
+      // Another run of the step stores its result just before ours.
+      if (op === 'create' && jobId && key === stepKey(jobId, 's1')) {
+        await blobs.port(`steps-race-${storeNo}`).create(key, JSON.stringify({ name: 's1', result: 'theirs', at: 0 }))
+      }
+      return call()
+    })
+    const deps = testDeps(store, { clock, kinds: [relay] })
+    await createAccount(deps.store, clock, 'acct', 10)
+    jobId = (await submitJob(deps, 'acct', { kind: 'relay', input: { steps: 3 } }, null)).body.jobId
+    expect(await runJob(deps, jobId)).toBe('complete')
+    expect((await getJob(deps, 'acct', jobId)).result).toEqual({ results: [0, 'theirs', 20] })
+    // The step the other run stored is not ours to announce.
+    const feed = await readFeed(deps, 'acct', jobId, { after: 0, limit: 100, waitSeconds: 0 })
+    expect(feed.events.filter((e) => e.type === 'step_completed').map((e) => e.data)).toEqual([{ name: 's0' }, { name: 's2' }])
+  })
+})
