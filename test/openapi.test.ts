@@ -160,7 +160,8 @@ describe('GET /api/kinds', () => {
     expect(res.headers.get('cache-control')).toBe('public, max-age=300')
     const { kinds } = await res.json()
     expect(kinds.map((k: { kind: string }) => k.kind)).toEqual(['summarize', 'render', 'index', 'slow'])
-    const [summarize, render, slowKind] = kinds
+    const [summarize, render, index, slowKind] = kinds
+    expect(index).toMatchObject({ title: 'Index documents', cost: 2, lock: { by: ['input.vault'] }, makesAssets: true, retry: { maxAttempts: 1 } })
     expect(summarize).toMatchObject({ title: 'Summarize a text', cost: 1, lock: { by: ['input.text'] }, makesAssets: false })
     expect(render).toMatchObject({ cost: 1, lock: { by: ['input.canvas', 'sourceTaskId'] }, makesAssets: true, retry: { maxAttempts: 3, baseMs: 5000, capMs: 60_000 } })
     expect(slowKind).toMatchObject({ title: 'slow', description: null, cost: 0, lock: { by: [] }, example: null, retry: { maxAttempts: 1 } })

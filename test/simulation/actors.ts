@@ -74,6 +74,19 @@ export function planJobs(world: World, client: number): PlannedJob[] {
         timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
       }
     }
+    // Drawn only in runs that ask for it, so other seeds replay as before.
+    if (params.stepsPct && rng.chance(params.stepsPct / 100)) {
+      const stepped = { kind: 'sim_steps', input: { resource, steps: rng.int(2, 10), stepMs: rng.pick([0, 2_000, 6_000, 20_000]) } }
+      return {
+        thinkMs: rng.int(0, 30_000),
+        body: rng.chance(0.3) ? { ...stepped, clientJobId: `cj-${rng.int(0, 2)}` } : stepped,
+        idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,
+        comeBackMs: rng.chance(0.5) ? rng.pick([60_000, 4 * 60_000, 16 * 60_000]) : null,
+        cancel: rng.chance(params.cancelPct / 100),
+        pollers: 1,
+        timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
+      }
+    }
     const late = rng.chance(params.lateClientPct / 100)
     // Drawn only in runs that ask for it, so other seeds replay as before.
     const delayed = params.delayedPct ? rng.chance(params.delayedPct / 100) : false

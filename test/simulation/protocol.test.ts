@@ -108,7 +108,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { storagePortContract } from '../support/storage-contract.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
-import { busyLedgerArbitrary, delayedStartArbitrary, queuedArbitrary, retryArbitrary, scenarioArbitrary } from './arbitrary.ts'
+import { busyLedgerArbitrary, delayedStartArbitrary, queuedArbitrary, retryArbitrary, scenarioArbitrary, stepsArbitrary } from './arbitrary.ts'
 import { type RunResult, type ScenarioParams, runScenario } from './scenario.ts'
 import { Scheduler, emptyStats, type SimStats } from './scheduler.ts'
 import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
@@ -140,6 +140,7 @@ const BUSY_RUNS = Number(process.env.SIM_BUSY_RUNS ?? 300)
 const DELAYED_RUNS = Number(process.env.SIM_DELAYED_RUNS ?? 200)
 const RETRY_RUNS = Number(process.env.SIM_RETRY_RUNS ?? 200)
 const QUEUED_RUNS = Number(process.env.SIM_QUEUED_RUNS ?? 200)
+const STEPS_RUNS = Number(process.env.SIM_STEPS_RUNS ?? 200)
 const FC_SEED = 20261122
 const FC_PATH = process.env.SIM_PATH
 
@@ -237,6 +238,7 @@ describe('deterministic simulation of the protocol', () => {
     [`${DELAYED_RUNS} scenarios with delayed starts keep them too`, DELAYED_RUNS, delayedStartArbitrary, 'SIM_DELAYED_SEED'],
     [`${RETRY_RUNS} scenarios with retries keep them too, and the retry invariants`, RETRY_RUNS, retryArbitrary, 'SIM_RETRY_SEED'],
     [`${QUEUED_RUNS} scenarios with queueing behind busy resources keep them too`, QUEUED_RUNS, queuedArbitrary, 'SIM_QUEUED_SEED'],
+    [`${STEPS_RUNS} scenarios with durable steps across invocations keep them too, and the step invariants`, STEPS_RUNS, stepsArbitrary, 'SIM_STEPS_SEED'],
   ]
   it.each(properties)('%s', async (_name, runs, arbitrary, seedVariable) => {
     const totals: Totals = { coverage: new Map(), runs: 0, jobs: 0, checks: 0, stats: emptyStats() }
