@@ -256,6 +256,23 @@ describe('steps', () => {
     expect(types).toEqual(['started', 'step_completed', 'step_completed', 'attempt_failed', 'retry_scheduled', 'started', 'step_completed', 'done'])
   })
 
+  it('a step whose result was not stored runs again in the next attempt, and only that step', async () => {
+    const clock = manualClock()
+    let jobId = ''
+    let failures = 1
+    const store = interceptedStore(blobs.port(`steps-lost-${++storeNo}`), async (op, key, call) => {
+      // The store of b's result fails once (it never lands): the attempt fails after b's fn ran.
+      if (op === 'create' && jobId && key === stepKey(jobId, 'b') && failures-- > 0) throw new Error('socket hang up')
+      return call()
+    })
+    const deps = testDeps(store, { clock, kinds: [flakySteps] })
+    await createAccount(deps.store, clock, 'acct', 10)
+    jobId = (await submitJob(deps, 'acct', { kind: 'flaky_steps', input: {} }, null)).body.jobId
+    expect(await runJob(deps, jobId)).toBe('complete')
+    expect(['a', 'b', 'c'].map((name) => runs.get(`${jobId}/${name}`))).toEqual([1, 2, 1])
+    expect((await getJob(deps, 'acct', jobId)).result).toEqual({ a: { attempt: 1 }, b: { attempt: 2 }, c: { attempt: 2 } })
+  })
+
   it('a step name used twice fails the job with step_name_repeated; a result that is not JSON with step_result_not_json', async () => {
     const t = await setup()
     const repeat = await t.submit('misuse', { mistake: 'repeat' })
