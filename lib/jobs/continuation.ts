@@ -25,6 +25,7 @@ import type { JobSpec } from '../core/types.ts'
 import { renewLock } from '../locks/lock.ts'
 import { addDue } from '../schedule/due-index.ts'
 import { type Change, type StoredState, commitState } from './state.ts'
+import { rideOutUnavailable } from '../storage/port.ts'
 
 /** When the dispatcher calls the next invocation if the worker's own call was lost. */
 export const CONTINUE_FALLBACK_MS = 60_000
@@ -41,8 +42,8 @@ export const isHandedOver = (state: { status: string; lease: string | null; hand
 export async function handOver(deps: Deps, writer: { update(change: Change): Promise<void> }, spec: JobSpec): Promise<'continued'> {
   const now = deps.clock.now()
   // Filed first: an entry whose job is not handed over is dropped by its handler (schedule/continue.ts).
-  await addDue(deps.store, now + CONTINUE_FALLBACK_MS, 'continue', spec.jobId)
-  if (spec.lockKey && !(await renewLock(deps.store, deps.clock, spec.lockKey, spec.jobId, deps.settings.queuedTimeoutMs + deps.settings.lockTtlMs))) {
+  await rideOutUnavailable(deps.clock, () => addDue(deps.store, now + CONTINUE_FALLBACK_MS, 'continue', spec.jobId))
+  if (spec.lockKey && !(await rideOutUnavailable(deps.clock, () => renewLock(deps.store, deps.clock, spec.lockKey!, spec.jobId, deps.settings.queuedTimeoutMs + deps.settings.lockTtlMs)))) {
     throw new JobFailure('lock_lost', 'The job lost its resource to a newer job.')
   }
   await writer.update((state) => ({ state: { ...state, lease: null, handedOverAt: now }, events: [] }))

@@ -20,14 +20,12 @@ import type { Deps } from '../core/deps.ts'
 import { JobFailure } from '../core/errors.ts'
 import { parseRecord } from '../core/records.ts'
 import { keys } from '../storage/keys.ts'
-import { StorageUnavailableError } from '../storage/port.ts'
+import { rideOutUnavailable } from '../storage/port.ts'
 import type { FencedWriter } from './fenced-writer.ts'
 
 /** Largest stored step result: step results are state, not files (use `ctx.saveAsset` for those). */
 export const MAX_STEP_RESULT_BYTES = 1024 * 1024
 export const MAX_STEP_NAME = 200
-/** Tries after the first of a step's read or store that storage failed, with backoff. */
-const STORAGE_RETRIES = 3
 
 /** Not an error: the worker stops here and hands the job over to a fresh invocation. */
 export class HandOverSignal extends Error {
@@ -49,17 +47,7 @@ export interface StepRunner {
 export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invokedAt: number): StepRunner {
   const names = new Set<string>()
   let ranHere = 0
-  // Storage that fails for a moment must not fail the job: the fenced writer rides it out too.
-  const patiently = async <T>(call: () => Promise<T>): Promise<T> => {
-    for (let failures = 0; ; failures++) {
-      try {
-        return await call()
-      } catch (error) {
-        if (!(error instanceof StorageUnavailableError) || failures >= STORAGE_RETRIES) throw error
-        await deps.clock.sleep(200 * 2 ** failures)
-      }
-    }
-  }
+  const patiently = <T>(call: () => Promise<T>) => rideOutUnavailable(deps.clock, call)
   const readStored = async (key: string) => {
     const blob = await patiently(() => deps.store.read(key))
     return blob ? parseRecord(key, blob.data, StoredStepSchema) : null
