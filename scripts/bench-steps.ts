@@ -58,7 +58,6 @@ async function measure(steps: number, invocationLimitMs: number): Promise<{ ops:
 
 const total = (ops: Ops) => Object.values(ops).reduce((a, b) => a + b, 0)
 const minus = (a: Ops, b: Ops) => Object.fromEntries(Object.entries(a).map(([op, n]) => [op, n - b[op as StoreOp]])) as Ops
-const breakdown = (ops: Ops) => (Object.entries(ops) as [StoreOp, number][]).filter(([, n]) => n !== 0).map(([op, n]) => `${n} ${op}`).join(' + ')
 
 export async function stepsRows(): Promise<StepsRow[]> {
   const ONE_INVOCATION = 3600_000
