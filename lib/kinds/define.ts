@@ -32,7 +32,8 @@ export interface JobContext<Input> {
    * its result is stored runs `fn` again, so give side effects an
    * idempotency key (e.g. the job id and the step name). Near the invocation
    * limit the job is continued in a fresh invocation before the next step
-   * that is not stored yet; code between steps runs again in each invocation.
+   * that is not stored yet, by a throw from `step` that the handler must let
+   * through; code between steps runs again in each invocation.
    */
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>
   /**
