@@ -31,7 +31,8 @@ export async function addKind(projectRoot: string) {
   await writeFile(join(projectRoot, 'lib', 'kinds', 'greet.ts'), source.replace("'../../lib/kinds/define.ts'", "'./define.ts'"))
   const index = join(projectRoot, 'lib', 'kinds', 'index.ts')
   const kinds = await readFile(index, 'utf8')
-  if (!kinds.includes('[summarize, render]')) throw new Error('lib/kinds/index.ts changed: update addKind')
-  await writeFile(index, `${kinds.replace('[summarize, render]', '[summarize, render, greet]')}import { greet } from './greet.ts'\n`)
+  const listed = kinds.replace(/(productionKinds[^=]*= \[[^\]]*)\]/, '$1, greet]')
+  if (listed === kinds) throw new Error('lib/kinds/index.ts changed: update addKind')
+  await writeFile(index, `${listed}import { greet } from './greet.ts'\n`)
 }
 

@@ -11,7 +11,7 @@ export async function listTickerKind(root: string) {
   await cp(join(REPO, 'test', 'support', 'kinds.ts'), join(root, 'test', 'support', 'kinds.ts'))
   const index = join(root, 'lib', 'kinds', 'index.ts')
   const source = await readFile(index, 'utf8')
-  const listed = source.replace(/\[summarize, render\]/, '[summarize, render, ticker]')
-  if (listed === source) throw new Error('listTickerKind: lib/kinds/index.ts no longer lists [summarize, render]; update this helper')
+  const listed = source.replace(/(productionKinds[^=]*= \[[^\]]*)\]/, '$1, ticker]')
+  if (listed === source) throw new Error('listTickerKind: lib/kinds/index.ts no longer lists productionKinds = [...]; update this helper')
   await writeFile(index, `import { ticker } from '../../test/support/kinds.ts'\n${listed}`)
 }
