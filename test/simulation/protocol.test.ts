@@ -90,13 +90,20 @@
  * 7. One account never reads or touches another's job: pollers probe the
  *    other account during the run (status, feed, cancel → 404), and every job
  *    is probed again at the end (404, state unchanged).
+ * 10. Durable steps (runs with `stepsPct`, a 15 s invocation limit):
+ *    a step never runs once its result is stored, never two runs of one step
+ *    at once (a second run only after the first returned or its worker
+ *    ended), every stored result is one a run returned and a complete job's
+ *    result is built from them; `step_completed` once per stored step; a job
+ *    between invocations keeps its lock (invariants-steps.ts).
  * And: one Idempotency-Key makes at most one job (besides jobs failed as
  * "could not be started" before any worker took them) and leaves at most one
  * charge standing.
  *
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
  * 1500) scenarios, then SIM_BUSY_RUNS (default 300) with busy ledgers
- * (arbitrary.ts); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
+ * (arbitrary.ts), then delayed starts, retries, queueing and steps
+ * (SIM_DELAYED_RUNS, SIM_RETRY_RUNS, SIM_QUEUED_RUNS, SIM_STEPS_RUNS); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
  * fast-check reported. findings.test.ts replays the seeds that found bugs;
  * checks.test.ts shows each check catches the damage it is meant to.
  */
