@@ -81,6 +81,63 @@ const relay = defineJob({
   },
 })
 
+/**
+ * A long step `slow` that runs beside other steps. Its first run is held until
+ * a second run of it starts (the bug: two runs at once) or, failing that, a
+ * while later; later runs return at once.
+ */
+const slowRuns = { starts: 0, inFlight: 0, maxInFlight: 0 }
+let clockOfTest: { advance(ms: number): void } | null = null
+async function slowStep() {
+  slowRuns.starts++
+  slowRuns.inFlight++
+  slowRuns.maxInFlight = Math.max(slowRuns.maxInFlight, slowRuns.inFlight)
+  if (slowRuns.starts === 1) {
+    let polls = 0
+    await new Promise<void>((resolve) => {
+      const poll = setInterval(() => {
+        if (slowRuns.starts > 1 || ++polls > 200) resolve(clearInterval(poll))
+      }, 5)
+    })
+  }
+  slowRuns.inFlight--
+  return 'slow'
+}
+/** Parallel branches of steps: `slow`, and `b1` then `b2`; `b1` takes the invocation past its limit. */
+const parallelSteps = defineJob({
+  kind: 'parallel_steps',
+  cost: 1,
+  input: z.strictObject({}),
+  async run({ step }) {
+    await step('first', () => 1)
+    const [slow, b] = await Promise.all([
+      step('slow', slowStep),
+      (async () => {
+        await step('b1', () => (clockOfTest?.advance(LIMIT_MS), 'b1'))
+        return step('b2', () => 'b2')
+      })(),
+    ])
+    return { slow, b }
+  },
+})
+/** `slow` beside a step that fails attempt 1: the retry must not run `slow` while attempt 1's run goes on. */
+const parallelRetry = defineJob({
+  kind: 'parallel_retry',
+  cost: 1,
+  input: z.strictObject({}),
+  retry: { maxAttempts: 2, backoff: { baseMs: 1000, capMs: 1000 } },
+  async run({ step, attempt }) {
+    const [slow, flaky] = await Promise.all([
+      step('slow', slowStep),
+      step('flaky', () => {
+        if (attempt === 1) throw new Error('connection reset')
+        return 'ok'
+      }),
+    ])
+    return { slow, flaky }
+  },
+})
+
 let storeNo = 0
 async function setup() {
   const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 10))
@@ -90,7 +147,7 @@ async function setup() {
   const store = hookedStore(blobs.port(`steps-${++storeNo}`), () => clock.advance(OP_MS))
   const deps: Deps = testDeps(store, {
     clock,
-    kinds: [flakySteps, misuse, relay],
+    kinds: [flakySteps, misuse, relay, parallelSteps, parallelRetry],
     settings: { invocationLimitMs: LIMIT_MS },
     invokeWorker: async (jobId) => {
       if (failCalls-- > 0) throw new Error('worker answered 502')
@@ -117,6 +174,7 @@ async function setup() {
   const ledger = async () => (await readLedger(deps.store, 'acct')).filter((entry) => entry.type === 'charge' || entry.type === 'refund')
   const balance = async () => (await readAccount(deps.store, 'acct'))!.record.balance
   const failNextCalls = (n: number) => void (failCalls = n)
+  clockOfTest = clock
   return { clock, deps, invoked, failNextCalls, submit, chain, events, ledger, balance, status: (jobId: string) => getJob(deps, 'acct', jobId) }
 }
 
@@ -302,5 +360,25 @@ describe('steps', () => {
     // The step the other run stored is not ours to announce.
     const feed = await readFeed(deps, 'acct', jobId, { after: 0, limit: 100, waitSeconds: 0 })
     expect(feed.events.filter((e) => e.type === 'step_completed').map((e) => e.data)).toEqual([{ name: 's0' }, { name: 's2' }])
+  })
+
+  it('parallel steps: a hand-over waits for a step still running, so the next invocation does not run it again', async () => {
+    Object.assign(slowRuns, { starts: 0, inFlight: 0, maxInFlight: 0 })
+    const t = await setup()
+    const jobId = await t.submit('parallel_steps', {})
+    const outcomes = await t.chain(jobId)
+    expect(outcomes[0]).toBe('continued')
+    expect(outcomes.at(-1)).toBe('complete')
+    expect(slowRuns).toMatchObject({ starts: 1, maxInFlight: 1 })
+    expect(await t.status(jobId)).toMatchObject({ status: 'complete', result: { slow: 'slow', b: 'b2' } })
+  })
+
+  it('parallel steps: a failed attempt waits for a sibling step still running before the retry', async () => {
+    Object.assign(slowRuns, { starts: 0, inFlight: 0, maxInFlight: 0 })
+    const t = await setup()
+    const jobId = await t.submit('parallel_retry', {})
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+    expect(slowRuns).toMatchObject({ starts: 1, maxInFlight: 1 })
+    expect(await t.status(jobId)).toMatchObject({ status: 'complete', attempt: 2, result: { slow: 'slow', flaky: 'ok' } })
   })
 })

@@ -38,6 +38,18 @@ export const stepKey = (jobId: string, name: string) => keys.step(jobId, createH
 
 export interface StepRunner {
   step<T>(name: string, fn: () => Promise<T> | T): Promise<T>
+  /**
+   * Starts no more step fns and waits for those in flight (parallel steps the
+   * handler left running when it returned or threw) to end and store their
+   * results: the next invocation or attempt must not run one of them again
+   * while it still runs here.
+   */
+  settle(): Promise<void>
+}
+
+/** A step called after its run ended (a parallel branch the handler left behind): it never starts. */
+export class StepsClosedError extends Error {
+  override name = 'StepsClosedError'
 }
 
 /**
@@ -47,6 +59,9 @@ export interface StepRunner {
 export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invokedAt: number): StepRunner {
   const names = new Set<string>()
   let ranHere = 0
+  let closed = false
+  /** Step fns started here whose result is not stored yet (or that failed): settled, never rejected. */
+  const inFlight = new Set<Promise<void>>()
   const patiently = <T>(call: () => Promise<T>) => rideOutUnavailable(deps.clock, call)
   const readStored = async (key: string) => {
     const blob = await patiently(() => deps.store.read(key))
@@ -64,28 +79,44 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
       const stored = await readStored(key)
       if (stored) return stored.result as T
       if (ranHere > 0 && deps.clock.now() - invokedAt >= deps.settings.invocationLimitMs) throw new HandOverSignal(`invocation limit reached before step "${name}"`)
-      // Once per job, before anything is stored: retention lists `steps/<jobId>/` only for a job marked so.
-      if (writer.stored().state.stepsCompleted === undefined) {
-        await writer.update((state) => ({ state: { ...state, stepsCompleted: state.stepsCompleted ?? 0 }, events: [] }))
-      }
-      const result = (await fn()) ?? null
-      if (!isJson(result)) throw new JobFailure('step_result_not_json', `Step "${name}" returned a value that is not plain JSON.`)
-      const data = JSON.stringify({ name, result, at: deps.clock.now() })
-      if (Buffer.byteLength(data) > MAX_STEP_RESULT_BYTES) throw new JobFailure('step_result_too_large', `Step "${name}" returned more than ${MAX_STEP_RESULT_BYTES} bytes; save large output with saveAsset.`)
-      // Stored even if the job was canceled meanwhile: it is the result of a real run.
-      const created = await patiently(() => deps.store.create(key, data)).catch(() => null)
-      // First stored wins: a racing writer's (or our own whose answer was lost) is read back.
-      const winner = created?.ok ? { result } : await readStored(key)
-      if (!winner) throw new Error(`step "${name}": result not stored`)
-      ranHere++
-      if (created?.ok) {
-        await writer.update((state) => ({
-          state: { ...state, stepsCompleted: (state.stepsCompleted ?? 0) + 1 },
-          events: [{ type: 'step_completed', data: { name } }],
-        }))
-      }
-      return winner.result as T
+      if (closed) throw new StepsClosedError(`step "${name}" was started after the run ended`)
+      const run = runAndStore(name, key, fn)
+      const tracked = run.then(
+        () => {},
+        () => {},
+      )
+      inFlight.add(tracked)
+      void tracked.then(() => inFlight.delete(tracked))
+      return run
     },
+    async settle() {
+      closed = true
+      while (inFlight.size > 0) await Promise.all([...inFlight])
+    },
+  }
+
+  async function runAndStore<T>(name: string, key: string, fn: () => Promise<T> | T): Promise<T> {
+    // Once per job, before anything is stored: retention lists `steps/<jobId>/` only for a job marked so.
+    if (writer.stored().state.stepsCompleted === undefined) {
+      await writer.update((state) => ({ state: { ...state, stepsCompleted: state.stepsCompleted ?? 0 }, events: [] }))
+    }
+    const result = (await fn()) ?? null
+    if (!isJson(result)) throw new JobFailure('step_result_not_json', `Step "${name}" returned a value that is not plain JSON.`)
+    const data = JSON.stringify({ name, result, at: deps.clock.now() })
+    if (Buffer.byteLength(data) > MAX_STEP_RESULT_BYTES) throw new JobFailure('step_result_too_large', `Step "${name}" returned more than ${MAX_STEP_RESULT_BYTES} bytes; save large output with saveAsset.`)
+    // Stored even if the job was canceled meanwhile: it is the result of a real run.
+    const created = await patiently(() => deps.store.create(key, data)).catch(() => null)
+    // First stored wins: a racing writer's (or our own whose answer was lost) is read back.
+    const winner = created?.ok ? { result } : await readStored(key)
+    if (!winner) throw new Error(`step "${name}": result not stored`)
+    ranHere++
+    if (created?.ok) {
+      await writer.update((state) => ({
+        state: { ...state, stepsCompleted: (state.stepsCompleted ?? 0) + 1 },
+        events: [{ type: 'step_completed', data: { name } }],
+      }))
+    }
+    return winner.result as T
   }
 }
 

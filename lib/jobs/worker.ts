@@ -173,7 +173,9 @@ async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, chan
 
 async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter, invokedAt: number) {
   const { jobId, account } = spec
-  const { step } = stepRunner(deps, jobId, writer, invokedAt)
+  const steps = stepRunner(deps, jobId, writer, invokedAt)
+  const { step } = steps
+  // Parallel steps still running end here, whatever the handler did: the hand-over or the next attempt comes after them.
   const result = await kind.run({
     step,
     jobId,
@@ -208,7 +210,7 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unkno
         })),
       )
     },
-  })
+  }).finally(() => steps.settle())
   writer.signal.throwIfAborted()
   return result ?? null
 }
