@@ -138,6 +138,28 @@ const parallelRetry = defineJob({
   },
 })
 
+/** A handler that catches around its steps: it goes on past a failed batch, or tries a step again. */
+const bestEffort = defineJob({
+  kind: 'best_effort',
+  cost: 1,
+  input: z.strictObject({ style: z.enum(['skip', 'try_again']) }),
+  async run({ step, input }) {
+    const done: number[] = []
+    let skipped = 0
+    for (let i = 0; i < 10; i++) {
+      for (let tries = 0; tries < (input.style === 'skip' ? 1 : 3); tries++) {
+        try {
+          done.push(await step(`s${i}`, () => (clockOfTest?.advance(LIMIT_MS / 4), i)))
+          break
+        } catch {
+          if (input.style === 'skip') skipped++
+        }
+      }
+    }
+    return { done, skipped }
+  },
+})
+
 let storeNo = 0
 async function setup() {
   const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 10))
@@ -147,7 +169,7 @@ async function setup() {
   const store = hookedStore(blobs.port(`steps-${++storeNo}`), () => clock.advance(OP_MS))
   const deps: Deps = testDeps(store, {
     clock,
-    kinds: [flakySteps, misuse, relay, parallelSteps, parallelRetry],
+    kinds: [flakySteps, misuse, relay, parallelSteps, parallelRetry, bestEffort],
     settings: { invocationLimitMs: LIMIT_MS },
     invokeWorker: async (jobId) => {
       if (failCalls-- > 0) throw new Error('worker answered 502')
@@ -380,5 +402,14 @@ describe('steps', () => {
     expect(await runJob(t.deps, jobId)).toBe('complete')
     expect(slowRuns).toMatchObject({ starts: 1, maxInFlight: 1 })
     expect(await t.status(jobId)).toMatchObject({ status: 'complete', attempt: 2, result: { slow: 'slow', flaky: 'ok' } })
+  })
+
+  it.each(['skip', 'try_again'])('a handler that catches around its steps (%s) still hands over: every step runs, the job completes with all of them', async (style) => {
+    const t = await setup()
+    const jobId = await t.submit('best_effort', { style })
+    const outcomes = await t.chain(jobId)
+    expect(outcomes.length).toBeGreaterThanOrEqual(2)
+    expect(outcomes.slice(0, -1).every((o) => o === 'continued')).toBe(true)
+    expect(await t.status(jobId)).toMatchObject({ status: 'complete', result: { done: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], skipped: 0 } })
   })
 })

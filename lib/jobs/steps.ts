@@ -45,6 +45,12 @@ export interface StepRunner {
    * while it still runs here.
    */
   settle(): Promise<void>
+  /**
+   * True once a step has stopped the run for a hand-over. Sticky: a handler
+   * that catches the signal (or wraps it) still hands over, and every later
+   * step that is not stored stops the same way.
+   */
+  handingOver(): boolean
 }
 
 /** A step called after its run ended (a parallel branch the handler left behind): it never starts. */
@@ -60,6 +66,7 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
   const names = new Set<string>()
   let ranHere = 0
   let closed = false
+  let handingOver = false
   /** Step fns started here whose result is not stored yet (or that failed): settled, never rejected. */
   const inFlight = new Set<Promise<void>>()
   const patiently = <T>(call: () => Promise<T>) => rideOutUnavailable(deps.clock, call)
@@ -78,7 +85,10 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
       const key = stepKey(jobId, name)
       const stored = await readStored(key)
       if (stored) return stored.result as T
-      if (ranHere > 0 && deps.clock.now() - invokedAt >= deps.settings.invocationLimitMs) throw new HandOverSignal(`invocation limit reached before step "${name}"`)
+      if (handingOver || (ranHere > 0 && deps.clock.now() - invokedAt >= deps.settings.invocationLimitMs)) {
+        handingOver = true
+        throw new HandOverSignal(`invocation limit reached before step "${name}"`)
+      }
       if (closed) throw new StepsClosedError(`step "${name}" was started after the run ended`)
       const run = runAndStore(name, key, fn)
       const tracked = run.then(
@@ -93,6 +103,7 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
       closed = true
       while (inFlight.size > 0) await Promise.all([...inFlight])
     },
+    handingOver: () => handingOver,
   }
 
   async function runAndStore<T>(name: string, key: string, fn: () => Promise<T> | T): Promise<T> {

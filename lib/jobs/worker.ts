@@ -21,7 +21,7 @@ import { renewLock } from '../locks/lock.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { claimAttempt, scheduleRetry } from './retry.ts'
 import { type FencedWriter, LeaseLostError, fencedWriter } from './fenced-writer.ts'
-import { HandOverSignal, stepRunner } from './steps.ts'
+import { type StepRunner, stepRunner } from './steps.ts'
 import { handOver } from './continuation.ts'
 
 /**
@@ -108,13 +108,16 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
       final = true
       throw input.error
     }
+    const steps = stepRunner(deps, spec.jobId, writer, invokedAt)
     let result: unknown
     try {
-      result = await runHandler(deps, kind, spec, input.data, writer, invokedAt)
+      result = await runHandler(deps, kind, spec, input.data, writer, steps)
     } catch (thrown) {
-      if (!(thrown instanceof HandOverSignal) || writer.signal.aborted) throw thrown
+      if (!steps.handingOver() || writer.signal.aborted) throw thrown
       return await handOver(deps, writer, spec)
     }
+    // Whatever the handler made of the signal (caught it, wrapped it), its steps stopped: the job goes on in the next invocation.
+    if (steps.handingOver() && !writer.signal.aborted) return await handOver(deps, writer, spec)
     await writer.finish((state) => ({
       state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },
       events: [{ type: 'done', data: { result, creditCharged: state.creditCharged, assets: state.assets } }],
@@ -171,9 +174,8 @@ async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, chan
   }
 }
 
-async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter, invokedAt: number) {
+async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter, steps: StepRunner) {
   const { jobId, account } = spec
-  const steps = stepRunner(deps, jobId, writer, invokedAt)
   const { step } = steps
   // Parallel steps still running end here, whatever the handler did: the hand-over or the next attempt comes after them.
   const result = await kind.run({
