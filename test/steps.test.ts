@@ -20,6 +20,7 @@ import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { keys } from '../lib/storage/keys.ts'
 import type { Deps } from '../lib/core/deps.ts'
 import type { JobEvent } from '../lib/core/types.ts'
+import type { BlobPort } from '../lib/storage/port.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 import { hookedStore, interceptedStore } from './support/hooked-store.ts'
@@ -161,12 +162,13 @@ const bestEffort = defineJob({
 })
 
 let storeNo = 0
-async function setup() {
+async function setup(wrap?: (store: BlobPort) => BlobPort) {
   const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 10))
   const invoked: string[] = []
   /** Worker calls that fail from now on (lost before delivery). */
   let failCalls = 0
-  const store = hookedStore(blobs.port(`steps-${++storeNo}`), () => clock.advance(OP_MS))
+  const hooked = hookedStore(blobs.port(`steps-${++storeNo}`), () => clock.advance(OP_MS))
+  const store = wrap ? wrap(hooked) : hooked
   const deps: Deps = testDeps(store, {
     clock,
     kinds: [flakySteps, misuse, relay, parallelSteps, parallelRetry, bestEffort],
@@ -411,5 +413,31 @@ describe('steps', () => {
     expect(outcomes.length).toBeGreaterThanOrEqual(2)
     expect(outcomes.slice(0, -1).every((o) => o === 'continued')).toBe(true)
     expect(await t.status(jobId)).toMatchObject({ status: 'complete', result: { done: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], skipped: 0 } })
+  })
+
+  it('a cancel accepted while the worker hands over: the next invocation cancels the job and runs no step', async () => {
+    let duringHandOver: (() => Promise<void>) | null = null
+    const t = await setup((store) => ({
+      ...store,
+      async replace(key, data, version) {
+        const cancel = duringHandOver
+        if (cancel && key.startsWith('job/') && /"handedOverAt":\d/.test(data)) {
+          duringHandOver = null
+          await cancel() // lands first: the hand-over write conflicts and is made again over it
+        }
+        return store.replace(key, data, version)
+      },
+    }))
+    const jobId = await t.submit('relay', { steps: 6 })
+    let cancelAnswer = 0
+    duringHandOver = async () => void (cancelAnswer = (await cancelJob(t.deps, 'acct', jobId)).status)
+    expect(await runJob(t.deps, jobId)).toBe('continued')
+    expect(cancelAnswer).toBe(202)
+    const ranBefore = [...runs.entries()].filter(([key]) => key.startsWith(`${jobId}/`))
+    expect(await runJob(t.deps, t.invoked.shift()!)).toBe('canceled')
+    expect([...runs.entries()].filter(([key]) => key.startsWith(`${jobId}/`))).toEqual(ranBefore)
+    expect(await t.status(jobId)).toMatchObject({ status: 'canceled' })
+    // Canceled while it ran: the charge stands, as for any running job canceled.
+    expect((await t.ledger()).map((entry) => entry.type)).toEqual(['charge'])
   })
 })

@@ -67,6 +67,8 @@ export async function claimAttempt(deps: Deps, spec: JobSpec, lease: string, pol
     // An answer lost after it landed: the job is ours.
     if (state.lease === lease && state.status === 'running') return { claimed: stored }
     if (isHandedOver(state)) {
+      // A cancel accepted while the last invocation handed over: no step may run after it.
+      if (state.cancelRequested) return (await cancelWaitingJob(deps, stored)) ? { outcome: 'canceled' } : { outcome: 'already_claimed' }
       const claimed = await landedClaim(deps, spec.jobId, lease, () => claimContinuation(deps, stored!, lease))
       if (claimed) return { claimed }
       stored = await readState(deps.store, spec.jobId)
@@ -155,14 +157,15 @@ export async function scheduleRetry(
 }
 
 /**
- * Cancels a job that waits for its next attempt: no worker runs it, so the
+ * Cancels a job that waits for its next attempt, or for its next invocation
+ * (handed over, continuation.ts): no worker runs it, so the
  * state is written `canceled` directly (conditionally on the version read)
  * and settled: its charge refunded (no attempt succeeded), its lock freed.
  * Null if the state changed meanwhile.
  */
 export async function cancelWaitingJob(deps: Deps, stored: StoredState): Promise<StoredState | null> {
   // Only a job that still waits: the state read back after a lost answer may be one a cancel already ended.
-  if (stored.state.status !== 'retrying') return null
+  if (stored.state.status !== 'retrying' && !isHandedOver(stored.state)) return null
   const now = deps.clock.now()
   const done = await commitState(deps, stored.state, stored.version, (state) => ({
     state: { ...state, status: 'canceled', cancelRequested: true, finishedAt: now, lease: null },
