@@ -22,6 +22,9 @@ import type { Deps } from '../lib/core/deps.ts'
 import type { JobEvent } from '../lib/core/types.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
 import { useBlobs } from './support/blobs.ts'
+import { memoryPort } from '../lib/storage/memory.ts'
+import { MAX_INDEX_BATCHES, indexDocuments } from '../lib/kinds/index-documents.ts'
+import type { JobContext } from '../lib/kinds/define.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 import { hookedStore, interceptedStore } from './support/hooked-store.ts'
 
@@ -158,6 +161,17 @@ const bestEffort = defineJob({
       }
     }
     return { done, skipped }
+  },
+})
+
+/** One step more than a job may use. */
+const manySteps = defineJob({
+  kind: 'many_steps',
+  cost: 1,
+  input: z.strictObject({}),
+  async run({ step }) {
+    for (let i = 0; i <= 1000; i++) await step(`s${i}`, () => i)
+    return null
   },
 })
 
@@ -428,7 +442,7 @@ describe('steps', () => {
         return store.replace(key, data, version)
       },
     }))
-    const jobId = await t.submit('relay', { steps: 6 })
+    const jobId = await t.submit('relay', { steps: 20 })
     let cancelAnswer = 0
     duringHandOver = async () => void (cancelAnswer = (await cancelJob(t.deps, 'acct', jobId)).status)
     expect(await runJob(t.deps, jobId)).toBe('continued')
@@ -439,5 +453,64 @@ describe('steps', () => {
     expect(await t.status(jobId)).toMatchObject({ status: 'canceled' })
     // Canceled while it ran: the charge stands, as for any running job canceled.
     expect((await t.ledger()).map((entry) => entry.type)).toEqual(['charge'])
+  })
+
+  it('stored steps are read up front: one listing per invocation, reads in parallel; retention deletes them a few at a time', async () => {
+    const calls = { lists: 0, reads: 0, readsAtOnce: 0, mostReadsAtOnce: 0, deletesAtOnce: 0, mostDeletesAtOnce: 0 }
+    const t = await setup((store) => ({
+      ...store,
+      async list(prefix, options) {
+        if (prefix.startsWith('steps/')) calls.lists++
+        return store.list(prefix, options)
+      },
+      async read(key) {
+        if (!key.startsWith('steps/')) return store.read(key)
+        calls.reads++
+        calls.mostReadsAtOnce = Math.max(calls.mostReadsAtOnce, ++calls.readsAtOnce)
+        return store.read(key).finally(() => calls.readsAtOnce--)
+      },
+      async delete(key) {
+        if (!key.startsWith('steps/')) return store.delete(key)
+        calls.mostDeletesAtOnce = Math.max(calls.mostDeletesAtOnce, ++calls.deletesAtOnce)
+        return store.delete(key).finally(() => calls.deletesAtOnce--)
+      },
+    }))
+    const jobId = await t.submit('relay', { steps: 24 })
+    const outcomes = await t.chain(jobId)
+    expect(outcomes.at(-1)).toBe('complete')
+    expect(outcomes.length).toBeGreaterThanOrEqual(3)
+    // The first invocation has nothing stored (the job is not marked yet); every later one lists once.
+    expect(calls.lists).toBe(outcomes.length - 1)
+    expect(calls.mostReadsAtOnce).toBeGreaterThan(1)
+    t.clock.advance(t.deps.settings.retentionMs + 20 * 60_000)
+    await reap(t.deps)
+    expect((await t.deps.store.list(keys.stepsPrefix(jobId))).keys).toEqual([])
+    expect(calls.mostDeletesAtOnce).toBeGreaterThan(1)
+    expect(calls.mostDeletesAtOnce).toBeLessThanOrEqual(16)
+  })
+
+  it(`a job may use at most 1,000 steps: the next fails it with too_many_steps`, async () => {
+    const clock = manualClock()
+    const deps = testDeps(memoryPort(), { clock, kinds: [manySteps], settings: { invocationLimitMs: 3600_000 } })
+    await createAccount(deps.store, clock, 'acct', 10)
+    const jobId = (await submitJob(deps, 'acct', { kind: 'many_steps', input: {} }, null)).body.jobId
+    expect(await runJob(deps, jobId)).toBe('failed')
+    expect(await getJob(deps, 'acct', jobId)).toMatchObject({ status: 'failed', error: { code: 'too_many_steps' }, steps: { completed: 1000 } })
+  }, 60_000)
+
+  it('the index kind uses at most 500 batches, however small batchSize is', async () => {
+    const names: string[] = []
+    const input = indexDocuments.input.parse({ vault: 'v', documents: Array.from({ length: 10_000 }, (_, i) => ({ id: `d${i}`, text: `word${i % 7} alpha` })), batchSize: 1 })
+    const context = {
+      input,
+      step: async (name: string, fn: () => unknown) => (names.push(name), fn()),
+      progress: async () => {},
+      signal: new AbortController().signal,
+      saveAsset: async () => ({ assetId: 'a' }),
+      yield: async () => {},
+    } as unknown as JobContext<typeof input>
+    const result = await indexDocuments.run(context)
+    expect(result).toMatchObject({ documents: 10_000, batches: MAX_INDEX_BATCHES })
+    expect(names).toHaveLength(MAX_INDEX_BATCHES)
   })
 })

@@ -11,6 +11,7 @@ import { addDue } from '../schedule/due-index.ts'
 import type { BlobPort } from '../storage/port.ts'
 import { type JobSpec, type JobState, type LogPosition, isTerminal } from '../core/types.ts'
 
+import { STORAGE_CONCURRENCY, mapBounded } from '../core/concurrency.ts'
 import type { StoredState } from './records.ts'
 
 export { type StoredState, readFailedSpec, readSpec, readState } from './records.ts'
@@ -211,7 +212,7 @@ export async function deleteJobData(
 /** One listing of the job's own `steps/<jobId>/` folder: bounded by the job, not by what else is stored. */
 async function deleteStepResults(store: BlobPort, jobId: string) {
   const { keys: found } = await store.list(keys.stepsPrefix(jobId))
-  await Promise.all(found.map((key) => store.delete(key)))
+  await mapBounded(found, STORAGE_CONCURRENCY, (key) => store.delete(key))
 }
 
 /**

@@ -21,11 +21,18 @@ import { JobFailure } from '../core/errors.ts'
 import { parseRecord } from '../core/records.ts'
 import { keys } from '../storage/keys.ts'
 import { rideOutUnavailable } from '../storage/port.ts'
+import { STORAGE_CONCURRENCY, mapBounded } from '../core/concurrency.ts'
 import type { FencedWriter } from './fenced-writer.ts'
 
 /** Largest stored step result: step results are state, not files (use `ctx.saveAsset` for those). */
 export const MAX_STEP_RESULT_BYTES = 1024 * 1024
 export const MAX_STEP_NAME = 200
+/**
+ * Steps one job may use. Every invocation reads the stored ones before it
+ * goes on, so their number bounds that read (1,000 in parallel waves of 16:
+ * a few seconds even at 100 ms a call).
+ */
+export const MAX_STEPS_PER_JOB = 1000
 
 /** Not an error: the worker stops here and hands the job over to a fresh invocation. */
 export class HandOverSignal extends Error {
@@ -33,6 +40,7 @@ export class HandOverSignal extends Error {
 }
 
 const StoredStepSchema = z.object({ name: z.string(), result: z.unknown(), at: z.number() })
+type StoredStep = z.infer<typeof StoredStepSchema>
 
 export const stepKey = (jobId: string, name: string) => keys.step(jobId, createHash('sha256').update(name).digest('hex').slice(0, 40))
 
@@ -74,16 +82,31 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
     const blob = await patiently(() => deps.store.read(key))
     return blob ? parseRecord(key, blob.data, StoredStepSchema) : null
   }
+  // Read once per run, up front and in parallel: one list of the job's own folder, not a read per step as the handler reaches it.
+  let storedSteps: Promise<Map<string, StoredStep>> | null = null
+  const loadStored = async () => {
+    const found = new Map<string, StoredStep>()
+    // A job marks itself before its first store: unmarked, it has none.
+    if (writer.stored().state.stepsCompleted === undefined) return found
+    const { keys: listed } = await patiently(() => deps.store.list(keys.stepsPrefix(jobId)))
+    await mapBounded(listed, STORAGE_CONCURRENCY, async (key) => {
+      const stored = await readStored(key)
+      if (stored) found.set(key, stored)
+    })
+    return found
+  }
   return {
     async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
       if (typeof name !== 'string' || name.length === 0 || name.length > MAX_STEP_NAME) {
         throw new JobFailure('step_name_invalid', `A step name must be 1-${MAX_STEP_NAME} characters.`)
       }
       if (names.has(name)) throw new JobFailure('step_name_repeated', `Step "${name}" was started twice in one run; step names must be unique per job.`)
+      if (names.size >= MAX_STEPS_PER_JOB) throw new JobFailure('too_many_steps', `A job may use at most ${MAX_STEPS_PER_JOB} steps; give each step more work.`)
       names.add(name)
       writer.signal.throwIfAborted()
       const key = stepKey(jobId, name)
-      const stored = await readStored(key)
+      storedSteps ??= loadStored()
+      const stored = (await storedSteps).get(key)
       if (stored) return stored.result as T
       if (handingOver || (ranHere > 0 && deps.clock.now() - invokedAt >= deps.settings.invocationLimitMs)) {
         handingOver = true

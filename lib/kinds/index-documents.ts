@@ -11,6 +11,8 @@ import { defineJob } from './define.ts'
 
 export const MAX_INDEX_DOCUMENTS = 10_000
 export const MAX_DOCUMENT_CHARS = 100_000
+/** Steps an index job uses at most: a smaller batchSize is raised to fit (well under MAX_STEPS_PER_JOB). */
+export const MAX_INDEX_BATCHES = 500
 /** Terms shorter than this, and these common words, are not indexed. */
 const MIN_TERM_CHARS = 3
 const STOP_WORDS = new Set(['the', 'and', 'for', 'are', 'but', 'not', 'you', 'all', 'any', 'can', 'her', 'was', 'one', 'our', 'out', 'has', 'his', 'how', 'its', 'who', 'did', 'yes', 'she', 'him', 'this', 'that', 'with', 'from', 'they', 'have', 'were', 'been', 'their', 'what', 'when', 'which', 'will', 'would', 'there', 'into', 'than', 'then'])
@@ -78,7 +80,9 @@ export const indexDocuments = defineJob({
   lockKey: (input, account) => [account, 'index', input.vault],
   makesAssets: true,
   async run({ input, step, progress, signal, saveAsset, yield: yieldToTimers }): Promise<IndexResult> {
-    const { documents, batchSize } = input
+    const { documents } = input
+    // At most MAX_INDEX_BATCHES steps: a job's stored steps are read again by every invocation.
+    const batchSize = Math.max(input.batchSize, Math.ceil(documents.length / MAX_INDEX_BATCHES))
     const batches = Math.ceil(documents.length / batchSize)
     // Term → document ids, merged from the batches' stored postings (a null prototype, as in indexBatch).
     const index: Record<string, string[]> = Object.create(null)
