@@ -17,7 +17,7 @@ import { peekLock } from '../lib/locks/lock.ts'
 import { reap } from '../lib/reaper/reap.ts'
 import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
-import { keys } from '../lib/storage/keys.ts'
+import { assetKeys, keys } from '../lib/storage/keys.ts'
 import type { Deps } from '../lib/core/deps.ts'
 import type { JobEvent } from '../lib/core/types.ts'
 import type { BlobPort } from '../lib/storage/port.ts'
@@ -175,6 +175,20 @@ const manySteps = defineJob({
   },
 })
 
+/** A step saves a file; attempt 1 fails after it: attempt 2 replays the step and finishes. */
+const renderSteps = defineJob({
+  kind: 'render_steps',
+  cost: 1,
+  input: z.strictObject({}),
+  makesAssets: true,
+  retry: { maxAttempts: 2, backoff: { baseMs: 1000, capMs: 1000 } },
+  async run({ step, saveAsset, attempt }) {
+    const frame = await step('frame-0', () => saveAsset({ filename: 'frame-0.png', contentType: 'image/png', data: new Uint8Array([1, 2, 3]) }))
+    if (attempt === 1) throw new Error('connection reset')
+    return { frame }
+  },
+})
+
 let storeNo = 0
 async function setup(wrap?: (store: BlobPort) => BlobPort) {
   const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 10))
@@ -185,7 +199,7 @@ async function setup(wrap?: (store: BlobPort) => BlobPort) {
   const store = wrap ? wrap(hooked) : hooked
   const deps: Deps = testDeps(store, {
     clock,
-    kinds: [flakySteps, misuse, relay, parallelSteps, parallelRetry, bestEffort],
+    kinds: [flakySteps, misuse, relay, parallelSteps, parallelRetry, bestEffort, renderSteps],
     settings: { invocationLimitMs: LIMIT_MS },
     invokeWorker: async (jobId) => {
       if (failCalls-- > 0) throw new Error('worker answered 502')
@@ -512,5 +526,18 @@ describe('steps', () => {
     const result = await indexDocuments.run(context)
     expect(result).toMatchObject({ documents: 10_000, batches: MAX_INDEX_BATCHES })
     expect(names).toHaveLength(MAX_INDEX_BATCHES)
+  })
+
+  it('a file saved inside a stored step stays the job\'s across a retry, and the reaper keeps it', async () => {
+    const t = await setup()
+    const jobId = await t.submit('render_steps', {})
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+    const status = await t.status(jobId)
+    const frame = (status.result as { frame: { assetId: string } }).frame
+    expect(status).toMatchObject({ status: 'complete', attempt: 2 })
+    expect(status.assets.map((a) => a.assetId)).toEqual([frame.assetId])
+    t.clock.advance(2 * 3600_000)
+    await reap(t.deps)
+    expect(await t.deps.assets.metadata(assetKeys.asset(frame.assetId))).not.toBeNull()
   })
 })

@@ -150,6 +150,8 @@ export const JobStateSchema = z.object({
   invocation: z.number().int().positive().optional(),
   /** Steps (`ctx.step`) this job stored; set before its first step runs, so retention knows to delete them. */
   stepsCompleted: z.number().int().nonnegative().optional(),
+  /** Files saved inside a step, by asset id: the step that saved each. They stay across a retry while that step is stored. */
+  assetSteps: z.record(z.string(), z.string()).optional(),
   /** Files the job saved, in order. Defaulted so records written before assets existed still parse. */
   assets: z.array(JobAssetSchema).default([]),
   log: LogPositionSchema,

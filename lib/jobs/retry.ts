@@ -127,6 +127,8 @@ export async function scheduleRetry(
   thrown: unknown,
   failure: SplitError,
   times: { invokedAt: number; attemptStartedAt: number },
+  /** Files saved by steps that are stored: they stay the job's (the next attempt replays those steps). */
+  kept: ReadonlySet<string> = new Set(),
 ): Promise<RetryPlan | null> {
   const { state } = writer.stored()
   const maxAttempts = state.maxAttempts ?? policy.maxAttempts
@@ -139,12 +141,16 @@ export async function scheduleRetry(
 
   // Each of these is harmless if the state write below never lands.
   // The failed attempt's files: the next attempt makes its own, and these go once the job ends without them.
-  await Promise.all(state.assets.map((asset) => scheduleAssetCheck(deps.store, now, asset.assetId)))
+  // Those a stored step saved stay: the next attempt replays that step and saves nothing.
+  await Promise.all(state.assets.filter((asset) => !kept.has(asset.assetId)).map((asset) => scheduleAssetCheck(deps.store, now, asset.assetId)))
   if (!soon) await addDue(deps.store, at, 'retry', spec.jobId)
   if (spec.lockKey && !(await renewLock(deps.store, deps.clock, spec.lockKey, spec.jobId, at - now + deps.settings.lockTtlMs))) return null
 
   await writer.update((base) => ({
-    state: { ...base, status: 'retrying', lease: null, maxAttempts, nextAttemptAt: at, error: failure.error, errorInternal: failure.errorInternal, assets: [] },
+    state: { ...base, status: 'retrying', lease: null, maxAttempts, nextAttemptAt: at, error: failure.error, errorInternal: failure.errorInternal,
+      assets: base.assets.filter((asset) => kept.has(asset.assetId)),
+      assetSteps: base.assetSteps && Object.fromEntries(Object.entries(base.assetSteps).filter(([assetId]) => kept.has(assetId))),
+    },
     events: [
       { type: 'attempt_failed', data: { attempt: base.attempt, error: failure.error } },
       { type: 'retry_scheduled', data: { attempt: base.attempt + 1, at: iso(at) } },

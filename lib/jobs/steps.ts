@@ -14,6 +14,7 @@
  * invocation makes progress) it stops with HandOverSignal, which the worker
  * catches and turns into a continuation (continuation.ts).
  */
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
@@ -41,6 +42,10 @@ export class HandOverSignal extends Error {
 
 const StoredStepSchema = z.object({ name: z.string(), result: z.unknown(), at: z.number() })
 type StoredStep = z.infer<typeof StoredStepSchema>
+
+/** The step whose fn is running (saveAsset records it with the file). */
+const runningStep = new AsyncLocalStorage<string>()
+export const currentStep = (): string | undefined => runningStep.getStore()
 
 export const stepKey = (jobId: string, name: string) => keys.step(jobId, createHash('sha256').update(name).digest('hex').slice(0, 40))
 
@@ -134,7 +139,7 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
     if (writer.stored().state.stepsCompleted === undefined) {
       await writer.update((state) => ({ state: { ...state, stepsCompleted: state.stepsCompleted ?? 0 }, events: [] }))
     }
-    const result = (await fn()) ?? null
+    const result = (await runningStep.run(name, fn)) ?? null
     if (!isJson(result)) throw new JobFailure('step_result_not_json', `Step "${name}" returned a value that is not plain JSON.`)
     const data = JSON.stringify({ name, result, at: deps.clock.now() })
     if (Buffer.byteLength(data) > MAX_STEP_RESULT_BYTES) throw new JobFailure('step_result_too_large', `Step "${name}" returned more than ${MAX_STEP_RESULT_BYTES} bytes; save large output with saveAsset.`)

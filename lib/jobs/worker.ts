@@ -9,7 +9,7 @@
  * finished the job, this worker's writes are refused and it stops.
  */
 import type { Deps } from '../core/deps.ts'
-import type { JobSpec } from '../core/types.ts'
+import type { JobSpec, JobState } from '../core/types.ts'
 import { type Change, type StoredState, readState } from './state.ts'
 import { readStartedSpec } from './records.ts'
 import { randomToken } from '../core/ids.ts'
@@ -21,7 +21,7 @@ import { renewLock } from '../locks/lock.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { claimAttempt, scheduleRetry } from './retry.ts'
 import { type FencedWriter, LeaseLostError, fencedWriter } from './fenced-writer.ts'
-import { type StepRunner, stepRunner } from './steps.ts'
+import { type StepRunner, currentStep, stepKey, stepRunner } from './steps.ts'
 import { handOver } from './continuation.ts'
 
 /**
@@ -145,7 +145,7 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
     if (retryable) {
       deps.log.error('job attempt failed; retried', { jobId, kind: spec.kind, attempt, error: errorInternal })
       try {
-        const plan = await scheduleRetry(deps, writer, spec, policy, thrown, { error, errorInternal }, { invokedAt, attemptStartedAt: startedAt })
+        const plan = await scheduleRetry(deps, writer, spec, policy, thrown, { error, errorInternal }, { invokedAt, attemptStartedAt: startedAt }, await storedStepAssets(deps, writer.stored().state))
         if (plan?.outcome === 'retry_soon') return { waitMs: plan.waitMs, spec, stored: writer.stored() }
         if (plan) return plan.outcome
       } catch (retryError) {
@@ -162,6 +162,13 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
     clearInterval(heartbeat)
     writer.close()
   }
+}
+
+/** Files saved by steps whose results are stored: the next attempt replays those steps and does not save them again. */
+async function storedStepAssets(deps: Deps, state: JobState): Promise<Set<string>> {
+  const bySteps = Object.entries(state.assetSteps ?? {})
+  const stored = await Promise.all(bySteps.map(async ([, name]) => (await deps.store.read(stepKey(state.jobId, name)).catch(() => null)) !== null))
+  return new Set(bySteps.filter((_, i) => stored[i]).map(([assetId]) => assetId))
 }
 
 async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, change: Change): Promise<WorkerOutcome> {
@@ -205,9 +212,10 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unkno
     // The size cap is checked in here, by the worker, never at submit: only the handler knows the size.
     saveAsset: async (file) => {
       writer.signal.throwIfAborted()
+      const inStep = currentStep()
       return saveJobAsset(deps, spec, file, (asset) =>
         writer.update((state) => ({
-          state: { ...state, assets: [...state.assets, asset] },
+          state: { ...state, assets: [...state.assets, asset], ...(inStep ? { assetSteps: { ...state.assetSteps, [asset.assetId]: inStep } } : {}) },
           events: [{ type: 'asset_created', data: { asset } }],
         })),
       )
