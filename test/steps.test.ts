@@ -20,7 +20,7 @@ import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { assetKeys, keys } from '../lib/storage/keys.ts'
 import type { Deps } from '../lib/core/deps.ts'
 import type { JobEvent } from '../lib/core/types.ts'
-import type { BlobPort } from '../lib/storage/port.ts'
+import { type BlobPort, StorageUnavailableError } from '../lib/storage/port.ts'
 import { useBlobs } from './support/blobs.ts'
 import { memoryPort } from '../lib/storage/memory.ts'
 import { MAX_INDEX_BATCHES, indexDocuments } from '../lib/kinds/index-documents.ts'
@@ -539,5 +539,26 @@ describe('steps', () => {
     t.clock.advance(2 * 3600_000)
     await reap(t.deps)
     expect(await t.deps.assets.metadata(assetKeys.asset(frame.assetId))).not.toBeNull()
+  })
+
+  it('a store whose answer was lost after it landed is still the run\'s own: its step_completed event and count', async () => {
+    let lose = true
+    const t = await setup((store) => ({
+      ...store,
+      async create(key, data) {
+        const outcome = await store.create(key, data)
+        if (lose && key.startsWith('steps/')) {
+          lose = false
+          throw new StorageUnavailableError('answer lost after the write landed')
+        }
+        return outcome
+      },
+    }))
+    t.deps.settings.invocationLimitMs = 3600_000
+    const jobId = await t.submit('relay', { steps: 4 })
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+    expect(await t.status(jobId)).toMatchObject({ steps: { completed: 4 } })
+    const completed = (await t.events(jobId)).filter((e) => e.type === 'step_completed').map((e) => e.data)
+    expect(completed).toEqual([{ name: 's0' }, { name: 's1' }, { name: 's2' }, { name: 's3' }])
   })
 })

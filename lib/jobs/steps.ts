@@ -20,6 +20,7 @@ import { z } from 'zod'
 import type { Deps } from '../core/deps.ts'
 import { JobFailure } from '../core/errors.ts'
 import { parseRecord } from '../core/records.ts'
+import { randomToken } from '../core/ids.ts'
 import { keys } from '../storage/keys.ts'
 import { rideOutUnavailable } from '../storage/port.ts'
 import { STORAGE_CONCURRENCY, mapBounded } from '../core/concurrency.ts'
@@ -141,15 +142,18 @@ export function stepRunner(deps: Deps, jobId: string, writer: FencedWriter, invo
     }
     const result = (await runningStep.run(name, fn)) ?? null
     if (!isJson(result)) throw new JobFailure('step_result_not_json', `Step "${name}" returned a value that is not plain JSON.`)
-    const data = JSON.stringify({ name, result, at: deps.clock.now() })
+    // `run` tells this run's own store from another's when the answer to the create was lost.
+    const data = JSON.stringify({ name, result, at: deps.clock.now(), run: randomToken(9) })
     if (Buffer.byteLength(data) > MAX_STEP_RESULT_BYTES) throw new JobFailure('step_result_too_large', `Step "${name}" returned more than ${MAX_STEP_RESULT_BYTES} bytes; save large output with saveAsset.`)
     // Stored even if the job was canceled meanwhile: it is the result of a real run.
     const created = await patiently(() => deps.store.create(key, data)).catch(() => null)
     // First stored wins: a racing writer's (or our own whose answer was lost) is read back.
-    const winner = created?.ok ? { result } : await readStored(key)
+    const readBack = created?.ok ? null : await patiently(() => deps.store.read(key))
+    const ours = created?.ok === true || readBack?.data === data
+    const winner = created?.ok ? { result } : readBack && parseRecord(key, readBack.data, StoredStepSchema)
     if (!winner) throw new Error(`step "${name}": result not stored`)
     ranHere++
-    if (created?.ok) {
+    if (ours) {
       await writer.update((state) => ({
         state: { ...state, stepsCompleted: (state.stepsCompleted ?? 0) + 1 },
         events: [{ type: 'step_completed', data: { name } }],
