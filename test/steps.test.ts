@@ -561,4 +561,33 @@ describe('steps', () => {
     const completed = (await t.events(jobId)).filter((e) => e.type === 'step_completed').map((e) => e.data)
     expect(completed).toEqual([{ name: 's0' }, { name: 's1' }, { name: 's2' }, { name: 's3' }])
   })
+
+  it('a claim whose answer was lost, then a read-back that fails once: the worker still finds the job its own and runs it', async () => {
+    let jobId = ''
+    let loseClaim = true
+    let failRead = false
+    const t = await setup((store) => ({
+      ...store,
+      async create(key, data) {
+        const outcome = await store.create(key, data)
+        if (jobId && loseClaim && key === keys.state(jobId)) {
+          loseClaim = false
+          failRead = true
+          throw new StorageUnavailableError('answer lost after the claim landed')
+        }
+        return outcome
+      },
+      async read(key) {
+        if (failRead && key === keys.state(jobId)) {
+          failRead = false
+          throw new StorageUnavailableError('storage blinked')
+        }
+        return store.read(key)
+      },
+    }))
+    t.deps.settings.invocationLimitMs = 3600_000
+    jobId = await t.submit('relay', { steps: 2 })
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+    expect(await t.status(jobId)).toMatchObject({ status: 'complete', result: { results: [0, 10] } })
+  })
 })

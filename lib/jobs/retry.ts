@@ -21,6 +21,7 @@ import type { JobSpec, JobState } from '../core/types.ts'
 import { type ResolvedRetryPolicy, retryWait } from '../kinds/retry.ts'
 import { renewLock } from '../locks/lock.ts'
 import { addDue } from '../schedule/due-index.ts'
+import { rideOutUnavailable } from '../storage/port.ts'
 import { claimContinuation, isHandedOver } from './continuation.ts'
 import { type StoredState, commitState, initialState, readState, scheduleAssetCheck, settleFinishedJob } from './state.ts'
 
@@ -95,7 +96,8 @@ async function landedClaim(deps: Deps, jobId: string, lease: string, claim: () =
   try {
     return await claim()
   } catch (error) {
-    const landed = await readState(deps.store, jobId).catch(() => null)
+    // Ridden out: a job whose claim landed must not be left running with no worker because one read failed.
+    const landed = await rideOutUnavailable(deps.clock, () => readState(deps.store, jobId)).catch(() => null)
     if (landed?.state.lease === lease) return landed
     throw error
   }
