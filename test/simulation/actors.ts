@@ -76,7 +76,9 @@ export function planJobs(world: World, client: number): PlannedJob[] {
     }
     // Drawn only in runs that ask for it, so other seeds replay as before.
     if (params.stepsPct && rng.chance(params.stepsPct / 100)) {
-      const stepped = { kind: 'sim_steps', input: { resource, steps: rng.int(2, 10), stepMs: rng.pick([0, 2_000, 6_000, 20_000]) } }
+      const steps = rng.int(2, 10)
+      // Odd counts run in two parallel branches; derived, not drawn, so seeds replay as before.
+      const stepped = { kind: 'sim_steps', input: { resource, steps, stepMs: rng.pick([0, 2_000, 6_000, 20_000]), branches: 1 + (steps % 2) } }
       return {
         thinkMs: rng.int(0, 30_000),
         body: rng.chance(0.3) ? { ...stepped, clientJobId: `cj-${rng.int(0, 2)}` } : stepped,

@@ -211,6 +211,8 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
         if (continuation) world.count('continuation claimed')
         if (claim) leases.set(actor, state.lease ?? '')
         else if (previous?.status === 'retrying' && state.status === 'canceled') world.count('worker canceled a waiting job')
+        // A cancel accepted while the job was handed over: the next invocation's claim ends it.
+        else if (previous !== null && handedOver(previous) && previous.cancelRequested && state.status === 'canceled') world.count('worker canceled a handed-over job')
         else {
           const lease = leases.get(actor)
           expect(

@@ -25,7 +25,8 @@ const FlakyInput = z.strictObject({
   laterMs: z.number().int().min(0).max(3600_000),
 })
 /** Durable steps: each step's fn sleeps `stepMs`; the invocation limit is short in runs with steps (world.ts). */
-const StepsInput = z.strictObject({ resource: Resource, steps: z.number().int().min(1).max(12), stepMs: z.number().int().min(0).max(60_000) })
+/** `branches` 2: the steps run in two parallel branches (odd and even), as a handler with `Promise.all` does. */
+const StepsInput = z.strictObject({ resource: Resource, steps: z.number().int().min(1).max(12), stepMs: z.number().int().min(0).max(60_000), branches: z.number().int().min(1).max(2).default(1) })
 const HangInput = z.strictObject({ resource: Resource, tickMs: z.number().int().min(1000).max(30_000) })
 const ChattyInput = z.strictObject({ resource: Resource, events: z.number().int().min(1).max(400) })
 
@@ -116,17 +117,18 @@ export function simKinds(sleep: (ms: number) => Promise<void>, recordStepRun: St
       retry: { maxAttempts: 3, backoff: { baseMs: 2_000, capMs: 30_000 } },
       async run({ jobId, input, signal, step }) {
         const runs: string[] = []
-        for (let i = 1; i <= input.steps; i++) {
-          signal.throwIfAborted()
-          runs.push(
-            await step(`s${i}`, async () => {
+        const branch = async (first: number) => {
+          for (let i = first; i <= input.steps; i += input.branches) {
+            signal.throwIfAborted()
+            runs[i - 1] = await step(`s${i}`, async () => {
               const run = recordStepRun(jobId, `s${i}`)
               if (input.stepMs) await sleep(input.stepMs)
               run.done()
               return run.id
-            }),
-          )
+            })
+          }
         }
+        await Promise.all(Array.from({ length: input.branches }, (_, b) => branch(b + 1)))
         return { runs }
       },
     }),

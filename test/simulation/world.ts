@@ -72,7 +72,7 @@ export interface StepRun {
   startStep: number
   done: boolean
   storedAtStart: boolean
-  /** Runs of the same step in flight (started, not returned) by actors still alive when this one started. */
+  /** Runs of the same step in flight (started, not returned) by actors still alive, or returned, when this one started. */
   concurrentWith: string[]
 }
 
@@ -211,7 +211,8 @@ export class World {
       startStep: this.sim.stepNo,
       done: false,
       storedAtStart: this.store.entries.has(stepKey(jobId, name)),
-      concurrentWith: list.filter((other) => !other.done && other.actor.endedStep === null).map((other) => other.id),
+      // A run of an actor that returned (not died) while the run went on counts: it is still running somewhere.
+      concurrentWith: list.filter((other) => !other.done && (other.actor.endedStep === null || other.actor.finished)).map((other) => other.id),
     }
     list.push(run)
     if (list.length > 1) this.count('step fn run again')
