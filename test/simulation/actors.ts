@@ -273,6 +273,7 @@ async function canceler(world: World, self: Actor, jobId: string, account: strin
     if (outcome.value) {
       sim.log(`cancel of ${aliasIds(jobId)} answered ${outcome.value.status}`)
       world.count(`cancel ${outcome.value.status}`)
+      if (outcome.value.status === 200 || outcome.value.status === 202) world.noteCancelAnswered(jobId)
       // Asked a running job to stop: sometimes ask again much later (its worker may be gone).
       if (outcome.value.status === 202 && rng.chance(0.4)) {
         await sim.sleep(self, rng.int(30_000, 300_000))

@@ -8,6 +8,8 @@
  *   side by side), which a continuation claimed twice would break;
  * - no run is left running by a worker that returned (parallel branches are
  *   waited for before a hand-over, a retry or the end);
+ * - no run starts in a worker invoked after a cancel of the job was answered
+ *   200 or 202 (a worker already running stops at its next check);
  * - the stored result is one a real run of fn returned;
  * - a complete job's result is built from the stored results;
  * - `step_completed` names each step at most once, and only a stored one.
@@ -32,6 +34,7 @@ export async function checkSteps(world: World, finals: Map<string, JobState>, ex
       const step = key.slice(jobId.length + 1)
       for (const run of runs) {
         expect(!run.storedAtStart, () => `steps ${name}: ${step} ran again (${A(run.id)}) after its result was stored`)
+        expect(!run.afterCancel, () => `steps ${name}: ${step} started in ${A(run.id)} by a worker invoked after a cancel of the job was answered`)
         // A worker returns only after its step fns ended: a hand-over or a retry must not leave one running.
         expect(run.done || !run.actor.finished, () => `steps ${name}: ${step} still ran in ${A(run.id)} when its worker returned`)
         expect(run.concurrentWith.length === 0, () => `steps ${name}: ${step} ran in ${A(run.id)} while ${A(run.concurrentWith.join(', '))} still ran it`)

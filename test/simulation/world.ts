@@ -72,6 +72,8 @@ export interface StepRun {
   startStep: number
   done: boolean
   storedAtStart: boolean
+  /** Started by a worker invoked after a cancel of the job was answered 200 or 202. */
+  afterCancel: boolean
   /** Runs of the same step in flight (started, not returned) by actors still alive, or returned, when this one started. */
   concurrentWith: string[]
 }
@@ -119,6 +121,15 @@ export class World {
   readonly settings: Settings
   /** Every run of a step's fn, per job and step name (`<jobId>/<name>`). */
   readonly stepRuns = new Map<string, StepRun[]>()
+  /**
+   * When a cancel of the job was first answered 200 or 202. A worker already
+   * running learns of a 202 at its next write or check; one invoked after the
+   * answer must run no step at all.
+   */
+  readonly cancelAnsweredAt = new Map<string, number>()
+  noteCancelAnswered(jobId: string) {
+    if (!this.cancelAnsweredAt.has(jobId)) this.cancelAnsweredAt.set(jobId, this.sim.now)
+  }
   readonly accepted = new Map<string, AcceptedJob>()
   /** account + Idempotency-Key → job ids the client was given for it. */
   readonly idempotent = new Map<string, Set<string>>()
@@ -211,6 +222,7 @@ export class World {
       startStep: this.sim.stepNo,
       done: false,
       storedAtStart: this.store.entries.has(stepKey(jobId, name)),
+      afterCancel: (this.cancelAnsweredAt.get(jobId) ?? Infinity) < actor.startedAt,
       // A run of an actor that returned (not died) while the run went on counts: it is still running somewhere.
       concurrentWith: list.filter((other) => !other.done && (other.actor.endedStep === null || other.actor.finished)).map((other) => other.id),
     }
