@@ -109,6 +109,9 @@ export function settingsFrom(env = process.env): Settings {
   // Synchronous functions stop at 30 s locally and 60 s on Netlify.
   const streamLimitMs = seconds('STREAM_LIMIT_SECONDS', DEFAULT_SETTINGS.streamLimitMs, 1)
   if (streamLimitMs > 55_000) throw new MisconfiguredError('STREAM_LIMIT_SECONDS must be at most 55')
+  // A background function stops at 15 minutes: the step that starts last needs room to finish.
+  const invocationLimitMs = seconds('INVOCATION_LIMIT_SECONDS', DEFAULT_SETTINGS.invocationLimitMs, 1)
+  if (invocationLimitMs > 870_000) throw new MisconfiguredError('INVOCATION_LIMIT_SECONDS must be at most 870')
   return {
     ...DEFAULT_SETTINGS,
     // At least an hour: a finished job must outlive its client job id's reservation and the window in which its charge is looked for.
@@ -121,6 +124,7 @@ export function settingsFrom(env = process.env): Settings {
     maxAssetBytes,
     assetRetentionMs: seconds('ASSET_RETENTION_HOURS', DEFAULT_SETTINGS.assetRetentionMs / 3600, 0) * 3600,
     streamLimitMs,
+    invocationLimitMs,
     // `netlify dev` sets NETLIFY_DEV; deployed functions never see it.
     webhookAllowPrivateTargets: env.NETLIFY_DEV === 'true' || env.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
   }

@@ -31,6 +31,7 @@ export async function runSummarizer(text: string): Promise<SummarizerRun> {
     attempt: 1,
     signal: new AbortController().signal,
     progress: mark,
+    step: async (_name, fn) => fn(),
     emit: mark,
     saveAsset: () => Promise.reject(new Error('summarize saves no files')),
     yield: mark,

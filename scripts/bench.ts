@@ -36,6 +36,7 @@ import { REAPER_PARALLEL } from '../lib/reaper/run.ts'
 import { streamRows } from './bench-stream.ts'
 import { dispatchRows } from './bench-dispatch.ts'
 import { retryRows } from './bench-retry.ts'
+import { stepsRows } from './bench-steps.ts'
 import { webhookRows } from './bench-webhooks.ts'
 import { queueRows } from './bench-queue.ts'
 
@@ -404,6 +405,7 @@ try {
   step('dispatcher (seeds 10 000 delayed jobs)')
   for (const r of await dispatchRows()) row(r)
   for (const r of await retryRows()) row(r)
+  for (const r of await stepsRows()) row(r)
 
   step('webhooks (a receiver on loopback)')
   for (const r of await webhookRows()) row(r)

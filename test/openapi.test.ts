@@ -149,7 +149,7 @@ describe('GET /api/openapi.json', () => {
   it('the submit body lists each kind with its own input schema', () => {
     const submit = openApiDocument(apiRoutes, jobKinds()).paths['/api/jobs']!.post as any
     const variants = submit.requestBody.content['application/json'].schema.oneOf as { properties: { kind: { const: string } } }[]
-    expect(variants.map((v) => v.properties.kind.const)).toEqual(['summarize', 'render', 'slow'])
+    expect(variants.map((v) => v.properties.kind.const)).toEqual(['summarize', 'render', 'index', 'slow'])
   })
 })
 
@@ -159,8 +159,9 @@ describe('GET /api/kinds', () => {
     expect(res.status).toBe(200)
     expect(res.headers.get('cache-control')).toBe('public, max-age=300')
     const { kinds } = await res.json()
-    expect(kinds.map((k: { kind: string }) => k.kind)).toEqual(['summarize', 'render', 'slow'])
-    const [summarize, render, slowKind] = kinds
+    expect(kinds.map((k: { kind: string }) => k.kind)).toEqual(['summarize', 'render', 'index', 'slow'])
+    const [summarize, render, index, slowKind] = kinds
+    expect(index).toMatchObject({ title: 'Index documents', cost: 2, lock: { by: ['input.vault'] }, makesAssets: true, retry: { maxAttempts: 1 } })
     expect(summarize).toMatchObject({ title: 'Summarize a text', cost: 1, lock: { by: ['input.text'] }, makesAssets: false })
     expect(render).toMatchObject({ cost: 1, lock: { by: ['input.canvas', 'sourceTaskId'] }, makesAssets: true, retry: { maxAttempts: 3, baseMs: 5000, capMs: 60_000 } })
     expect(slowKind).toMatchObject({ title: 'slow', description: null, cost: 0, lock: { by: [] }, example: null, retry: { maxAttempts: 1 } })

@@ -50,6 +50,8 @@ async function finishedJob(steps: number) {
   const res = await call('/api/jobs', { method: 'POST', json: { kind: 'slow', input: { steps, delayMs: 0 } } })
   const { jobId } = await res.json()
   const { events } = await api.follow(jobId)
+  // The feed ends with the terminal event; the worker's clean-up (lock, indexes) may still be writing.
+  await api.idle()
   return { jobId, events }
 }
 

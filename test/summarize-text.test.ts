@@ -356,6 +356,7 @@ describe('summarize handler', () => {
       attempt: 1,
       signal: controller.signal,
       progress: async () => {},
+      step: async (_name, fn) => fn(),
       emit: async (_type, data) => {
         windowsDone.push((data as { index: number }).index)
       },

@@ -29,6 +29,12 @@ export interface Settings {
   assetRetentionMs: number
   /** An event stream closes after this long, inside the function's time limit; the client reconnects. */
   streamLimitMs: number
+  /**
+   * A worker that has run this long hands its job over to a fresh invocation
+   * before the next step it has not stored yet (jobs/continuation.ts). Inside
+   * the background function's 15 minutes, with room for the step that runs last.
+   */
+  invocationLimitMs: number
   /** Development only: webhooks may go to plain-http localhost and private addresses (see webhooks/target.ts). */
   webhookAllowPrivateTargets: boolean
 }
@@ -45,6 +51,7 @@ export const DEFAULT_SETTINGS: Settings = {
   maxAssetBytes: 500 * 1024 * 1024,
   assetRetentionMs: 168 * 3600_000,
   streamLimitMs: 25_000,
+  invocationLimitMs: 14 * 60_000,
   webhookAllowPrivateTargets: false,
 }
 

@@ -17,6 +17,11 @@
  *   at 1 and has no gaps.
  * - cursor: the last seq a reader has seen (`after`).
  * - client job id: the caller's own id for one piece of user-visible work.
+ * - step: a named part of a job's handler (`ctx.step`) whose result is
+ *   stored once, under `steps/<jobId>/`, and returned instead of run again.
+ * - invocation / continuation: one run of the background function. A job
+ *   near the invocation limit hands itself over, between two steps, to a
+ *   fresh invocation, which claims it and goes on (jobs/continuation.ts).
  */
 import { z } from 'zod'
 
@@ -135,6 +140,18 @@ export const JobStateSchema = z.object({
   refundFrom: z.number().int().nonnegative().nullable().optional(),
   /** Token of the last worker write, to recognise one that landed despite an error. */
   writeToken: z.string().optional(),
+  /**
+   * Set while a running job is between two invocations (jobs/continuation.ts):
+   * when its worker handed it over. The lease is null then; the next
+   * invocation claims the job by clearing this.
+   */
+  handedOverAt: z.number().nullable().optional(),
+  /** The invocation of the current attempt running the job: 1, then one more per continuation. */
+  invocation: z.number().int().positive().optional(),
+  /** Steps (`ctx.step`) this job stored; set before its first step runs, so retention knows to delete them. */
+  stepsCompleted: z.number().int().nonnegative().optional(),
+  /** Files saved inside a step, by asset id: the step that saved each. They stay across a retry while that step is stored. */
+  assetSteps: z.record(z.string(), z.string()).optional(),
   /** Files the job saved, in order. Defaulted so records written before assets existed still parse. */
   assets: z.array(JobAssetSchema).default([]),
   log: LogPositionSchema,

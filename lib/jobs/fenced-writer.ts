@@ -48,6 +48,8 @@ export function fencedWriter(deps: Deps, claimed: StoredState, lease: string): F
   // Set when cancel's marker is seen: a busy job may never let cancel's own state write through.
   let cancelSeen = false
   const controller = new AbortController()
+  // Claimed with cancel's request already in the state: the handler must not start a step.
+  if (claimed.state.cancelRequested) controller.abort(new Error('canceled'))
   const checkCancel = async () => {
     if (cancelSeen || controller.signal.aborted) return
     if (await deps.store.read(keys.cancelRequest(claimed.state.jobId))) {

@@ -13,6 +13,7 @@ import { queuePlace } from './queue-place.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
 import { FeedSchema, publicJob, specStatus } from './views.ts'
+import { isHandedOver } from './continuation.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
 import { type Viewer, sees } from '../tokens/viewer.ts'
 
@@ -206,8 +207,8 @@ export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
     if (isTerminal(state.status)) {
       throw new ApiError(409, 'job_finished', `The job is already ${state.status}.`, { extra: { status: state.status } })
     }
-    // A job waiting for its next attempt has no worker to ask: it is canceled directly.
-    const waiting = state.status === 'retrying'
+    // A job waiting for its next attempt, or between two invocations, has no worker to ask: it is canceled directly.
+    const waiting = state.status === 'retrying' || isHandedOver(state)
     if (state.cancelRequested && !waiting && !workerGone(deps, state.heartbeatAt, now)) {
       return { status: 202 as const, job: publicJob({ state }) }
     }

@@ -21,6 +21,8 @@ import type { JobSpec, JobState } from '../core/types.ts'
 import { type ResolvedRetryPolicy, retryWait } from '../kinds/retry.ts'
 import { renewLock } from '../locks/lock.ts'
 import { addDue } from '../schedule/due-index.ts'
+import { rideOutUnavailable } from '../storage/port.ts'
+import { claimContinuation, isHandedOver } from './continuation.ts'
 import { type StoredState, commitState, initialState, readState, scheduleAssetCheck, settleFinishedJob } from './state.ts'
 
 /** A wait up to this long is slept by the invocation that failed, if it has time left. */
@@ -53,26 +55,33 @@ export async function claimAttempt(deps: Deps, spec: JobSpec, lease: string, pol
     const first = initialState(spec, now)
     const claimed = await landedClaim(deps, spec.jobId, lease, () =>
       commitState(deps, first, null, (state) => ({
-        state: { ...state, status: 'running', lease, attempt: 1, maxAttempts: state.maxAttempts ?? policy.maxAttempts, startedAt: now, heartbeatAt: now },
+        state: { ...state, status: 'running', lease, attempt: 1, invocation: 1, maxAttempts: state.maxAttempts ?? policy.maxAttempts, startedAt: now, heartbeatAt: now },
         events: [{ type: 'started', data: { attempt: 1 } }],
       })),
     )
     if (claimed) return { claimed }
-    // A job whose kind allows one attempt is never `retrying`: nothing more to read.
-    if ((spec.maxAttempts ?? policy.maxAttempts) <= 1) return { outcome: 'already_claimed' }
+    // Read even for a kind with one attempt: the state may be a continuation's hand-over.
     stored = await readState(deps.store, spec.jobId)
   }
   for (let round = 0; round < 3 && stored; round++) {
     const { state, version } = stored
     // An answer lost after it landed: the job is ours.
     if (state.lease === lease && state.status === 'running') return { claimed: stored }
+    if (isHandedOver(state)) {
+      // A cancel accepted while the last invocation handed over: no step may run after it.
+      if (state.cancelRequested) return (await cancelWaitingJob(deps, stored)) ? { outcome: 'canceled' } : { outcome: 'already_claimed' }
+      const claimed = await landedClaim(deps, spec.jobId, lease, () => claimContinuation(deps, stored!, lease))
+      if (claimed) return { claimed }
+      stored = await readState(deps.store, spec.jobId)
+      continue
+    }
     if (state.status !== 'retrying') return { outcome: 'already_claimed' }
     if (state.cancelRequested) return (await cancelWaitingJob(deps, stored)) ? { outcome: 'canceled' } : { outcome: 'already_claimed' }
     if ((state.nextAttemptAt ?? 0) > now) return { outcome: 'not_due' }
     const attempt = state.attempt + 1
     const claimed = await landedClaim(deps, spec.jobId, lease, () =>
       commitState(deps, state, version, (base) => ({
-        state: { ...base, status: 'running', lease, attempt, nextAttemptAt: null, heartbeatAt: now, progress: null, error: null, errorInternal: null },
+        state: { ...base, status: 'running', lease, attempt, invocation: 1, nextAttemptAt: null, heartbeatAt: now, progress: null, error: null, errorInternal: null },
         events: [{ type: 'started', data: { attempt } }],
       })),
     )
@@ -87,7 +96,8 @@ async function landedClaim(deps: Deps, jobId: string, lease: string, claim: () =
   try {
     return await claim()
   } catch (error) {
-    const landed = await readState(deps.store, jobId).catch(() => null)
+    // Ridden out: a job whose claim landed must not be left running with no worker because one read failed.
+    const landed = await rideOutUnavailable(deps.clock, () => readState(deps.store, jobId)).catch(() => null)
     if (landed?.state.lease === lease) return landed
     throw error
   }
@@ -119,6 +129,8 @@ export async function scheduleRetry(
   thrown: unknown,
   failure: SplitError,
   times: { invokedAt: number; attemptStartedAt: number },
+  /** Files saved by steps that are stored: they stay the job's (the next attempt replays those steps). */
+  kept: ReadonlySet<string> = new Set(),
 ): Promise<RetryPlan | null> {
   const { state } = writer.stored()
   const maxAttempts = state.maxAttempts ?? policy.maxAttempts
@@ -131,12 +143,16 @@ export async function scheduleRetry(
 
   // Each of these is harmless if the state write below never lands.
   // The failed attempt's files: the next attempt makes its own, and these go once the job ends without them.
-  await Promise.all(state.assets.map((asset) => scheduleAssetCheck(deps.store, now, asset.assetId)))
+  // Those a stored step saved stay: the next attempt replays that step and saves nothing.
+  await Promise.all(state.assets.filter((asset) => !kept.has(asset.assetId)).map((asset) => scheduleAssetCheck(deps.store, now, asset.assetId)))
   if (!soon) await addDue(deps.store, at, 'retry', spec.jobId)
   if (spec.lockKey && !(await renewLock(deps.store, deps.clock, spec.lockKey, spec.jobId, at - now + deps.settings.lockTtlMs))) return null
 
   await writer.update((base) => ({
-    state: { ...base, status: 'retrying', lease: null, maxAttempts, nextAttemptAt: at, error: failure.error, errorInternal: failure.errorInternal, assets: [] },
+    state: { ...base, status: 'retrying', lease: null, maxAttempts, nextAttemptAt: at, error: failure.error, errorInternal: failure.errorInternal,
+      assets: base.assets.filter((asset) => kept.has(asset.assetId)),
+      assetSteps: base.assetSteps && Object.fromEntries(Object.entries(base.assetSteps).filter(([assetId]) => kept.has(assetId))),
+    },
     events: [
       { type: 'attempt_failed', data: { attempt: base.attempt, error: failure.error } },
       { type: 'retry_scheduled', data: { attempt: base.attempt + 1, at: iso(at) } },
@@ -149,14 +165,15 @@ export async function scheduleRetry(
 }
 
 /**
- * Cancels a job that waits for its next attempt: no worker runs it, so the
+ * Cancels a job that waits for its next attempt, or for its next invocation
+ * (handed over, continuation.ts): no worker runs it, so the
  * state is written `canceled` directly (conditionally on the version read)
  * and settled: its charge refunded (no attempt succeeded), its lock freed.
  * Null if the state changed meanwhile.
  */
 export async function cancelWaitingJob(deps: Deps, stored: StoredState): Promise<StoredState | null> {
   // Only a job that still waits: the state read back after a lost answer may be one a cancel already ended.
-  if (stored.state.status !== 'retrying') return null
+  if (stored.state.status !== 'retrying' && !isHandedOver(stored.state)) return null
   const now = deps.clock.now()
   const done = await commitState(deps, stored.state, stored.version, (state) => ({
     state: { ...state, status: 'canceled', cancelRequested: true, finishedAt: now, lease: null },

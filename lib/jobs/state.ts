@@ -11,6 +11,7 @@ import { addDue } from '../schedule/due-index.ts'
 import type { BlobPort } from '../storage/port.ts'
 import { type JobSpec, type JobState, type LogPosition, isTerminal } from '../core/types.ts'
 
+import { STORAGE_CONCURRENCY, mapBounded } from '../core/concurrency.ts'
 import type { StoredState } from './records.ts'
 
 export { type StoredState, readFailedSpec, readSpec, readState } from './records.ts'
@@ -196,6 +197,8 @@ export async function deleteJobData(
     store.delete(keys.waitingSpec(jobId)),
     // The cancel marker may exist whatever the state says (a cancel that gave up as job_busy).
     store.delete(keys.cancelRequest(jobId)),
+    // Stored step results: a job marks itself before its first step stores one (jobs/steps.ts).
+    state === null || state.stepsCompleted !== undefined ? deleteStepResults(store, jobId) : null,
   ])
   const { marker } = options
   const [stateDeleted, markerDeleted] = await Promise.allSettled([store.delete(keys.state(jobId)), marker ? store.delete(marker) : null])
@@ -204,6 +207,12 @@ export async function deleteJobData(
     throw stateDeleted.reason
   }
   if (markerDeleted.status === 'rejected') throw markerDeleted.reason
+}
+
+/** One listing of the job's own `steps/<jobId>/` folder: bounded by the job, not by what else is stored. */
+async function deleteStepResults(store: BlobPort, jobId: string) {
+  const { keys: found } = await store.list(keys.stepsPrefix(jobId))
+  await mapBounded(found, STORAGE_CONCURRENCY, (key) => store.delete(key))
 }
 
 /**

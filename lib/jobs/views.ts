@@ -51,6 +51,12 @@ export const PublicJobSchema = z.strictObject({
   runAt: Timestamp.optional(),
   /** A job `queued` behind a busy resource (`onBusy: "queue"`): its place in the resource's line. */
   queue: QueuePlaceSchema.optional(),
+  /**
+   * A job whose kind uses durable steps: the steps stored so far, and the
+   * invocation of the current attempt (1, then one more each time the job
+   * was continued in a fresh invocation).
+   */
+  steps: z.strictObject({ completed: z.number().int().nonnegative(), invocation: z.number().int().positive() }).optional(),
 })
 export type PublicJob = z.infer<typeof PublicJobSchema>
 
@@ -126,6 +132,7 @@ export function publicJob(job: { spec: JobSpec; queue?: QueuePlace | null } | { 
     creditCharged: state.creditCharged,
     assets: state.assets,
     ...runAtOf(state.runAt),
+    ...(state.stepsCompleted === undefined ? {} : { steps: { completed: state.stepsCompleted, invocation: state.invocation ?? 1 } }),
   }
 }
 

@@ -9,7 +9,7 @@
  * finished the job, this worker's writes are refused and it stops.
  */
 import type { Deps } from '../core/deps.ts'
-import type { JobSpec } from '../core/types.ts'
+import type { JobSpec, JobState } from '../core/types.ts'
 import { type Change, type StoredState, readState } from './state.ts'
 import { readStartedSpec } from './records.ts'
 import { randomToken } from '../core/ids.ts'
@@ -21,12 +21,14 @@ import { renewLock } from '../locks/lock.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
 import { claimAttempt, scheduleRetry } from './retry.ts'
 import { type FencedWriter, LeaseLostError, fencedWriter } from './fenced-writer.ts'
+import { type StepRunner, currentStep, stepKey, stepRunner } from './steps.ts'
+import { handOver } from './continuation.ts'
 
 /**
  * Event types a kind may not emit: the job's own, and the stream's frames
  * (`end`, `truncated`), which an `EventSource` listener could not tell apart.
  */
-export const RESERVED_EVENT_TYPES = new Set(['started', 'progress', 'cancel_requested', 'asset_created', 'attempt_failed', 'retry_scheduled', 'done', 'error', 'canceled', 'end', 'truncated', 'message'])
+export const RESERVED_EVENT_TYPES = new Set(['started', 'continued', 'step_completed', 'progress', 'cancel_requested', 'asset_created', 'attempt_failed', 'retry_scheduled', 'done', 'error', 'canceled', 'end', 'truncated', 'message'])
 
 export const MAX_PROGRESS_MESSAGE = 200
 
@@ -42,6 +44,8 @@ export type WorkerOutcome =
   | 'not_due'
   /** Another writer (reaper, cancel, takeover) finished the job while it ran. */
   | 'fenced'
+  /** The invocation limit came: the job was handed over to a fresh invocation (continuation.ts). */
+  | 'continued'
 
 export { LeaseLostError }
 
@@ -104,7 +108,16 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
       final = true
       throw input.error
     }
-    const result = await runHandler(deps, kind, spec, input.data, writer)
+    const steps = stepRunner(deps, spec.jobId, writer, invokedAt)
+    let result: unknown
+    try {
+      result = await runHandler(deps, kind, spec, input.data, writer, steps)
+    } catch (thrown) {
+      if (!steps.handingOver() || writer.signal.aborted) throw thrown
+      return await handOver(deps, writer, spec)
+    }
+    // Whatever the handler made of the signal (caught it, wrapped it), its steps stopped: the job goes on in the next invocation.
+    if (steps.handingOver() && !writer.signal.aborted) return await handOver(deps, writer, spec)
     await writer.finish((state) => ({
       state: { ...state, status: 'complete', result, progress: { message: 'Done', percent: 100 } },
       events: [{ type: 'done', data: { result, creditCharged: state.creditCharged, assets: state.assets } }],
@@ -132,7 +145,7 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
     if (retryable) {
       deps.log.error('job attempt failed; retried', { jobId, kind: spec.kind, attempt, error: errorInternal })
       try {
-        const plan = await scheduleRetry(deps, writer, spec, policy, thrown, { error, errorInternal }, { invokedAt, attemptStartedAt: startedAt })
+        const plan = await scheduleRetry(deps, writer, spec, policy, thrown, { error, errorInternal }, { invokedAt, attemptStartedAt: startedAt }, await storedStepAssets(deps, writer.stored().state))
         if (plan?.outcome === 'retry_soon') return { waitMs: plan.waitMs, spec, stored: writer.stored() }
         if (plan) return plan.outcome
       } catch (retryError) {
@@ -151,6 +164,13 @@ async function runAttempt(deps: Deps, jobId: string, invokedAt: number, known?: 
   }
 }
 
+/** Files saved by steps whose results are stored: the next attempt replays those steps and does not save them again. */
+async function storedStepAssets(deps: Deps, state: JobState): Promise<Set<string>> {
+  const bySteps = Object.entries(state.assetSteps ?? {})
+  const stored = await Promise.all(bySteps.map(async ([, name]) => (await deps.store.read(stepKey(state.jobId, name)).catch(() => null)) !== null))
+  return new Set(bySteps.filter((_, i) => stored[i]).map(([assetId]) => assetId))
+}
+
 async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, change: Change): Promise<WorkerOutcome> {
   try {
     await writer.finish(change)
@@ -161,9 +181,12 @@ async function finishOrFenced(writer: FencedWriter, outcome: WorkerOutcome, chan
   }
 }
 
-async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter) {
+async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unknown, writer: FencedWriter, steps: StepRunner) {
   const { jobId, account } = spec
+  const { step } = steps
+  // Parallel steps still running end here, whatever the handler did: the hand-over or the next attempt comes after them.
   const result = await kind.run({
+    step,
     jobId,
     account,
     input,
@@ -189,14 +212,15 @@ async function runHandler(deps: Deps, kind: JobKind, spec: JobSpec, input: unkno
     // The size cap is checked in here, by the worker, never at submit: only the handler knows the size.
     saveAsset: async (file) => {
       writer.signal.throwIfAborted()
+      const inStep = currentStep()
       return saveJobAsset(deps, spec, file, (asset) =>
         writer.update((state) => ({
-          state: { ...state, assets: [...state.assets, asset] },
+          state: { ...state, assets: [...state.assets, asset], ...(inStep ? { assetSteps: { ...state.assetSteps, [asset.assetId]: inStep } } : {}) },
           events: [{ type: 'asset_created', data: { asset } }],
         })),
       )
     },
-  })
+  }).finally(() => steps.settle())
   writer.signal.throwIfAborted()
   return result ?? null
 }

@@ -23,6 +23,20 @@ export interface JobContext<Input> {
    */
   saveAsset(file: AssetFile): Promise<JobAsset>
   /**
+   * A durable step: runs `fn` once per job and stores its result (plain JSON,
+   * up to 1 MB), which any later run of the job (a continuation into a fresh
+   * invocation, a retry attempt) gets back instead of running `fn` again.
+   * Names are unique per job (`step_name_repeated` otherwise) and must be
+   * the same from run to run: derive them from the input, not from time or
+   * randomness. At least once: a crash after `fn`'s side effects but before
+   * its result is stored runs `fn` again, so give side effects an
+   * idempotency key (e.g. the job id and the step name). Near the invocation
+   * limit the job is continued in a fresh invocation before the next step
+   * that is not stored yet, by a throw from `step` that the handler must let
+   * through; code between steps runs again in each invocation.
+   */
+  step<T>(name: string, fn: () => Promise<T> | T): Promise<T>
+  /**
    * Lets timers run (the heartbeat that keeps the job alive, the cancel check).
    * Call it between CPU-heavy steps: a handler that never awaits blocks them.
    */

@@ -10,6 +10,7 @@ import { removeReleasedLock } from '../locks/lock.ts'
 import { forgetIdempotencyRecord } from '../jobs/idempotency.ts'
 import { systemError } from '../core/sanitize.ts'
 import { isTerminal } from '../core/types.ts'
+import { isHandedOver } from '../jobs/continuation.ts'
 
 export type LiveOutcome = 'alive' | 'failed' | 'settled'
 
@@ -30,6 +31,9 @@ export async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcom
   } else if (base.status === 'retrying') {
     // Waiting for its next attempt: alive until that attempt should have been claimed.
     if ((base.nextAttemptAt ?? base.updatedAt) + deps.settings.queuedTimeoutMs > now) return 'alive'
+  } else if (isHandedOver(base)) {
+    // Between two invocations: alive while the next one may still claim it (the call, Netlify's retries, the dispatcher's calls).
+    if ((base.handedOverAt ?? base.updatedAt) + deps.settings.queuedTimeoutMs > now) return 'alive'
   } else if ((base.heartbeatAt ?? base.updatedAt) + deps.settings.heartbeatTimeoutMs > now) {
     return 'alive'
   }
@@ -39,6 +43,12 @@ export async function reapLiveJob(deps: Deps, jobId: string): Promise<LiveOutcom
         'retry_never_started',
         'The job failed and its next attempt could not be started.',
         `attempt ${base.attempt + 1} due at ${new Date(base.nextAttemptAt ?? base.updatedAt).toISOString()} was never claimed; reaped`,
+      )
+    : isHandedOver(base)
+    ? systemError(
+        'continuation_never_started',
+        'The job stopped between two of its invocations and was ended.',
+        `handed over at ${new Date(base.handedOverAt ?? base.updatedAt).toISOString()} (attempt ${base.attempt}, invocation ${base.invocation ?? 1}) and never claimed; reaped`,
       )
     : stored
     ? systemError(

@@ -1,6 +1,6 @@
 /**
  * The due-time index: work that must happen at a time (a delayed start, a
- * queued job's turn, a waiting job's guard; later a retry after its wait) is one empty blob
+ * queued job's turn, a waiting job's guard, a retry after its wait, a continuation's fallback) is one empty blob
  * `due/<minute>/<at>~<type>~<id>` in the bucket of the minute it is due.
  * The dispatcher lists only buckets that are due, so its cost follows what is
  * due, never what is scheduled. An entry is written before the thing it
@@ -15,7 +15,7 @@ export const DUE_MINUTE_MS = 60_000
 export const dueMinute = (at: number) => Math.floor(at / DUE_MINUTE_MS)
 
 /** What an entry asks for; the dispatcher has one handler per type. */
-export const DUE_TYPES = ['start', 'retry', 'webhook', 'guard'] as const
+export const DUE_TYPES = ['start', 'retry', 'webhook', 'guard', 'continue'] as const
 export type DueType = (typeof DUE_TYPES)[number]
 
 export interface DueEntry {

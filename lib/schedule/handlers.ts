@@ -1,6 +1,7 @@
 /** What the dispatcher does with each type of due entry. */
 import type { DueHandlers } from './dispatcher.ts'
 import { startNextAttempt } from './retry.ts'
+import { callNextInvocation } from './continue.ts'
 import { startDelayedJob } from './start.ts'
 import { dispatchJobWebhook } from '../webhooks/delivery.ts'
 
@@ -10,4 +11,5 @@ export const dueHandlers: DueHandlers = {
   webhook: dispatchJobWebhook,
   /** Filed for every waiting job at submit: see schedule/start.ts. */
   guard: startDelayedJob,
+  continue: callNextInvocation,
 }

@@ -54,6 +54,9 @@ export const keys = {
   chunk: (jobId: string, index: number) => `events/${jobId}/c/${pad(index)}`,
   page: (jobId: string, index: number) => `events/${jobId}/p/${pad(index)}`,
   eventsPrefix: (jobId: string) => `events/${jobId}/`,
+  /** A step's stored result (see jobs/steps.ts); the step name is hashed. */
+  step: (jobId: string, nameHash: string) => `steps/${jobId}/${nameHash}`,
+  stepsPrefix: (jobId: string) => `steps/${jobId}/`,
   lock: (resource: string) => `lock/${resource}`,
   lockPrefix: 'lock/',
   idempotency: (account: string, keyHash: string) => `idem/${account}/${keyHash}`,

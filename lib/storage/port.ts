@@ -45,3 +45,19 @@ export class StorageUnavailableError extends Error {
     super(message, options)
   }
 }
+
+/**
+ * A storage call tried again, with backoff (0.2, 0.4, 0.8 s), while storage
+ * fails for a moment, so a blip does not fail a job. Only for calls that are
+ * safe to repeat: a read, a create-only write, an idempotent put.
+ */
+export async function rideOutUnavailable<T>(clock: { sleep(ms: number): Promise<void> }, call: () => Promise<T>, retries = 3): Promise<T> {
+  for (let failures = 0; ; failures++) {
+    try {
+      return await call()
+    } catch (error) {
+      if (!(error instanceof StorageUnavailableError) || failures >= retries) throw error
+      await clock.sleep(200 * 2 ** failures)
+    }
+  }
+}

@@ -74,6 +74,21 @@ export function planJobs(world: World, client: number): PlannedJob[] {
         timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
       }
     }
+    // Drawn only in runs that ask for it, so other seeds replay as before.
+    if (params.stepsPct && rng.chance(params.stepsPct / 100)) {
+      const steps = rng.int(2, 10)
+      // Odd counts run in two parallel branches; derived, not drawn, so seeds replay as before.
+      const stepped = { kind: 'sim_steps', input: { resource, steps, stepMs: rng.pick([0, 2_000, 6_000, 20_000]), branches: 1 + (steps % 2) } }
+      return {
+        thinkMs: rng.int(0, 30_000),
+        body: rng.chance(0.3) ? { ...stepped, clientJobId: `cj-${rng.int(0, 2)}` } : stepped,
+        idempotencyKey: rng.chance(params.idempotencyPct / 100) ? `idem-${client}-${j}` : null,
+        comeBackMs: rng.chance(0.5) ? rng.pick([60_000, 4 * 60_000, 16 * 60_000]) : null,
+        cancel: rng.chance(params.cancelPct / 100),
+        pollers: 1,
+        timeoutMs: rng.chance(params.clientTimeoutPct / 100) ? rng.pick([10_000, 30_000]) : null,
+      }
+    }
     const late = rng.chance(params.lateClientPct / 100)
     // Drawn only in runs that ask for it, so other seeds replay as before.
     const delayed = params.delayedPct ? rng.chance(params.delayedPct / 100) : false
@@ -258,6 +273,7 @@ async function canceler(world: World, self: Actor, jobId: string, account: strin
     if (outcome.value) {
       sim.log(`cancel of ${aliasIds(jobId)} answered ${outcome.value.status}`)
       world.count(`cancel ${outcome.value.status}`)
+      if (outcome.value.status === 200 || outcome.value.status === 202) world.noteCancelAnswered(jobId)
       // Asked a running job to stop: sometimes ask again much later (its worker may be gone).
       if (outcome.value.status === 202 && rng.chance(0.4)) {
         await sim.sleep(self, rng.int(30_000, 300_000))

@@ -66,3 +66,8 @@ export const retryArbitrary = scenarioArbitrary.chain((rest) =>
 export const queuedArbitrary = scenarioArbitrary.chain((rest) =>
   fc.record({ queuedPct: fc.integer({ min: 30, max: 90 }), delayedPct: fc.integer({ min: 0, max: 30 }) }).map((extra) => ({ ...rest, ...extra })),
 )
+
+/** Durable steps: a share of jobs made of steps, continued in fresh invocations past a short invocation limit, the dispatcher every minute. */
+export const stepsArbitrary = scenarioArbitrary.chain((rest) =>
+  fc.record({ stepsPct: fc.integer({ min: 40, max: 90 }) }).map((extra) => ({ ...rest, ...extra })),
+)

@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import type { JobState } from '../../lib/core/types.ts'
 import { type ScenarioParams, type World, runScenario } from './scenario.ts'
+import { stepKey } from '../../lib/jobs/steps.ts'
 
 const calm: ScenarioParams = {
   seed: 3,
@@ -158,6 +159,38 @@ describe('the invariant checks catch what they are meant to', () => {
   })
   it.each(tampers)('%s', async (_name, tamper, pattern) => {
     const result = await runScenario(calm, { trace: false, tamper })
+    expect(result.violations.some((v) => pattern.test(v)), result.violations.join('\n')).toBe(true)
+  })
+})
+
+describe('the step checks catch what they are meant to', () => {
+  const stepped: ScenarioParams = { ...calm, stepsPct: 100 }
+  /** A step's runs in a calm run with steps (one run each). */
+  const someStep = (world: World) => [...world.stepRuns.entries()].find(([, runs]) => runs.length === 1)!
+
+  it('an undamaged calm run with steps passes, and its jobs were continued', async () => {
+    const result = await runScenario(stepped, { trace: false })
+    expect(result.violations).toEqual([])
+    expect(result.coverage.get('continuation claimed')).toBeGreaterThan(0)
+  })
+  const tampers: [string, (world: World) => void, RegExp][] = [
+    ['a step run again after its result was stored', (world) => {
+      const [, runs] = someStep(world)
+      runs.push({ ...runs[0]!, id: `${runs[0]!.id}-again`, storedAtStart: true })
+    }, /^steps .* ran again .* after its result was stored/],
+    ['two runs of a step at once', (world) => {
+      const [, runs] = someStep(world)
+      runs.push({ ...runs[0]!, id: `${runs[0]!.id}-twin`, concurrentWith: [runs[0]!.id] })
+    }, /^steps .* ran in .* while .* still ran it/],
+    ['a stored step result that no run returned', (world) => {
+      const [key] = someStep(world)
+      const slash = key.lastIndexOf('/')
+      const entry = world.store.entries.get(stepKey(key.slice(0, slash), key.slice(slash + 1)))!
+      entry.data = JSON.stringify({ ...JSON.parse(entry.data), result: 'forged' })
+    }, /^steps .* stored forged, which no run of it returned/],
+  ]
+  it.each(tampers)('%s', async (_name, tamper, pattern) => {
+    const result = await runScenario(stepped, { trace: false, tamper })
     expect(result.violations.some((v) => pattern.test(v)), result.violations.join('\n')).toBe(true)
   })
 })

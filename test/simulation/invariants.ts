@@ -16,6 +16,7 @@ import { canonical, checkMoney } from './invariants-money.ts'
 import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A, specCreated } from './sim-store.ts'
 import { checkLineOrder } from './invariants-line.ts'
+import { checkSteps } from './invariants-steps.ts'
 import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
@@ -27,6 +28,8 @@ export interface CheckReport {
 
 /** The submit lets a lock whose job was never written be taken over after this (lib/jobs/submit.ts). */
 const ORPHAN_LOCK_GRACE_MS = 30_000
+/** A running job between two invocations (jobs/continuation.ts): no lease, a hand-over time. */
+const handedOver = (state: JobState) => state.status === 'running' && state.lease === null && typeof state.handedOverAt === 'number'
 const TERMINAL_EVENT_OF = { complete: 'done', failed: 'error', canceled: 'canceled' } as Record<string, string>
 
 export interface JobHistory {
@@ -65,7 +68,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       if (commit.after === null) continue
       const state = JSON.parse(commit.after) as JobState
       const previous = job.commits.at(-1)?.state
-      if (commit.actor?.kind === 'worker' && state.status === 'running' && (commit.op === 'create' || previous?.status === 'retrying')) {
+      if (commit.actor?.kind === 'worker' && state.status === 'running' && (commit.op === 'create' || previous?.status === 'retrying' || (previous && handedOver(previous) && state.lease !== null))) {
         if (commit.op === 'create') job.claimer = commit.actor
         job.claimers.push(commit.actor)
       }
@@ -126,6 +129,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     // Nor while it waits for its next attempt: the lock is the job's from its first claim to its end.
     const then = jobs.get(before.jobId)?.commits.filter((c) => c.commit.n < commit.n).at(-1)?.state
     expect(then?.status !== 'retrying', () => `retry ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while that job waited for attempt ${then!.attempt + 1}`)
+    expect(!then || !handedOver(then), () => `steps ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while that job was between invocations`)
   }
   // 1b. A worker writes its job only while the job holds the resource's lock
   //     (the lock blob names it, at the instant the write lands), and
@@ -136,7 +140,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     const lockKey = job.spec?.lockKey ?? job.commits[0]?.state.lockKey
     if (!lockKey || job.claimers.length === 0) continue
     // Every write of its attempts' workers, and the lock is held across the waits between attempts.
-    const own = job.commits.filter((c) => (c.commit.actor && job.claimers.includes(c.commit.actor)) || c.state.status === 'retrying')
+    const own = job.commits.filter((c) => (c.commit.actor && job.claimers.includes(c.commit.actor)) || c.state.status === 'retrying' || handedOver(c.state))
     for (const { commit } of own) {
       const lock = commit.lockAt ? (JSON.parse(commit.lockAt) as LockRecord) : null
       expect(
@@ -202,13 +206,17 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       expect(state.attempt <= (state.maxAttempts ?? 1), () => `retry ${name}: attempt ${state.attempt} of ${state.maxAttempts ?? 1}`)
       if (state.status === 'retrying' && previous?.status !== 'retrying') world.count(`retry scheduled (${state.nextAttemptAt! - commit.time <= 10_000 ? 'short wait' : 'long wait'})`)
       if (actor?.kind === 'worker') {
-        const claim = state.status === 'running' && (commit.op === 'create' || previous?.status === 'retrying')
+        const continuation = previous !== null && handedOver(previous) && state.status === 'running' && state.lease !== null
+        const claim = state.status === 'running' && (commit.op === 'create' || previous?.status === 'retrying' || continuation)
+        if (continuation) world.count('continuation claimed')
         if (claim) leases.set(actor, state.lease ?? '')
         else if (previous?.status === 'retrying' && state.status === 'canceled') world.count('worker canceled a waiting job')
+        // A cancel accepted while the job was handed over: the next invocation's claim ends it.
+        else if (previous !== null && handedOver(previous) && previous.cancelRequested && state.status === 'canceled') world.count('worker canceled a handed-over job')
         else {
           const lease = leases.get(actor)
           expect(
-            lease !== undefined && previous?.lease === lease && previous.status === 'running' && (state.lease === lease || (state.status === 'retrying' && state.lease === null)),
+            lease !== undefined && previous?.lease === lease && previous.status === 'running' && (state.lease === lease || (state.lease === null && (state.status === 'retrying' || handedOver(state)))),
             () =>
               `I3 ${name}: ${actor.name} wrote at #${commit.step} (${state.status}, events ${previous?.log.lastSeq}→${state.log.lastSeq}) ` +
               `although the job was ${previous?.status} under ${previous?.lease === lease ? 'its' : 'another'} lease`,
@@ -255,6 +263,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       if (event) expect(JSON.stringify(event) === text, () => `I2 ${name}: a poller saw event ${seq} as ${text}, the log has ${JSON.stringify(event)}`)
     }
   }
+
+  // ---- 10. durable steps: a stored step never runs again, never two runs at once -----
+  await checkSteps(world, finals, expect)
 
   // ---- 4. credits --------------------------------------------------------------
   const refundsDue = await checkCredits(store, history, jobs, finals, expect)

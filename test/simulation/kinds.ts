@@ -24,10 +24,16 @@ const FlakyInput = z.strictObject({
   /** The `retryAfterMs` of a 'later' RetryableError: past the in-invocation threshold, so the dispatcher runs it. */
   laterMs: z.number().int().min(0).max(3600_000),
 })
+/** Durable steps: each step's fn sleeps `stepMs`; the invocation limit is short in runs with steps (world.ts). */
+/** `branches` 2: the steps run in two parallel branches (odd and even), as a handler with `Promise.all` does. */
+const StepsInput = z.strictObject({ resource: Resource, steps: z.number().int().min(1).max(12), stepMs: z.number().int().min(0).max(60_000), branches: z.number().int().min(1).max(2).default(1) })
 const HangInput = z.strictObject({ resource: Resource, tickMs: z.number().int().min(1000).max(30_000) })
 const ChattyInput = z.strictObject({ resource: Resource, events: z.number().int().min(1).max(400) })
 
-export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty' | 'sim_dear' | 'sim_flaky'
+export type SimKindName = 'sim_task' | 'sim_free' | 'sim_hang' | 'sim_chatty' | 'sim_dear' | 'sim_flaky' | 'sim_steps'
+
+/** Told when a step's fn starts; `done` when it returns. The id is what the fn returns (its result). */
+export type StepRunRecorder = (jobId: string, name: string) => { id: string; done(): void }
 
 async function steps(input: z.infer<typeof TaskInput>, ctx: { emit: (t: string, d?: unknown) => Promise<void>; progress: (m: string, p?: number) => Promise<void>; signal: AbortSignal }, sleep: (ms: number) => Promise<void>) {
   for (let i = 1; i <= input.steps; i++) {
@@ -44,7 +50,7 @@ async function steps(input: z.infer<typeof TaskInput>, ctx: { emit: (t: string, 
 }
 
 /** The kinds, bound to the sleep of the worker (actor) that runs them. */
-export function simKinds(sleep: (ms: number) => Promise<void>): KindRegistry {
+export function simKinds(sleep: (ms: number) => Promise<void>, recordStepRun: StepRunRecorder = (jobId, name) => ({ id: `${jobId}/${name}`, done() {} })): KindRegistry {
   const kinds: JobKind<any, any>[] = [
     /** A few steps on a resource (locked per account and resource); may fail. */
     defineJob({
@@ -99,6 +105,31 @@ export function simKinds(sleep: (ms: number) => Promise<void>): KindRegistry {
         if (plan === 'internal') throw new Error(`attempt ${ctx.attempt} blew up at db.internal:5432`)
         if (plan === 'final') throw new JobFailure('sim_failed', 'Failed for good.')
         return { attempt: ctx.attempt }
+      },
+    }),
+    /** Durable steps across invocations: each fn run is recorded, and returns its run's id, so the checks tell which run's result stood. */
+    defineJob({
+      kind: 'sim_steps',
+      cost: 1,
+      input: StepsInput,
+      lockKey: (input, account) => [account, 'res', input.resource],
+      // A step whose result could not be stored (storage faults) fails the attempt: the next one runs it again.
+      retry: { maxAttempts: 3, backoff: { baseMs: 2_000, capMs: 30_000 } },
+      async run({ jobId, input, signal, step }) {
+        const runs: string[] = []
+        const branch = async (first: number) => {
+          for (let i = first; i <= input.steps; i += input.branches) {
+            signal.throwIfAborted()
+            runs[i - 1] = await step(`s${i}`, async () => {
+              const run = recordStepRun(jobId, `s${i}`)
+              if (input.stepMs) await sleep(input.stepMs)
+              run.done()
+              return run.id
+            })
+          }
+        }
+        await Promise.all(Array.from({ length: input.branches }, (_, b) => branch(b + 1)))
+        return { runs }
       },
     }),
     /** Many events fast: chunks, pages and the log cap. */

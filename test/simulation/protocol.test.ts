@@ -90,13 +90,20 @@
  * 7. One account never reads or touches another's job: pollers probe the
  *    other account during the run (status, feed, cancel → 404), and every job
  *    is probed again at the end (404, state unchanged).
+ * 10. Durable steps (runs with `stepsPct`, a 15 s invocation limit):
+ *    a step never runs once its result is stored, never two runs of one step
+ *    at once (a second run only after the first returned or its worker
+ *    ended), every stored result is one a run returned and a complete job's
+ *    result is built from them; `step_completed` once per stored step; a job
+ *    between invocations keeps its lock (invariants-steps.ts).
  * And: one Idempotency-Key makes at most one job (besides jobs failed as
  * "could not be started" before any worker took them) and leaves at most one
  * charge standing.
  *
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
  * 1500) scenarios, then SIM_BUSY_RUNS (default 300) with busy ledgers
- * (arbitrary.ts); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
+ * (arbitrary.ts), then delayed starts, retries, queueing and steps
+ * (SIM_DELAYED_RUNS, SIM_RETRY_RUNS, SIM_QUEUED_RUNS, SIM_STEPS_RUNS); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
  * fast-check reported. findings.test.ts replays the seeds that found bugs;
  * checks.test.ts shows each check catches the damage it is meant to.
  */
@@ -108,7 +115,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { storagePortContract } from '../support/storage-contract.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
-import { busyLedgerArbitrary, delayedStartArbitrary, queuedArbitrary, retryArbitrary, scenarioArbitrary } from './arbitrary.ts'
+import { busyLedgerArbitrary, delayedStartArbitrary, queuedArbitrary, retryArbitrary, scenarioArbitrary, stepsArbitrary } from './arbitrary.ts'
 import { type RunResult, type ScenarioParams, runScenario } from './scenario.ts'
 import { Scheduler, emptyStats, type SimStats } from './scheduler.ts'
 import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
@@ -140,6 +147,7 @@ const BUSY_RUNS = Number(process.env.SIM_BUSY_RUNS ?? 300)
 const DELAYED_RUNS = Number(process.env.SIM_DELAYED_RUNS ?? 200)
 const RETRY_RUNS = Number(process.env.SIM_RETRY_RUNS ?? 200)
 const QUEUED_RUNS = Number(process.env.SIM_QUEUED_RUNS ?? 200)
+const STEPS_RUNS = Number(process.env.SIM_STEPS_RUNS ?? 200)
 const FC_SEED = 20261122
 const FC_PATH = process.env.SIM_PATH
 
@@ -237,6 +245,7 @@ describe('deterministic simulation of the protocol', () => {
     [`${DELAYED_RUNS} scenarios with delayed starts keep them too`, DELAYED_RUNS, delayedStartArbitrary, 'SIM_DELAYED_SEED'],
     [`${RETRY_RUNS} scenarios with retries keep them too, and the retry invariants`, RETRY_RUNS, retryArbitrary, 'SIM_RETRY_SEED'],
     [`${QUEUED_RUNS} scenarios with queueing behind busy resources keep them too`, QUEUED_RUNS, queuedArbitrary, 'SIM_QUEUED_SEED'],
+    [`${STEPS_RUNS} scenarios with durable steps across invocations keep them too, and the step invariants`, STEPS_RUNS, stepsArbitrary, 'SIM_STEPS_SEED'],
   ]
   it.each(properties)('%s', async (_name, runs, arbitrary, seedVariable) => {
     const totals: Totals = { coverage: new Map(), runs: 0, jobs: 0, checks: 0, stats: emptyStats() }

@@ -59,8 +59,8 @@ export async function runScenario(
         for (const account of ACCOUNTS) sim.spawn({ name: `operator(${account})`, kind: 'client' }, (self) => topUp(world, self, account))
       }
     })
-    // The dispatcher every minute, in runs with delayed starts, retries or queueing (others keep their random draws).
-    const dispatcherCron = params.delayedPct || params.retryPct || params.queuedPct
+    // The dispatcher every minute, in runs with delayed starts, retries, queueing or steps (others keep their random draws).
+    const dispatcherCron = params.delayedPct || params.retryPct || params.queuedPct || params.stepsPct
       ? sim.cron('dispatcher', 60_000, sim.now + world.rng.int(0, 60_000), () => {
           void world.fn('reaper', 'dispatcher', (fn) => runDispatcher(world.deps(fn), dueHandlers)).then((outcome) => {
             if (outcome.error && !transient(outcome)) world.violation(`dispatcher threw ${describe(outcome.error)}`)

@@ -12,6 +12,7 @@ import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
 import { StorageUnavailableError } from '../../lib/storage/port.ts'
 import type { JobEvent } from '../../lib/core/types.ts'
 import { runJob } from '../../lib/jobs/worker.ts'
+import { stepKey } from '../../lib/jobs/steps.ts'
 import { simKinds } from './kinds.ts'
 import { type Actor, type ActorKind, type Outcome, Rng, Scheduler, type SimStats } from './scheduler.ts'
 import { simBlobsStore } from './sim-sdk.ts'
@@ -57,6 +58,24 @@ export interface ScenarioParams {
   retryPct?: number
   /** Chance that a submit chooses to wait in its resource's line (`onBusy: "queue"`) rather than be refused. */
   queuedPct?: number
+  /** Chance that a job is of a kind made of durable steps; the invocation limit is short and the dispatcher runs every minute when set. */
+  stepsPct?: number
+}
+
+/** Runs with steps: a short invocation limit, so jobs are continued in fresh invocations several times. */
+export const STEPS_INVOCATION_LIMIT_MS = 15_000
+
+/** One run of a step's fn (sim_steps): by whom, whether it returned, and whether the step was stored when it started. */
+export interface StepRun {
+  id: string
+  actor: Actor
+  startStep: number
+  done: boolean
+  storedAtStart: boolean
+  /** Started by a worker invoked after a cancel of the job was answered 200 or 202. */
+  afterCancel: boolean
+  /** Runs of the same step in flight (started, not returned) by actors still alive, or returned, when this one started. */
+  concurrentWith: string[]
 }
 
 export const ACCOUNTS = ['acct-a', 'acct-b'] as const
@@ -99,7 +118,18 @@ export interface RunResult {
 export class World {
   readonly sim: Scheduler
   readonly store: AtomicStore
-  readonly settings = SETTINGS
+  readonly settings: Settings
+  /** Every run of a step's fn, per job and step name (`<jobId>/<name>`). */
+  readonly stepRuns = new Map<string, StepRun[]>()
+  /**
+   * When a cancel of the job was first answered 200 or 202. A worker already
+   * running learns of a 202 at its next write or check; one invoked after the
+   * answer must run no step at all.
+   */
+  readonly cancelAnsweredAt = new Map<string, number>()
+  noteCancelAnswered(jobId: string) {
+    if (!this.cancelAnsweredAt.has(jobId)) this.cancelAnsweredAt.set(jobId, this.sim.now)
+  }
   readonly accepted = new Map<string, AcceptedJob>()
   /** account + Idempotency-Key → job ids the client was given for it. */
   readonly idempotent = new Map<string, Set<string>>()
@@ -132,6 +162,7 @@ export class World {
 
   constructor(params: ScenarioParams, trace: boolean) {
     this.params = params
+    this.settings = params.stepsPct ? { ...SETTINGS, invocationLimitMs: STEPS_INVOCATION_LIMIT_MS } : SETTINGS
     this.sim = new Scheduler({
       seed: params.seed,
       faults: { before: params.faultBeforePct / 100, after: params.faultAfterPct / 100, delay: params.delayPct / 100 },
@@ -172,13 +203,32 @@ export class World {
       assets: memoryAssetPort(),
       clock: this.sim.clockFor(actor),
       ids: this.ids,
-      kinds: simKinds((ms) => this.sim.sleep(actor, ms)),
+      kinds: simKinds((ms) => this.sim.sleep(actor, ms), (jobId, name) => this.recordStepRun(actor, jobId, name)),
       settings: this.settings,
       // The POST to the background function: it can fail before or after it was delivered.
       invokeWorker: (jobId) => this.invoke(actor, jobId),
       log: silentLogger,
       signingSecret: 'simulation-signing-secret-of-32-characters',
     }
+  }
+
+  private recordStepRun(actor: Actor, jobId: string, name: string) {
+    const key = `${jobId}/${name}`
+    const list = this.stepRuns.get(key) ?? []
+    this.stepRuns.set(key, list)
+    const run: StepRun = {
+      id: `${actor.name}@${this.sim.stepNo}`,
+      actor,
+      startStep: this.sim.stepNo,
+      done: false,
+      storedAtStart: this.store.entries.has(stepKey(jobId, name)),
+      afterCancel: (this.cancelAnsweredAt.get(jobId) ?? Infinity) < actor.startedAt,
+      // A run of an actor that returned (not died) while the run went on counts: it is still running somewhere.
+      concurrentWith: list.filter((other) => !other.done && (other.actor.endedStep === null || other.actor.finished)).map((other) => other.id),
+    }
+    list.push(run)
+    if (list.length > 1) this.count('step fn run again')
+    return { id: run.id, done: () => void (run.done = true) }
   }
 
   /** Direct, fault-free, unscheduled deps for setup and checks. */
