@@ -22,13 +22,22 @@ export async function startNextAttempt(deps: Deps, entry: DueEntry): Promise<Due
   const due = stored.state.nextAttemptAt ?? 0
   const now = deps.clock.now()
   if (due > now) return { done: false, at: due }
+  return callUntilClaimed(deps, entry.id, due, 'retry')
+}
+
+/**
+ * Calls a waiting job's worker, then comes back every CLAIM_GRACE_MS until a
+ * worker has claimed the job (the caller's check) or the reaper would fail it
+ * (`queuedTimeoutMs` after `since`): no point calling again then.
+ */
+export async function callUntilClaimed(deps: Deps, jobId: string, since: number, what: string): Promise<DueOutcome> {
+  const now = deps.clock.now()
   try {
-    await deps.invokeWorker(entry.id)
+    await deps.invokeWorker(jobId)
   } catch (error) {
-    deps.log.error('retry: worker call failed; tried again later', { jobId: entry.id, error: error instanceof Error ? error.message : String(error) })
+    deps.log.error(`${what}: worker call failed; tried again later`, { jobId, error: error instanceof Error ? error.message : String(error) })
     return { done: false, at: now + CALL_FAILED_DELAY_MS }
   }
-  // Past this the reaper fails the job: no point calling again then.
   const checkAt = now + CLAIM_GRACE_MS
-  return checkAt < due + deps.settings.queuedTimeoutMs ? { done: false, at: checkAt } : { done: true }
+  return checkAt < since + deps.settings.queuedTimeoutMs ? { done: false, at: checkAt } : { done: true }
 }
