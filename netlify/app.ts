@@ -12,6 +12,7 @@ import { MIN_SECRET_LENGTH, purposeKey, signWorkerRequest } from '../lib/core/si
 import { netlifyBlobsPort } from '../lib/storage/netlify-blobs.ts'
 import { netlifyBlobsAssetPort } from '../lib/storage/netlify-blobs-assets.ts'
 import { MIN_MAX_EVENTS } from '../lib/events/log.ts'
+import { MAX_ACCOUNT_RUNNING } from '../lib/locks/slots.ts'
 import { ApiError } from '../lib/core/errors.ts'
 import { CorsConfigError, type CorsPolicy, parseAllowedOrigins, withCors } from '../lib/http/cors.ts'
 import { errorResponse, respond } from '../lib/http/http.ts'
@@ -112,6 +113,11 @@ export function settingsFrom(env = process.env): Settings {
   // A background function stops at 15 minutes: the step that starts last needs room to finish.
   const invocationLimitMs = seconds('INVOCATION_LIMIT_SECONDS', DEFAULT_SETTINGS.invocationLimitMs, 1)
   if (invocationLimitMs > 870_000) throw new MisconfiguredError('INVOCATION_LIMIT_SECONDS must be at most 870')
+  const maxRunning = env.ACCOUNT_MAX_RUNNING
+  const accountMaxRunning = maxRunning === undefined || maxRunning === '' ? null : Number(maxRunning)
+  if (accountMaxRunning !== null && (!Number.isInteger(accountMaxRunning) || accountMaxRunning < 1 || accountMaxRunning > MAX_ACCOUNT_RUNNING)) {
+    throw new MisconfiguredError(`ACCOUNT_MAX_RUNNING must be a whole number from 1 to ${MAX_ACCOUNT_RUNNING}, or unset for no limit`)
+  }
   return {
     ...DEFAULT_SETTINGS,
     // At least an hour: a finished job must outlive its client job id's reservation and the window in which its charge is looked for.
@@ -125,6 +131,7 @@ export function settingsFrom(env = process.env): Settings {
     assetRetentionMs: seconds('ASSET_RETENTION_HOURS', DEFAULT_SETTINGS.assetRetentionMs / 3600, 0) * 3600,
     streamLimitMs,
     invocationLimitMs,
+    accountMaxRunning,
     // `netlify dev` sets NETLIFY_DEV; deployed functions never see it.
     webhookAllowPrivateTargets: env.NETLIFY_DEV === 'true' || env.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
   }

@@ -20,7 +20,7 @@ import { DUE_MINUTE_MS, dueKey } from '../lib/schedule/due-index.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { startDelayedJob } from '../lib/schedule/start.ts'
 import { keys } from '../lib/storage/keys.ts'
-import { markStarted } from '../lib/jobs/launch.ts'
+import { markStarted } from '../lib/jobs/records.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 

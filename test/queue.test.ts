@@ -20,7 +20,7 @@ import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { DUE_MINUTE_MS, addDue } from '../lib/schedule/due-index.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { keys } from '../lib/storage/keys.ts'
-import { markStarted } from '../lib/jobs/launch.ts'
+import { markStarted } from '../lib/jobs/records.ts'
 import { readSpec } from '../lib/jobs/state.ts'
 import { interceptedStore } from './support/hooked-store.ts'
 import { useBlobs } from './support/blobs.ts'
@@ -78,7 +78,7 @@ describe('queue instead of refuse', () => {
     expect(submitted.body).toMatchObject({ status: 'queued', queue: { position: 1, ahead: first } })
     const [second] = [submitted.body.jobId]
     const [third, fourth] = await t.queue(2)
-    expect((await t.status(fourth!)).queue).toEqual({ position: 3, ahead: third })
+    expect((await t.status(fourth!)).queue).toEqual({ position: 3, ahead: third, waitingFor: 'resource' })
     expect(await t.balance()).toBe(80) // each charged at submit
     expect(t.invoked).toEqual([first])
     // Queued jobs wait outside the live index, holding nothing.
@@ -89,7 +89,7 @@ describe('queue instead of refuse', () => {
     expect(await t.holder()).toMatchObject({ state: 'held', jobId: second })
     expect(await t.status(second)).toMatchObject({ status: 'queued' })
     expect((await t.status(second)).queue).toBeUndefined()
-    expect((await t.status(fourth!)).queue).toEqual({ position: 2, ahead: third })
+    expect((await t.status(fourth!)).queue).toEqual({ position: 2, ahead: third, waitingFor: 'resource' })
 
     for (const [done, next] of [[second, third!], [third!, fourth!]] as const) {
       expect(await runJob(t.deps, done)).toBe('complete')
@@ -132,7 +132,7 @@ describe('queue instead of refuse', () => {
     const canceled = await cancelJob(t.deps, 'acct', a!)
     expect(canceled).toMatchObject({ status: 200, job: { status: 'canceled' } })
     expect(await t.balance()).toBe(90)
-    expect((await t.status(b!)).queue).toEqual({ position: 2, ahead: a })
+    expect((await t.status(b!)).queue).toEqual({ position: 2, ahead: a, waitingFor: 'resource' })
     await runJob(t.deps, first)
     expect(t.invoked).toEqual([first, b])
     expect(await t.holder()).toMatchObject({ state: 'held', jobId: b })

@@ -14,7 +14,7 @@ import { JOB_ID_PATTERN } from '../core/ids.ts'
 import { type JobState, isTerminal } from '../core/types.ts'
 import { type LedgerEntry, LedgerEntrySchema, ledgerLog, readAccount, readReservation } from '../credits/index.ts'
 import { LogMovedError, jobLog, readEvents } from '../events/log.ts'
-import { peekLock } from '../locks/lock.ts'
+import { mayBeLive, peekLock } from '../locks/lock.ts'
 import { initialState, readFailedSpec, readSpec, readState } from '../jobs/state.ts'
 import { operatorJob, specStatus } from '../jobs/views.ts'
 import { deliveryView } from '../webhooks/delivery.ts'
@@ -110,7 +110,7 @@ async function lockOf(deps: Deps, state: JobState): Promise<JobDetail['lock']> {
     heldByThisJob: record.state === 'held' && holder === state.jobId,
     acquiredAt: record.state === 'held' ? iso(record.acquiredAt) : null,
     expiresAt: record.state === 'held' ? iso(record.expiresAt) : null,
-    expired: record.state === 'held' && record.expiresAt <= deps.clock.now(),
+    expired: record.state === 'held' && !mayBeLive(record, deps.clock.now()),
   }
 }
 

@@ -35,6 +35,8 @@ export interface Settings {
    * the background function's 15 minutes, with room for the step that runs last.
    */
   invocationLimitMs: number
+  /** Jobs one account may run at once (ACCOUNT_MAX_RUNNING); more wait in its line. null: no limit. */
+  accountMaxRunning: number | null
   /** Development only: webhooks may go to plain-http localhost and private addresses (see webhooks/target.ts). */
   webhookAllowPrivateTargets: boolean
 }
@@ -52,6 +54,7 @@ export const DEFAULT_SETTINGS: Settings = {
   assetRetentionMs: 168 * 3600_000,
   streamLimitMs: 25_000,
   invocationLimitMs: 14 * 60_000,
+  accountMaxRunning: null,
   webhookAllowPrivateTargets: false,
 }
 

@@ -76,6 +76,10 @@ export const JobSpecSchema = z.object({
   onBusy: z.enum(['queue', 'refuse']).optional(),
   /** Its place in the resource's line (locks/line.ts) while it waits there. */
   queueSeq: z.number().int().nonnegative().optional(),
+  /** Submitted under ACCOUNT_MAX_RUNNING: it starts only with one of its account's slots (locks/slots.ts). */
+  usesAccountSlot: z.literal(true).optional(),
+  /** Its place in its account's line while it waits for a slot. */
+  accountSeq: z.number().int().nonnegative().optional(),
 })
 export type JobSpec = z.infer<typeof JobSpecSchema>
 
@@ -148,6 +152,8 @@ export const JobStateSchema = z.object({
   handedOverAt: z.number().nullable().optional(),
   /** The invocation of the current attempt running the job: 1, then one more per continuation. */
   invocation: z.number().int().positive().optional(),
+  /** It counts against its account's limit of running jobs: settling it gives its slot back. */
+  usesAccountSlot: z.literal(true).optional(),
   /** Steps (`ctx.step`) this job stored; set before its first step runs, so retention knows to delete them. */
   stepsCompleted: z.number().int().nonnegative().optional(),
   /** Files saved inside a step, by asset id: the step that saved each. They stay across a retry while that step is stored. */
@@ -162,7 +168,15 @@ export type JobState = z.infer<typeof JobStateSchema>
 const LockLineSchema = z.object({ head: z.number().int().nonnegative(), tail: z.number().int().nonnegative() })
 
 export const LockRecordSchema = z.discriminatedUnion('state', [
-  z.object({ state: z.literal('held'), jobId: z.string(), acquiredAt: z.number(), expiresAt: z.number(), line: LockLineSchema.optional() }),
+  z.object({
+    state: z.literal('held'),
+    jobId: z.string(),
+    acquiredAt: z.number(),
+    expiresAt: z.number(),
+    line: LockLineSchema.optional(),
+    /** Its job waits for a slot of its account (locks/slots.ts): the lock does not expire until the job starts or ends. */
+    waitsForAccount: z.literal(true).optional(),
+  }),
   z.object({ state: z.literal('released'), jobId: z.string(), releasedAt: z.number(), line: LockLineSchema.optional() }),
   /** Set by the reaper just before it deletes a long-released lock; see lock.ts. */
   z.object({ state: z.literal('reaping'), since: z.number() }),

@@ -1,26 +1,20 @@
 /**
  * Starting a job that waited, for its start time (schedule/start.ts) or its
- * turn on a busy resource (a hand-off of the lock, locks/line.ts). A waiting
+ * turn on a busy resource (a hand-off of the lock, locks/line.ts), or on its
+ * account (account-turn.ts). A waiting
  * job's spec is at `waiting/<job>`; starting it creates `queue/<job>`
  * (create-only, marked `dispatchedAt`, so one start wins however many try)
  * and then deletes the waiting copy.
  */
 import type { Deps } from '../core/deps.ts'
-import { type JobSpec, isTerminal } from '../core/types.ts'
+import { isTerminal } from '../core/types.ts'
 import { type LockHolder, type ReleaseResult, handOffStale, releaseLock } from '../locks/lock.ts'
 import { type DueEntry, addDue, removeDue } from '../schedule/due-index.ts'
 import { keys } from '../storage/keys.ts'
-import { readState, readStoredSpec } from './records.ts'
+import { markStarted, readState, readStoredSpec } from './records.ts'
+import { takeAccountTurn } from './account-turn.ts'
 
 type LaunchDeps = Pick<Deps, 'store' | 'clock' | 'settings' | 'invokeWorker' | 'log'>
-
-/** Moves a waiting spec into the live index, marked started; null if another start was first. */
-export async function markStarted(deps: Pick<Deps, 'store'>, spec: JobSpec, now: number): Promise<JobSpec | null> {
-  const started: JobSpec = { ...spec, dispatchedAt: now }
-  if (!(await deps.store.create(keys.spec(spec.jobId), JSON.stringify(started))).ok) return null
-  await deps.store.delete(keys.waitingSpec(spec.jobId))
-  return started
-}
 
 /**
  * Releases `jobId`'s lock. When that hands it to the next job in the
@@ -84,9 +78,17 @@ async function releaseFiling(deps: LaunchDeps, resource: string, jobId: string):
 export async function startHandedOff(deps: LaunchDeps, resource: string, jobId: string, entry: DueEntry): Promise<HandOff | null> {
   const now = deps.clock.now()
   const waiting = await readStoredSpec(deps.store, keys.waitingSpec(jobId))
+  const ended = async () => {
+    const stored = await readState(deps.store, jobId)
+    return stored !== null && isTerminal(stored.state.status)
+  }
+  // Its account may be at its limit: then it waits in the account's line, keeping the resource.
+  if (waiting?.spec.usesAccountSlot && !(await ended()) && !(await takeAccountTurn(deps, waiting.spec, waiting.version)).admitted) {
+    await removeDue(deps.store, entry)
+    return null
+  }
   const started = waiting ? await markStarted(deps, waiting.spec, now) : null
-  const stored = await readState(deps.store, jobId)
-  if (stored && isTerminal(stored.state.status)) {
+  if (await ended()) {
     await removeDue(deps.store, entry)
     return releaseFiling(deps, resource, jobId)
   }

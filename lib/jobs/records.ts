@@ -64,3 +64,11 @@ export async function readFailedSpec(store: BlobPort, jobId: string): Promise<Jo
   const blob = await store.read(key)
   return blob ? parseRecord(key, blob.data, JobSpecSchema) : null
 }
+
+/** Moves a waiting spec into the live index, marked started; null if another start was first. */
+export async function markStarted(deps: { store: BlobPort }, spec: JobSpec, now: number): Promise<JobSpec | null> {
+  const started: JobSpec = { ...spec, dispatchedAt: now }
+  if (!(await deps.store.create(keys.spec(spec.jobId), JSON.stringify(started))).ok) return null
+  await deps.store.delete(keys.waitingSpec(spec.jobId))
+  return started
+}

@@ -6,6 +6,7 @@ import type { Deps } from '../core/deps.ts'
 import { CHUNK_SIZE, type ChunkSource, type NewEvent, PAGE_SIZE, chunksFromStorage, jobLog, planAppend, planSeal } from '../events/log.ts'
 import { settleJobCredits } from '../credits/index.ts'
 import { releaseAndStartNext } from './launch.ts'
+import { giveBackAccountSlot } from './account-turn.ts'
 import { expiryBucket, keys } from '../storage/keys.ts'
 import { addDue } from '../schedule/due-index.ts'
 import type { BlobPort } from '../storage/port.ts'
@@ -44,6 +45,7 @@ export function initialState(spec: JobSpec, now: number): JobState {
     ...(spec.runAt === undefined ? {} : { runAt: spec.runAt }),
     ...(spec.maxAttempts === undefined ? {} : { maxAttempts: spec.maxAttempts }),
     ...(spec.webhookUrl === undefined ? {} : { webhookUrl: spec.webhookUrl }),
+    ...(spec.usesAccountSlot ? { usesAccountSlot: true as const } : {}),
     assets: [],
     log: { firstSeq: 1, flushedSeq: 0, lastSeq: 0, tail: [] },
   }
@@ -101,6 +103,8 @@ export async function settleFinishedJob(
   }
   // A job that did no work for its money gets it back, once whoever settles (credits/settle.ts).
   const credits = await settleJobCredits(deps.store, deps.clock, state)
+  // The slot first: a job the lock is handed to next may be of this account.
+  if (state.usesAccountSlot) await giveBackAccountSlot(deps, state.account, state.jobId)
   if (state.lockKey) {
     // Hands the lock to the next job waiting for the resource, and starts it.
     const released = await releaseAndStartNext(deps, state.lockKey, state.jobId)

@@ -7,7 +7,8 @@ import type { Deps } from '../core/deps.ts'
 import { ApiError, type Issue, invalidRequest } from '../core/errors.ts'
 import { acquireLock } from '../locks/lock.ts'
 import { enterLine } from '../locks/enqueue.ts'
-import { markStarted, releaseAndStartNext } from './launch.ts'
+import { releaseAndStartNext } from './launch.ts'
+import { markStarted } from './records.ts'
 import { QueuePlaceSchema, queuePlace } from './queue-place.ts'
 import { type ChargePlan, type StoredAccount, chargeJob, chargeRefused, planCharge } from '../credits/index.ts'
 import { readSpec } from './state.ts'
@@ -18,6 +19,7 @@ import { isAbandoned, recordTakeover } from './takeover.ts'
 import { type PublicJob, Timestamp, jobUrls, publicJob } from './views.ts'
 import { type KeyClaim, bindIdempotencyKey, claimIdempotencyKey, findReplay, idempotencyRecordKey, releaseIdempotencyKey } from './idempotency.ts'
 import { dispatchJob, failUndispatched } from './dispatch.ts'
+import { takeAccountTurn } from './account-turn.ts'
 import { DelayFieldsSchema, startTimeOf, waitingGuardAt } from '../schedule/delay.ts'
 import { addDue } from '../schedule/due-index.ts'
 import { resolveRetryPolicy } from '../kinds/retry.ts'
@@ -130,6 +132,10 @@ export async function submitJob(
   let lockTaken = false
   /** The resource is busy and this job waits in its line (spec in `waiting/`). */
   let waitInLine = false
+  /** Under ACCOUNT_MAX_RUNNING a job starts only with a slot of its account: it is filed as waiting until it has one. */
+  const usesAccountSlot = deps.settings.accountMaxRunning !== null
+  /** Its account is at its limit: the job waits in the account's line. */
+  let waitForAccount = false
   const canTakeOver = (holder: { jobId: string; acquiredAt: number }) => isAbandoned(deps, holder)
   try {
     if (lockKey && runAt === null) {
@@ -181,11 +187,12 @@ export async function submitJob(
       maxAttempts: resolveRetryPolicy(kind.retry).maxAttempts,
       ...(webhookUrl === undefined ? {} : { webhookUrl }),
       ...(onBusy === 'queue' ? { onBusy } : {}),
+      ...(usesAccountSlot ? { usesAccountSlot: true as const } : {}),
     }
     // Only while the key is still this request's: one that took it over meanwhile makes the job instead.
     if (claim) await bindIdempotencyKey(deps.store, claim)
     submitted = spec
-    const waits = runAt !== null || waitInLine
+    const waits = runAt !== null || waitInLine || usesAccountSlot
     if (waits) await addDue(deps.store, waitingGuardAt(spec.createdAt), 'guard', jobId)
     specSent = true
     const specKey = waits ? keys.waitingSpec(jobId) : keys.spec(jobId)
@@ -203,18 +210,29 @@ export async function submitJob(
         specVersion = patched.version
       }
     }
+    /** The job holds its resource (or needs none): it starts now, unless its account makes it wait. */
+    const startUnlessAccountWaits = async () => {
+      const turn = await takeAccountTurn(deps, submitted, specVersion)
+      if (!turn.admitted) {
+        waitForAccount = true
+        submitted = { ...submitted, accountSeq: turn.seq }
+        return
+      }
+      const started = await markStarted(deps, submitted, deps.clock.now())
+      if (!started) throw new Error(`job ${jobId} was started by another handling while its submit was running`)
+      submitted = started
+    }
     // Last: once it is filed the dispatcher may start the job, so the spec must be final.
     if (runAt !== null) await addDue(deps.store, runAt, 'start', jobId)
+    else if (!waitInLine && usesAccountSlot) await startUnlessAccountWaits()
     if (waitInLine) {
       const place = await enterLine(deps.store, deps.clock, lockKey!, jobId, deps.settings.lockTtlMs, { canTakeOver })
       if (place.acquired) {
         // Free after all: the job starts now, as if it had not waited.
         lockTaken = true
         if (place.tookOverFrom) await recordTakeover(deps, place.tookOverFrom, jobId)
-        const started = await markStarted(deps, submitted, deps.clock.now())
-        if (!started) throw new Error(`job ${jobId} was started by another handling while its submit was running`)
-        submitted = started
         waitInLine = false
+        await startUnlessAccountWaits()
       } else {
         // Its place, for its status; a hand-off may have started it already (then the waiting copy is gone).
         const queued = { ...submitted, queueSeq: place.seq }
@@ -241,7 +259,7 @@ export async function submitJob(
   }
   const spec = submitted
   if (runAt !== null) return accepted(publicJob({ spec }))
-  if (waitInLine) return accepted(publicJob({ spec, queue: await queuePlace(deps, spec).catch(() => null) }))
+  if (waitInLine || waitForAccount) return accepted(publicJob({ spec, queue: await queuePlace(deps, spec).catch(() => null) }))
 
   const dispatch = await dispatchJob(deps, spec)
   if (dispatch.outcome === 'started') return accepted(publicJob({ spec }))

@@ -6,6 +6,7 @@
 import type { Deps } from '../core/deps.ts'
 import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
 import { systemError } from '../core/sanitize.ts'
+import { isTerminal } from '../core/types.ts'
 import { commitState, initialState, readSpec, readState, settleFinishedJob } from './state.ts'
 
 /**
@@ -15,8 +16,16 @@ import { commitState, initialState, readSpec, readState, settleFinishedJob } fro
  */
 const ORPHAN_LOCK_GRACE_MS = SUBMIT_WRITES_LAND_MS
 
-/** A lock held by a job that was never written: its submit died between the two writes. */
-export async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number }) {
+/**
+ * A lock held by a job that was never written (its submit died between the
+ * two writes), or, for a lock whose job waits for its account's slot (which
+ * never expires), by a job that ended and whose settling did not free it.
+ */
+export async function isAbandoned(deps: Deps, holder: { jobId: string; acquiredAt: number; waitsForAccount?: true }) {
+  if (holder.waitsForAccount) {
+    const stored = await readState(deps.store, holder.jobId)
+    if (stored && isTerminal(stored.state.status)) return true
+  }
   if (holder.acquiredAt + ORPHAN_LOCK_GRACE_MS > deps.clock.now()) return false
   return !(await readSpec(deps.store, holder.jobId)) && !(await readState(deps.store, holder.jobId))
 }

@@ -77,7 +77,7 @@ export const FeedSchema = z.strictObject({
 
 /** A job with no state yet: waiting for its time, or for its worker. */
 export const specStatus = (spec: JobSpec) =>
-  spec.runAt !== undefined && spec.dispatchedAt === undefined && spec.queueSeq === undefined ? 'scheduled' : 'queued'
+  spec.runAt !== undefined && spec.dispatchedAt === undefined && spec.queueSeq === undefined && spec.accountSeq === undefined ? 'scheduled' : 'queued'
 
 const runAtOf = (runAt: number | undefined) => (runAt === undefined ? {} : { runAt: iso(runAt)! })
 

@@ -8,8 +8,8 @@ import type { Clock } from '../core/clock.ts'
 import type { LockRecord } from '../core/types.ts'
 import { type BlobPort, StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
-import { type Line, emptyLine, waitingInLine, writeLineEntry } from './line.ts'
-import { type AcquireOptions, type LockHolder, DEFAULT_LOCK_TTL_MS, acquireLock, peekLock } from './lock.ts'
+import { type Line, emptyLine, resourceLine, waitingInLine, writeLineEntry } from './line.ts'
+import { type AcquireOptions, type LockHolder, DEFAULT_LOCK_TTL_MS, acquireLock, holderOf, mayBeLive, peekLock } from './lock.ts'
 
 export type EnterResult =
   | { acquired: true; tookOverFrom: string | null }
@@ -40,8 +40,8 @@ export async function enterLine(
     const bumped: LockRecord = { ...record, line: { head: line.head, tail: seq + 1 } }
     if (!(await store.replace(keys.lock(resource), JSON.stringify(bumped), current.version)).ok) continue
     // False: a hand-off passed this seq before the entry was written (a tombstone is there): take a new place.
-    if (await writeLineEntry(store, clock, resource, seq, jobId)) {
-      return { acquired: false, seq, line: bumped.line!, holder: { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt } }
+    if (await writeLineEntry(store, clock, resourceLine(resource), seq, jobId)) {
+      return { acquired: false, seq, line: bumped.line!, holder: holderOf(record) }
     }
   }
   throw new StorageUnavailableError(`lock ${resource} kept changing; gave up entering its line`)
@@ -50,6 +50,5 @@ export async function enterLine(
 /** A held lock is busy while its holder lives, or while jobs wait for it (they come first). */
 async function busy(record: Extract<LockRecord, { state: 'held' }>, now: number, options: AcquireOptions) {
   if (waitingInLine(record.line) > 0) return true
-  const holder = { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt }
-  return record.expiresAt > now && !(await options.canTakeOver?.(holder))
+  return mayBeLive(record, now) && !(await options.canTakeOver?.(holderOf(record)))
 }

@@ -24,7 +24,7 @@ import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
 import { parseRecord } from '../core/records.ts'
 import { type LockRecord, LockRecordSchema } from '../core/types.ts'
-import { forgetLineEntries, nextInLine, waitingInLine } from './line.ts'
+import { forgetLineEntries, nextInLine, resourceLine, waitingInLine } from './line.ts'
 
 /** Just past the background function's 15-minute cap. */
 export const DEFAULT_LOCK_TTL_MS = 16 * 60_000
@@ -35,7 +35,25 @@ export interface LockHolder {
   jobId: string
   acquiredAt: number
   expiresAt: number
+  /** Its job waits for a slot of its account: gone only once the job ended (jobs/takeover.ts). */
+  waitsForAccount?: true
 }
+
+type HeldLock = Extract<LockRecord, { state: 'held' }>
+
+export const holderOf = (record: HeldLock): LockHolder => ({
+  jobId: record.jobId,
+  acquiredAt: record.acquiredAt,
+  expiresAt: record.expiresAt,
+  ...(record.waitsForAccount ? { waitsForAccount: true as const } : {}),
+})
+
+/**
+ * A held lock counts as its holder's until it expires; one whose job waits
+ * for a slot of its account never expires (the wait has no bound), so only
+ * `isGone` (the job ended, or was never written) lets it go.
+ */
+export const mayBeLive = (record: HeldLock, now: number) => record.expiresAt > now || record.waitsForAccount === true
 
 export interface AcquireOptions {
   /** A live lock may still be taken over if this says its holder is gone. */
@@ -79,10 +97,10 @@ export async function acquireLock(
     if (!current) continue // deleted between our two calls: try to create again
     const { record, version } = current
     if (record.state === 'held') {
-      const holder = { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt }
+      const holder = holderOf(record)
       // Jobs waiting in its line come first: the lock is theirs, whatever state its holder is in.
       if (waitingInLine(record.line) > 0) return { acquired: false, holder }
-      if (record.expiresAt > now && !(await options.canTakeOver?.(holder))) return { acquired: false, holder }
+      if (mayBeLive(record, now) && !(await options.canTakeOver?.(holder))) return { acquired: false, holder }
     }
     if (record.state === 'reaping' && record.since + REAPING_GRACE_MS > now) {
       await clock.sleep(25 * (round + 1)) // the reaper deletes it in a moment
@@ -115,13 +133,7 @@ export async function releaseLock(store: BlobPort, clock: Clock, resource: strin
     if (!current) return { released: false, reason: 'missing' }
     const { record, version } = current
     if (record.state !== 'held') return { released: false, reason: 'already_released' }
-    if (record.jobId !== jobId) {
-      return {
-        released: false,
-        reason: 'held_by_another_job',
-        holder: { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt },
-      }
-    }
+    if (record.jobId !== jobId) return { released: false, reason: 'held_by_another_job', holder: holderOf(record) }
     if (waitingInLine(record.line) > 0) {
       const handedTo = await handOn(store, clock, resource, record, version, options)
       if (handedTo === undefined) continue
@@ -142,19 +154,19 @@ async function handOn(
   store: BlobPort,
   clock: Clock,
   resource: string,
-  record: Extract<LockRecord, { state: 'held' }>,
+  record: HeldLock,
   version: string,
   options: ReleaseOptions,
 ): Promise<string | null | undefined> {
   const line = record.line!
-  const { next, consumed } = await nextInLine(store, clock, resource, line)
+  const { next, consumed } = await nextInLine(store, clock, resourceLine(resource), line)
   const now = clock.now()
   if (next) await options.beforeHandOff?.(next.jobId)
   const written = next
     ? { state: 'held' as const, jobId: next.jobId, acquiredAt: now, expiresAt: now + (options.ttlMs ?? DEFAULT_LOCK_TTL_MS), line: { head: next.seq + 1, tail: line.tail } }
     : { state: 'released' as const, jobId: record.jobId, releasedAt: now, line: { head: line.tail, tail: line.tail } }
   if (!(await store.replace(keys.lock(resource), encode(written), version)).ok) return undefined
-  await forgetLineEntries(store, resource, consumed)
+  await forgetLineEntries(store, resourceLine(resource), consumed)
   return next?.jobId ?? null
 }
 
@@ -175,8 +187,7 @@ export async function handOffStale(
     const current = await peekLock(store, resource)
     if (!current || current.record.state !== 'held' || waitingInLine(current.record.line) === 0) return null
     const { record, version } = current
-    const holder = { jobId: record.jobId, acquiredAt: record.acquiredAt, expiresAt: record.expiresAt }
-    if (record.expiresAt > clock.now() && !(await isGone(holder))) return null
+    if (mayBeLive(record, clock.now()) && !(await isGone(holderOf(record)))) return null
     const handedTo = await handOn(store, clock, resource, record, version, options)
     if (handedTo === undefined) continue
     // `handedTo` null: every job in the line had ended; the lock is released.
@@ -196,10 +207,26 @@ export async function renewLock(store: BlobPort, clock: Clock, resource: string,
     const current = await peekLock(store, resource)
     if (!current || current.record.state !== 'held' || current.record.jobId !== jobId) return false
     // Never shortened: a job waiting for its next attempt holds it past that attempt.
-    const renewed = encode({ ...current.record, expiresAt: Math.max(current.record.expiresAt, clock.now() + ttlMs) })
+    // Its job runs now: the lock expires again (the mark of a wait for its account goes).
+    const { waitsForAccount: _, ...record } = current.record
+    const renewed = encode({ ...record, expiresAt: Math.max(record.expiresAt, clock.now() + ttlMs) })
     if ((await store.replace(keys.lock(resource), renewed, current.version)).ok) return true
   }
   throw new StorageUnavailableError(`lock ${resource} kept changing; gave up renewing it`)
+}
+
+/**
+ * Marks the lock `jobId` holds as waiting for a slot of its account, so it
+ * does not expire while the job waits; false if the job does not hold it.
+ */
+export async function markWaitsForAccount(store: BlobPort, resource: string, jobId: string) {
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const current = await peekLock(store, resource)
+    if (!current || current.record.state !== 'held' || current.record.jobId !== jobId) return false
+    if (current.record.waitsForAccount) return true
+    if ((await store.replace(keys.lock(resource), encode({ ...current.record, waitsForAccount: true }), current.version)).ok) return true
+  }
+  throw new StorageUnavailableError(`lock ${resource} kept changing; gave up marking it`)
 }
 
 /**

@@ -21,11 +21,12 @@ import type { Deps } from '../core/deps.ts'
 import { systemError } from '../core/sanitize.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { dispatchJob } from '../jobs/dispatch.ts'
-import { handOnStale, markStarted, releaseAndStartNext } from '../jobs/launch.ts'
-import { readStoredSpec } from '../jobs/records.ts'
+import { handOnStale, releaseAndStartNext } from '../jobs/launch.ts'
+import { markStarted, readStoredSpec } from '../jobs/records.ts'
 import { commitState, initialState, readState, settleFinishedJob } from '../jobs/state.ts'
 import { isAbandoned, recordTakeover } from '../jobs/takeover.ts'
 import { enterLine } from '../locks/enqueue.ts'
+import { holdsAccountSlot, takeAccountTurn } from '../jobs/account-turn.ts'
 import { acquireLock, peekLock } from '../locks/lock.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
@@ -78,6 +79,9 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
       if ('done' in turn) return turn
       if (turn.took) holding = spec.lockKey
     }
+    // Its account may be at its limit: it waits in the account's line then, keeping the resource
+    // it took; a slot handed to it files a new start entry (jobs/account-turn.ts).
+    if (!(await takeAccountTurn(deps, spec, waiting.version)).admitted) return DONE
     const marked = await markStarted(deps, spec, now)
     if (!marked) continue // another handling started it: see it through above
     // A cancel between our read and the mark has made the state: the job must not hold the lock.
@@ -113,9 +117,11 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
       return DONE
     }
     // Back when the holder could first be judged abandoned (its submit's writes have landed by
-    // then), else when its lock expires: never a look every minute per waiting job.
+    // then), else when its lock expires (a lock whose job waits for its account does not: one lock
+    // TTL from now): never a look every minute per waiting job.
     const abandonable = record.acquiredAt + SUBMIT_WRITES_LAND_MS + 1
-    const next = abandonable > deps.clock.now() ? Math.min(abandonable, record.expiresAt) : record.expiresAt
+    const expires = record.waitsForAccount ? deps.clock.now() + deps.settings.lockTtlMs : record.expiresAt
+    const next = abandonable > deps.clock.now() ? Math.min(abandonable, expires) : expires
     return { done: false, at: Math.max(next, deps.clock.now() + 1) }
   }
   const options = { canTakeOver: (holder: { jobId: string; acquiredAt: number }) => isAbandoned(deps, holder) }
@@ -131,7 +137,8 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
   if ('seq' in taken) {
     // In the line now: its place goes on its spec (for its status), and its entry comes back at the holder's expiry.
     await deps.store.replace(keys.waitingSpec(jobId), JSON.stringify({ ...spec, queueSeq: taken.seq }), version)
-    return { done: false, at: Math.max(taken.holder.expiresAt, deps.clock.now() + 1) }
+    const expires = taken.holder.waitsForAccount ? deps.clock.now() + deps.settings.lockTtlMs : taken.holder.expiresAt
+    return { done: false, at: Math.max(expires, deps.clock.now() + 1) }
   }
   await failBusy(deps, spec, taken.holder.jobId)
   return DONE
@@ -146,8 +153,11 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
  * reaper fails a started job nobody dispatched.
  */
 async function submitFiled(deps: Deps, spec: JobSpec, runAtEntry: string | null): Promise<'filed' | 'at_its_time' | 'unfiled'> {
-  if (spec.queueSeq !== undefined) return 'filed'
+  if (spec.queueSeq !== undefined || spec.accountSeq !== undefined) return 'filed'
   if (runAtEntry !== null && (await deps.store.read(runAtEntry))) return 'at_its_time'
+  // A job under its account's limit takes its resource before its charge: only its slot (taken
+  // after the charge, by a submit that died before starting it) says its submit got that far.
+  if (spec.usesAccountSlot) return (await holdsAccountSlot(deps, spec.account, spec.jobId)) ? 'filed' : 'unfiled'
   if (spec.lockKey) {
     const lock = await peekLock(deps.store, spec.lockKey)
     if (lock?.record.state === 'held' && lock.record.jobId === spec.jobId) return 'filed'

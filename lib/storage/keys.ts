@@ -47,6 +47,10 @@ export const keys = {
   waitingPrefix: 'waiting/',
   /** An entry of a resource's line (see locks/line.ts): `{ jobId, at }`, or a tombstone. */
   lineEntry: (resource: string, seq: number) => `line/${resource}/${pad(seq, 16)}`,
+  /** An account's running jobs, under its limit, and its line (see locks/slots.ts). */
+  accountSlots: (account: string) => `slots/${account}`,
+  /** An entry of an account's line: a job waiting for one of its running jobs to end. */
+  accountLineEntry: (account: string, seq: number) => `slotline/${account}/${pad(seq, 16)}`,
   state: (jobId: string) => `job/${jobId}`,
   /** Written by cancel for a running job; read by its worker. */
   cancelRequest: (jobId: string) => `cancel/${jobId}`,

@@ -71,3 +71,19 @@ export const queuedArbitrary = scenarioArbitrary.chain((rest) =>
 export const stepsArbitrary = scenarioArbitrary.chain((rest) =>
   fc.record({ stepsPct: fc.integer({ min: 40, max: 90 }) }).map((extra) => ({ ...rest, ...extra })),
 )
+
+/**
+ * A per-account limit on running jobs (1 or 2), with some submits queued on
+ * resources, delayed or retried, and sometimes the limit raised or unset mid-run.
+ */
+export const accountArbitrary = scenarioArbitrary.chain((rest) =>
+  fc
+    .record({
+      accountLimit: fc.integer({ min: 1, max: 2 }),
+      queuedPct: fc.integer({ min: 0, max: 60 }),
+      delayedPct: fc.integer({ min: 0, max: 30 }),
+      retryPct: fc.integer({ min: 0, max: 30 }),
+      accountLimitChange: fc.option(fc.record({ to: fc.constantFrom('raised' as const, 'unset' as const), atMinute: fc.integer({ min: 1, max: 90 }) }), { nil: undefined }),
+    })
+    .map((extra) => ({ ...rest, ...extra })),
+)

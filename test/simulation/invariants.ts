@@ -17,6 +17,7 @@ import type { Actor } from './scheduler.ts'
 import { type Commit, aliasIds as A, specCreated } from './sim-store.ts'
 import { checkLineOrder } from './invariants-line.ts'
 import { checkSteps } from './invariants-steps.ts'
+import { checkAccountLimit } from './invariants-account.ts'
 import { ACCOUNTS, type World } from './world.ts'
 
 export interface CheckReport {
@@ -90,6 +91,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
   //     only once J ended (its release hands on) or J's lock is stale as above.
   const endedBy = (jobId: string, n: number) =>
     history.some((c) => c.n < n && c.key === `job/${jobId}` && c.after !== null && isTerminal((JSON.parse(c.after) as JobState).status))
+  /** The actor whose write first made `jobId` the holder of the lock at `key`. */
+  const takerOf = (key: string, jobId: string) =>
+    history.find((c) => c.key === key && c.after !== null && (JSON.parse(c.after) as LockRecord).state === 'held' && (JSON.parse(c.after) as { jobId?: string }).jobId === jobId)?.actor ?? null
   for (const commit of history) {
     if (!commit.key.startsWith('lock/')) continue
     const before = commit.before ? (JSON.parse(commit.before) as LockRecord) : null
@@ -103,9 +107,13 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
       else if (before.state === 'held' && after.state === 'held' && after.jobId === before.jobId) {
         legal = after.acquiredAt === before.acquiredAt && after.expiresAt >= before.expiresAt // renewed at the claim
       } else if (before.state === 'held' && after.state === 'held') {
-        const stale = before.expiresAt <= t || (before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false)
+        // A lock whose job waits for its account does not expire: only its job's end or death frees it.
+        const orphan = before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false
+        const stale = before.waitsForAccount ? orphan || endedBy(before.jobId, commit.n) : before.expiresAt <= t || orphan
         const handedOn = !!before.line && !!after.line && after.line.head > before.line.head && after.line.tail === before.line.tail
-        legal = stale || (handedOn && endedBy(before.jobId, commit.n))
+        // A submit that took the lock and failed before writing its job releases it, handing it on.
+        const ownSubmitGaveUp = commit.previousHolderExists === false && commit.actor !== null && commit.actor === takerOf(commit.key, before.jobId)
+        legal = stale || (handedOn && (endedBy(before.jobId, commit.n) || ownSubmitGaveUp))
         if (handedOn) world.count('lock handed to the next job in line')
       } else if (before.state === 'released' && after.state === 'held') legal = true
       else if (before.state === 'released' && after.state === 'reaping') legal = before.releasedAt + world.settings.retentionMs / 2 <= t
@@ -266,6 +274,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 
   // ---- 10. durable steps: a stored step never runs again, never two runs at once -----
   await checkSteps(world, finals, expect)
+
+  // ---- 11. the per-account limit: never exceeded, the line served in order, nothing left waiting -----
+  checkAccountLimit(world, history, jobs.values(), expect)
 
   // ---- 4. credits --------------------------------------------------------------
   const refundsDue = await checkCredits(store, history, jobs, finals, expect)

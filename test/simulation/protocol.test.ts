@@ -96,6 +96,10 @@
  *    ended), every stored result is one a run returned and a complete job's
  *    result is built from them; `step_completed` once per stored step; a job
  *    between invocations keeps its lock (invariants-steps.ts).
+ * 11. The per-account limit (runs with `accountLimit`, sometimes raised or
+ *    unset mid-run): never more of an account's jobs running at once than
+ *    its limit; waiting jobs get slots in line order; after the quiet phase
+ *    no slot is held and nobody waits (invariants-account.ts).
  * And: one Idempotency-Key makes at most one job (besides jobs failed as
  * "could not be started" before any worker took them) and leaves at most one
  * charge standing.
@@ -103,7 +107,8 @@
  * Run: `npx vitest run test/simulation/protocol.test.ts`. SIM_RUNS (default
  * 1500) scenarios, then SIM_BUSY_RUNS (default 300) with busy ledgers
  * (arbitrary.ts), then delayed starts, retries, queueing and steps
- * (SIM_DELAYED_RUNS, SIM_RETRY_RUNS, SIM_QUEUED_RUNS, SIM_STEPS_RUNS); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
+ * (SIM_DELAYED_RUNS, SIM_RETRY_RUNS, SIM_QUEUED_RUNS, SIM_STEPS_RUNS) and the
+ * per-account limit (SIM_ACCOUNT_RUNS); SIM_SEED or SIM_BUSY_SEED with SIM_PATH replay a failure
  * fast-check reported. findings.test.ts replays the seeds that found bugs;
  * checks.test.ts shows each check catches the damage it is meant to.
  */
@@ -115,7 +120,7 @@ import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { storagePortContract } from '../support/storage-contract.ts'
 import type { BlobPort } from '../../lib/storage/port.ts'
-import { busyLedgerArbitrary, delayedStartArbitrary, queuedArbitrary, retryArbitrary, scenarioArbitrary, stepsArbitrary } from './arbitrary.ts'
+import { accountArbitrary, busyLedgerArbitrary, delayedStartArbitrary, queuedArbitrary, retryArbitrary, scenarioArbitrary, stepsArbitrary } from './arbitrary.ts'
 import { type RunResult, type ScenarioParams, runScenario } from './scenario.ts'
 import { Scheduler, emptyStats, type SimStats } from './scheduler.ts'
 import { netlifyBlobsPort } from '../../lib/storage/netlify-blobs.ts'
@@ -148,6 +153,7 @@ const DELAYED_RUNS = Number(process.env.SIM_DELAYED_RUNS ?? 200)
 const RETRY_RUNS = Number(process.env.SIM_RETRY_RUNS ?? 200)
 const QUEUED_RUNS = Number(process.env.SIM_QUEUED_RUNS ?? 200)
 const STEPS_RUNS = Number(process.env.SIM_STEPS_RUNS ?? 200)
+const ACCOUNT_RUNS = Number(process.env.SIM_ACCOUNT_RUNS ?? 200)
 const FC_SEED = 20261122
 const FC_PATH = process.env.SIM_PATH
 
@@ -246,6 +252,7 @@ describe('deterministic simulation of the protocol', () => {
     [`${RETRY_RUNS} scenarios with retries keep them too, and the retry invariants`, RETRY_RUNS, retryArbitrary, 'SIM_RETRY_SEED'],
     [`${QUEUED_RUNS} scenarios with queueing behind busy resources keep them too`, QUEUED_RUNS, queuedArbitrary, 'SIM_QUEUED_SEED'],
     [`${STEPS_RUNS} scenarios with durable steps across invocations keep them too, and the step invariants`, STEPS_RUNS, stepsArbitrary, 'SIM_STEPS_SEED'],
+    [`${ACCOUNT_RUNS} scenarios with a limit on each account's running jobs keep them too, and the limit`, ACCOUNT_RUNS, accountArbitrary, 'SIM_ACCOUNT_SEED'],
   ]
   it.each(properties)('%s', async (_name, runs, arbitrary, seedVariable) => {
     const totals: Totals = { coverage: new Map(), runs: 0, jobs: 0, checks: 0, stats: emptyStats() }

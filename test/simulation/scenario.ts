@@ -60,7 +60,7 @@ export async function runScenario(
       }
     })
     // The dispatcher every minute, in runs with delayed starts, retries, queueing or steps (others keep their random draws).
-    const dispatcherCron = params.delayedPct || params.retryPct || params.queuedPct || params.stepsPct
+    const dispatcherCron = params.delayedPct || params.retryPct || params.queuedPct || params.stepsPct || params.accountLimit
       ? sim.cron('dispatcher', 60_000, sim.now + world.rng.int(0, 60_000), () => {
           void world.fn('reaper', 'dispatcher', (fn) => runDispatcher(world.deps(fn), dueHandlers)).then((outcome) => {
             if (outcome.error && !transient(outcome)) world.violation(`dispatcher threw ${describe(outcome.error)}`)
@@ -69,6 +69,17 @@ export async function runScenario(
           })
         })
       : null
+
+    // An operator raises or unsets ACCOUNT_MAX_RUNNING while jobs run and wait.
+    const change = params.accountLimitChange
+    if (change && params.accountLimit !== undefined) {
+      sim.spawn({ name: 'operator(limit)', kind: 'client' }, async (self) => {
+        await sim.sleep(self, change.atMinute * 60_000)
+        world.accountLimitChangedAt = world.store.history.length
+        world.settings.accountMaxRunning = change.to === 'unset' ? null : params.accountLimit! + 1
+        sim.log(`--- ACCOUNT_MAX_RUNNING ${change.to === 'unset' ? 'unset' : `raised to ${world.settings.accountMaxRunning}`} ---`)
+      })
+    }
 
     // Phase 1: everything at once, with faults, crashes and stalls.
     const started = sim.now
@@ -81,9 +92,17 @@ export async function runScenario(
     sim.stallRate = 0
     world.crashes = false
     const quietFrom = sim.now
-    const horizon = quietFrom + world.settings.lockTtlMs + 2 * REAPER_PERIOD_MS
+    const period = world.settings.lockTtlMs + 2 * REAPER_PERIOD_MS
+    let horizon = quietFrom + period
     sim.log('--- quiet phase: no faults, no crashes ---')
     await keepTime(world, horizon)
+    // Under an account limit a waiting job starts only as another ends: one more such period per
+    // turn the line may still need (every job the clients may have made, waiting in one line).
+    const turns = params.accountLimit ? Math.ceil((2 * params.clients * params.jobsPerClient) / params.accountLimit) : 0
+    for (let turn = 0; turn < turns && world.store.keysUnder('queue/').length + world.store.keysUnder('waiting/').length > 0; turn++) {
+      horizon += period
+      await keepTime(world, horizon)
+    }
 
     // Phase 3: a new job on every resource that was used can start and finish.
     sim.log('--- fresh jobs on every used resource ---')

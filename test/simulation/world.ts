@@ -60,6 +60,10 @@ export interface ScenarioParams {
   queuedPct?: number
   /** Chance that a job is of a kind made of durable steps; the invocation limit is short and the dispatcher runs every minute when set. */
   stepsPct?: number
+  /** ACCOUNT_MAX_RUNNING for the run; the dispatcher runs every minute when set. */
+  accountLimit?: number
+  /** An operator changes the limit mid-run: raised by one, or unset (the minute of phase 1 it happens at). */
+  accountLimitChange?: { to: 'raised' | 'unset'; atMinute: number }
 }
 
 /** Runs with steps: a short invocation limit, so jobs are continued in fresh invocations several times. */
@@ -119,6 +123,8 @@ export class World {
   readonly sim: Scheduler
   readonly store: AtomicStore
   readonly settings: Settings
+  /** The commit number from which a changed account limit applies (accountLimitChange), else null. */
+  accountLimitChangedAt: number | null = null
   /** Every run of a step's fn, per job and step name (`<jobId>/<name>`). */
   readonly stepRuns = new Map<string, StepRun[]>()
   /**
@@ -162,7 +168,11 @@ export class World {
 
   constructor(params: ScenarioParams, trace: boolean) {
     this.params = params
-    this.settings = params.stepsPct ? { ...SETTINGS, invocationLimitMs: STEPS_INVOCATION_LIMIT_MS } : SETTINGS
+    this.settings = {
+      ...SETTINGS,
+      ...(params.stepsPct ? { invocationLimitMs: STEPS_INVOCATION_LIMIT_MS } : {}),
+      accountMaxRunning: params.accountLimit ?? null,
+    }
     this.sim = new Scheduler({
       seed: params.seed,
       faults: { before: params.faultBeforePct / 100, after: params.faultAfterPct / 100, delay: params.delayPct / 100 },
