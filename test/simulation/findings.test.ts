@@ -124,6 +124,16 @@ const findings: [string, string | null, ScenarioParams][] = [
     null,
     { seed: 460534864, clients: 5, resources: 2, jobsPerClient: 3, credits: 4, faultBeforePct: 0, faultAfterPct: 2, delayPct: 5, workerCrashPct: 1, functionCrashPct: 9, duplicatePct: 1, lateStartPct: 1, cancelPct: 3, idempotencyPct: 90, stallPermille: 1, invokeLostPct: 1, clientTimeoutPct: 1, lateClientPct: 1, dieAfterChargePct: 1, operatorGrants: 0, queuedPct: 32, delayedPct: 23 },
   ],
+  [
+    // Found with the per-account limit: a submit under the limit took the resource's lock and filed
+    // its waiting spec, then stalled past its time limit before its charge. Its guard took "holds its
+    // lock" as "its submit got through" and started it: a job that ran complete and was never paid
+    // for. Under the limit only the account slot (taken after the charge) says so now. Seen: "I4
+    // J6: complete but unpaid (payers J6)".
+    'a submit under an account limit that died before its charge is not started by its guard',
+    null,
+    { seed: 939474938, clients: 4, resources: 1, jobsPerClient: 3, credits: 1, faultBeforePct: 0, faultAfterPct: 0, delayPct: 0, workerCrashPct: 0, functionCrashPct: 0, duplicatePct: 0, lateStartPct: 0, cancelPct: 0, idempotencyPct: 22, stallPermille: 3, invokeLostPct: 0, clientTimeoutPct: 1, lateClientPct: 1, dieAfterChargePct: 4, operatorGrants: 0, accountLimit: 1, queuedPct: 1, delayedPct: 0, retryPct: 2, accountLimitChange: { to: 'raised', atMinute: 8 } },
+  ],
 ]
 
 describe('scenarios in which the simulation found money lost or doubled', () => {
