@@ -25,6 +25,7 @@ import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { commitState, initialState, readSpec, settleFinishedJob } from '../lib/jobs/state.ts'
 import { takeAccountTurn } from '../lib/jobs/account-turn.ts'
 import { keys } from '../lib/storage/keys.ts'
+import { StorageUnavailableError } from '../lib/storage/port.ts'
 import { type StoreOp, hookedStore } from './support/hooked-store.ts'
 import { useBlobs } from './support/blobs.ts'
 import { manualClock, testDeps } from './support/deps.ts'
@@ -47,14 +48,21 @@ const work = defineJob({
 })
 
 let storeNo = 0
-async function setup(options: { limit?: number | null; failInvoke?: () => boolean; counting?: boolean } = {}) {
+async function setup(options: { limit?: number | null; failInvoke?: () => boolean; counting?: boolean; failRead?: (key: string) => boolean } = {}) {
   behaviour = 'complete'
   const clock = manualClock(Date.UTC(2026, 11, 2, 12, 0, 0))
   const invoked: string[] = []
   const port = blobs.port(`account-limit-${++storeNo}`)
   const ops: Partial<Record<StoreOp, number>> = {}
-  const counted = hookedStore(port, (op) => void (ops[op] = (ops[op] ?? 0) + 1))
-  const deps = testDeps(options.counting ? counted : port, {
+  /** Set by a failed read: every call fails after it, as if the function died there. */
+  let dead = false
+  const counted = hookedStore(port, (op, key) => {
+    ops[op] = (ops[op] ?? 0) + 1
+    if (op === 'read' && options.failRead?.(key)) dead = true
+    if (dead) throw new StorageUnavailableError(`${op} of ${key}: the function died`)
+  })
+  const revive = () => void (dead = false)
+  const deps = testDeps(options.counting || options.failRead ? counted : port, {
     clock,
     kinds: [work],
     settings: { accountMaxRunning: options.limit === undefined ? 2 : options.limit },
@@ -76,7 +84,7 @@ async function setup(options: { limit?: number | null; failInvoke?: () => boolea
   const status = (jobId: string) => getJob(deps, 'acct', jobId)
   const running = async () => (await readSlots(deps.store, 'acct'))?.record.running ?? []
   const dispatch = () => runDispatcher(deps, dueHandlers)
-  return { clock, deps, invoked, balance, submit, submitMany, status, running, dispatch, ops }
+  return { clock, deps, invoked, balance, submit, submitMany, status, running, dispatch, ops, revive }
 }
 
 describe('per-account limit on running jobs', () => {
@@ -138,6 +146,30 @@ describe('per-account limit on running jobs', () => {
     await runJob(t.deps, first!)
     expect(t.invoked).toEqual([first, b])
     expect(await t.running()).toEqual([b])
+  })
+
+  it('a cancel of a waiting job that dies before settling it is settled by the dispatcher: refunded, never started', async () => {
+    let failLedger = false
+    const t = await setup({ limit: 1, failRead: (key) => failLedger && key.startsWith('account/') })
+    const [first, waiting] = await t.submitMany(2)
+    // Its submit's guard has come and gone: the job waits in its account's line.
+    t.clock.advance(2 * DUE_MINUTE_MS)
+    await t.dispatch()
+    expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
+    failLedger = true
+    // The canceled state lands; settling it (the refund reads the account) fails, as if the function died there.
+    await expect(cancelJob(t.deps, 'acct', waiting!)).rejects.toThrow(StorageUnavailableError)
+    failLedger = false
+    t.revive()
+    expect(await t.status(waiting!)).toMatchObject({ status: 'canceled' })
+    expect(await t.balance()).toBe(1000 - 10)
+    t.clock.advance(2 * DUE_MINUTE_MS)
+    await t.dispatch()
+    expect(await t.balance()).toBe(1000 - 5)
+    expect((await t.deps.store.list(keys.waitingPrefix)).keys).toEqual([])
+    await runJob(t.deps, first!)
+    expect(t.invoked).toEqual([first])
+    expect(await t.running()).toEqual([])
   })
 
   it('keeps the slot while a job waits between attempts, and across them', async () => {

@@ -12,6 +12,7 @@ import { readSpecEverywhere } from './records.ts'
 import { queuePlace } from './queue-place.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
+import { addDue } from '../schedule/due-index.ts'
 import { FeedSchema, publicJob, specStatus } from './views.ts'
 import { isHandedOver } from './continuation.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
@@ -186,12 +187,18 @@ const badCursor = (after: number, lastSeq: number) =>
  * it through the handler's AbortSignal. A running job whose worker is gone is
  * canceled directly.
  */
+/** A cancel is over by then (a synchronous function stops at 60 s). */
+const SETTLE_GUARD_MS = 60_000
+
 export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
   let asked = false
   for (let round = 0; round < 5; round++) {
     const job = await loadOwnedJob(deps, viewer, jobId)
     const now = deps.clock.now()
     if (!job.stored) {
+      // A job that never started waits outside the live index the reaper walks: should this
+      // function die before the job is settled (refunded, its lock freed), this entry settles it.
+      if (job.spec.dispatchedAt === undefined) await addDue(deps.store, now + SETTLE_GUARD_MS, 'guard', jobId)
       const done = await commitState(deps, initialState(job.spec, now), null, (state) => ({
         state: { ...state, status: 'canceled', cancelRequested: true, finishedAt: now },
         events: [{ type: 'canceled', data: { reason: 'canceled before it started' } }],

@@ -134,6 +134,16 @@ const findings: [string, string | null, ScenarioParams][] = [
     null,
     { seed: 939474938, clients: 4, resources: 1, jobsPerClient: 3, credits: 1, faultBeforePct: 0, faultAfterPct: 0, delayPct: 0, workerCrashPct: 0, functionCrashPct: 0, duplicatePct: 0, lateStartPct: 0, cancelPct: 0, idempotencyPct: 22, stallPermille: 3, invokeLostPct: 0, clientTimeoutPct: 1, lateClientPct: 1, dieAfterChargePct: 4, operatorGrants: 0, accountLimit: 1, queuedPct: 1, delayedPct: 0, retryPct: 2, accountLimitChange: { to: 'raised', atMinute: 8 } },
   ],
+  [
+    // Found with the per-account limit: a job waited in its account's line (its guard entry handled
+    // and gone); a cancel committed it canceled and died while settling it. Nothing walks waiting
+    // jobs, so it was never refunded and its waiting spec stayed for good. A cancel of a job that
+    // never started now files a guard entry first. Seen: "I4 J24: canceled before it started with
+    // 0 refunds, 1 owed".
+    'a cancel of a waiting job that dies before settling it is settled by its guard entry',
+    null,
+    { seed: 1513283492, clients: 4, resources: 2, jobsPerClient: 3, credits: 4, faultBeforePct: 2, faultAfterPct: 9, delayPct: 0, workerCrashPct: 43, functionCrashPct: 14, duplicatePct: 2, lateStartPct: 2, cancelPct: 45, idempotencyPct: 70, stallPermille: 2, invokeLostPct: 1, clientTimeoutPct: 5, lateClientPct: 23, dieAfterChargePct: 1, operatorGrants: 0, accountLimit: 2, queuedPct: 1, delayedPct: 1, retryPct: 1 },
+  ],
 ]
 
 describe('scenarios in which the simulation found money lost or doubled', () => {
