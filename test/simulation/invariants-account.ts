@@ -11,7 +11,6 @@
  *   that no job is left live or waiting, this is "no job waits forever while
  *   capacity is free").
  */
-import type { JobSpec } from '../../lib/core/types.ts'
 import { isTerminal } from '../../lib/core/types.ts'
 import type { SlotsRecord } from '../../lib/locks/slots.ts'
 import type { JobHistory } from './invariants.ts'
@@ -53,14 +52,17 @@ export function checkAccountLimit(
     if (set.size > 1) world.count('account ran jobs side by side')
   }
 
-  // Line order: places from the waiting specs; slots handed in the order the record's `running` gained them.
+  // Line order: a job's place is its first entry in the line (one whose place was not recorded on its
+  // spec takes another, and the first one reached serves it); slots are handed in the order the
+  // record's `running` gained them.
   const placeOf = new Map<string, number>()
   const admitted: { account: string; jobId: string }[] = []
   const seen = new Set<string>()
   for (const commit of history) {
-    if (commit.key.startsWith('waiting/') && commit.after !== null) {
-      const seq = (JSON.parse(commit.after) as JobSpec).accountSeq
-      if (seq !== undefined) placeOf.set(commit.key.slice('waiting/'.length), seq)
+    if (commit.key.startsWith('slotline/') && commit.op === 'create' && commit.after !== null) {
+      const entry = JSON.parse(commit.after) as { jobId?: string }
+      const seq = Number(commit.key.slice(commit.key.lastIndexOf('/') + 1))
+      if (entry.jobId && !placeOf.has(entry.jobId)) placeOf.set(entry.jobId, seq)
     }
     if (commit.key.startsWith('slots/') && commit.after !== null) {
       const record = JSON.parse(commit.after) as SlotsRecord

@@ -30,8 +30,8 @@ export interface Commit {
   previousHolderExists?: boolean
 }
 
-/** Account and ledger writes too (the ledger check compares the chunks on storage with committed entries), and account slots (invariants-account.ts). */
-const RECORDED = /^(lock|job|queue|waiting|reservation|account|ledger|slots)\//
+/** Account and ledger writes too (the ledger check compares the chunks on storage with committed entries), and account slots and their lines (invariants-account.ts). */
+const RECORDED = /^(lock|job|queue|waiting|reservation|account|ledger|slots|slotline)\//
 
 export type Metadata = Record<string, unknown>
 
