@@ -132,11 +132,16 @@ async function submit() {
     watch(job.jobId, kindName)
     jobSection.scrollIntoView({ block: 'start', behavior: matchMedia('(prefers-reduced-motion: reduce)').matches ? 'auto' : 'smooth' })
     say(joined ? `Joined the running job ${job.jobId}: ${kind.joinedBecause}.` : `Submitted job ${job.jobId}.`)
-    // Waiting behind a busy resource: where it stands (it moves up as the jobs ahead finish).
-    if (!joined && job.queue) progressText.textContent = `Queued: position ${job.queue.position}${job.queue.ahead ? `, behind ${job.queue.ahead}` : ''}`
+    // Waiting behind a busy resource, or for one of the account's running jobs to end: where it stands.
+    if (!joined && job.queue) progressText.textContent = queueText(job.queue)
   } catch (error) {
     showError(describeError(error))
   }
+}
+
+function queueText(queue: { position: number; ahead: string | null; waitingFor: 'resource' | 'account' }) {
+  if (queue.waitingFor === 'account') return `Queued: your account runs as many jobs as it may; position ${queue.position} for the next free slot`
+  return `Queued: position ${queue.position}${queue.ahead ? `, behind ${queue.ahead}` : ''}`
 }
 
 async function cancel() {

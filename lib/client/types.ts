@@ -57,8 +57,12 @@ export interface SubmittedJob {
   watchTokenExpiresAt: string
   /** True when an `Idempotency-Key` replayed an earlier submit (HTTP 200). */
   replayed: boolean
-  /** Waiting behind a busy resource (`onBusy: 'queue'`): 1 is next; `ahead` is the job it waits behind (null for a shared resource). */
-  queue?: { position: number; ahead: string | null }
+  /**
+   * Where a queued job waits (1 is next): behind a busy resource (`onBusy: 'queue'`; `ahead` is
+   * the job it waits behind, null for a shared resource), or for one of its account's running
+   * jobs to end (ACCOUNT_MAX_RUNNING; `ahead` null).
+   */
+  queue?: { position: number; ahead: string | null; waitingFor: 'resource' | 'account' }
 }
 
 /** The live job holding the resource, from a 409 `resource_locked`. */
