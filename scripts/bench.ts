@@ -39,6 +39,7 @@ import { retryRows } from './bench-retry.ts'
 import { stepsRows } from './bench-steps.ts'
 import { webhookRows } from './bench-webhooks.ts'
 import { queueRows } from './bench-queue.ts'
+import { accountRows } from './bench-account.ts'
 
 // --- counting: every op the server sees, every body byte the client sends ---
 const OP_TYPES = ['get', 'getMetadata', 'set', 'delete', 'list'] as const
@@ -410,6 +411,8 @@ try {
   step('webhooks (a receiver on loopback)')
   for (const r of await webhookRows()) row(r)
   for (const r of await queueRows()) row(r)
+  step('account limit (seeds 10 000 jobs waiting for one account)')
+  for (const r of await accountRows()) row(r)
 
   step('retention at 20 ms per storage operation (seeds 10 000 finished jobs, then runs the reaper in real time)')
   // 5b. Retention throughput: jobs retired per second of reaper time (each job's own expiry
