@@ -12,7 +12,7 @@ import { readSpecEverywhere } from './records.ts'
 import { queuePlace } from './queue-place.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { keys } from '../storage/keys.ts'
-import { addDue } from '../schedule/due-index.ts'
+import { addDue, removeDue } from '../schedule/due-index.ts'
 import { FeedSchema, publicJob, specStatus } from './views.ts'
 import { isHandedOver } from './continuation.ts'
 import { type PaceSettings, checkPacer } from './pace.ts'
@@ -198,13 +198,14 @@ export async function cancelJob(deps: Deps, viewer: Viewer, jobId: string) {
     if (!job.stored) {
       // A job that never started waits outside the live index the reaper walks: should this
       // function die before the job is settled (refunded, its lock freed), this entry settles it.
-      if (job.spec.dispatchedAt === undefined) await addDue(deps.store, now + SETTLE_GUARD_MS, 'guard', jobId)
+      const guard = job.spec.dispatchedAt === undefined ? await addDue(deps.store, now + SETTLE_GUARD_MS, 'guard', jobId) : null
       const done = await commitState(deps, initialState(job.spec, now), null, (state) => ({
         state: { ...state, status: 'canceled', cancelRequested: true, finishedAt: now },
         events: [{ type: 'canceled', data: { reason: 'canceled before it started' } }],
       }))
       if (!done) continue // a worker claimed it meanwhile: cancel the running job instead
       await settleFinishedJob(deps, done)
+      if (guard) await removeDue(deps.store, guard)
       return { status: 200 as const, job: publicJob({ state: done.state }) }
     }
     const { state, version } = job.stored
