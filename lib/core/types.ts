@@ -68,6 +68,11 @@ export const JobSpecSchema = z.object({
   runAt: z.number().optional(),
   /** Where to POST the job's outcome when it ends (see webhooks/delivery.ts). */
   webhookUrl: z.string().optional(),
+  /**
+   * Set by the submit of a delayed job once its start entry is filed, before it answers 202: its
+   * guard leaves it to that entry (which may have failed and been filed again under another time).
+   */
+  startFiled: z.literal(true).optional(),
   /** Set (conditionally, once) when the dispatcher starts a delayed job. */
   dispatchedAt: z.number().optional(),
   /** Attempts the kind's retry policy allowed at submit (absent: the kind's policy when it runs). */

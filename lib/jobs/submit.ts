@@ -223,8 +223,12 @@ export async function submitJob(
       submitted = started
     }
     // Last: once it is filed the dispatcher may start the job, so the spec must be final.
-    if (runAt !== null) await addDue(deps.store, runAt, 'start', jobId)
-    else if (!waitInLine && usesAccountSlot) await startUnlessAccountWaits()
+    if (runAt !== null) {
+      await addDue(deps.store, runAt, 'start', jobId)
+      // For its guard: this submit got through. Refused when its start already moved the spec on.
+      const marked = { ...submitted, startFiled: true as const }
+      if ((await deps.store.replace(specKey, JSON.stringify(marked), specVersion)).ok) submitted = marked
+    } else if (!waitInLine && usesAccountSlot) await startUnlessAccountWaits()
     if (waitInLine) {
       const place = await enterLine(deps.store, deps.clock, lockKey!, jobId, deps.settings.lockTtlMs, { canTakeOver })
       if (place.acquired) {

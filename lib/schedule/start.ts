@@ -154,7 +154,8 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
  */
 async function submitFiled(deps: Deps, spec: JobSpec, runAtEntry: string | null): Promise<'filed' | 'at_its_time' | 'unfiled'> {
   if (spec.queueSeq !== undefined || spec.accountSeq !== undefined) return 'filed'
-  if (runAtEntry !== null && (await deps.store.read(runAtEntry))) return 'at_its_time'
+  // Its start entry may have been handled, failed and filed again under another time: the mark says it was filed.
+  if (spec.startFiled || (runAtEntry !== null && (await deps.store.read(runAtEntry)))) return 'at_its_time'
   // A job under its account's limit takes its resource before its charge: only its slot (taken
   // after the charge, by a submit that died before starting it) says its submit got that far.
   if (spec.usesAccountSlot) return (await holdsAccountSlot(deps, spec.account, spec.jobId)) ? 'filed' : 'unfiled'

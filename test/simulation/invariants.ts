@@ -132,7 +132,9 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
     if (before.state !== 'held' || after.state !== 'held' || before.jobId === after.jobId) continue
     if (endedBy(before.jobId, commit.n)) continue // handed on by its own release
     // Any of its attempts' workers.
-    const claimer = jobs.get(before.jobId)?.claimers.find((actor) => actor.endedStep === null || actor.endedStep >= commit.step)
+    // (A worker started after the takeover is not one it was taken from: a job that lost its lock
+    // before it started, e.g. while it waited for its account, may take it again later and run.)
+    const claimer = jobs.get(before.jobId)?.claimers.find((actor) => actor.startedAt <= commit.time && (actor.endedStep === null || actor.endedStep >= commit.step))
     expect(!claimer, () => `I1 ${A(commit.key)}: ${commit.actor?.name} took the lock of ${A(before.jobId)} over at #${commit.step} while ${claimer?.name} (started t+${((claimer!.startedAt - before.acquiredAt) / 60_000).toFixed(1)} min after the lock) was running`)
     // Nor while it waits for its next attempt: the lock is the job's from its first claim to its end.
     const then = jobs.get(before.jobId)?.commits.filter((c) => c.commit.n < commit.n).at(-1)?.state
@@ -277,6 +279,16 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 
   // ---- 11. the per-account limit: never exceeded, the line served in order, nothing left waiting -----
   checkAccountLimit(world, history, jobs.values(), expect)
+
+  // ---- 9. a job its submit answered 202 is never failed as a submit that died before filing it -----
+  // (A 200 replays an Idempotency-Key whose first submit may have died: it answers with the job as it stands.)
+  for (const [jobId, accepted] of world.accepted) {
+    const final = finals.get(jobId)
+    expect(
+      accepted.status !== 202 || !final?.errorInternal?.includes('failed by its guard entry'),
+      () => `I9 ${A(jobId)}: answered ${accepted.status} to its client, then failed by its guard as a submit that died before filing it`,
+    )
+  }
 
   // ---- 4. credits --------------------------------------------------------------
   const refundsDue = await checkCredits(store, history, jobs, finals, expect)
