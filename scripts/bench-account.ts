@@ -60,7 +60,9 @@ async function submitCosts() {
   await free.submit(0)
   await limited.submit(0) // holds the one slot
   const ofFree = await free.measure(() => free.submit(1))
-  const fresh = setup(1)
+  // The account's slots record exists (one of its two slots is taken): the steady state.
+  const fresh = setup(2)
+  await fresh.submit(0)
   const underLimit = await fresh.measure(() => fresh.submit(1))
   const overLimit = await limited.measure(() => limited.submit(1))
   return { ofFree, underLimit, overLimit }

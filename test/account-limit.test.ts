@@ -196,7 +196,11 @@ describe('per-account limit on running jobs', () => {
     expect((await peekLock(t.deps.store, 'acct:doc:d1'))?.record).toMatchObject({ state: 'held', jobId: waiting, waitsForAccount: true })
     // Hours later the lock's TTL is long past: another job on the resource is still refused.
     t.clock.advance(3 * t.deps.settings.lockTtlMs)
-    await expect(t.submit({ doc: 'd1' })).rejects.toMatchObject({ status: 409, code: 'resource_locked' })
+    const refused = await t.submit({ doc: 'd1' }).catch((error: unknown) => error)
+    expect(refused).toMatchObject({ status: 409, code: 'resource_locked', extra: { holder: { jobId: waiting } } })
+    // Its lock is not about to expire: it is kept until the job starts, then for one TTL.
+    const holder = (refused as { extra: { holder: { expiresAt: string } } }).extra.holder
+    expect(Date.parse(holder.expiresAt)).toBeGreaterThanOrEqual(t.clock.now() + t.deps.settings.lockTtlMs)
     expect(await t.status(waiting)).toMatchObject({ status: 'queued' })
     // The first job's worker never came: reaping it starts the waiting job.
     await reap(t.deps)
@@ -262,19 +266,22 @@ describe('per-account limit on running jobs', () => {
     expect(await runJob(t.deps, next!)).toBe('complete')
   })
 
-  it('a submit that died after taking a slot is started by its guard entry', async () => {
+  it('a submit that died after taking a slot has its job failed and refunded by its guard, and the slot freed', async () => {
     const t = await setup({ limit: 1 })
-    // What the submit left: the waiting spec and the guard, and the slot it took.
+    // What the submit left: the waiting spec and the guard, the charge, and the slot it took.
     const job = (await t.submit()).jobId
+    const next = (await t.submit()).jobId
     const spec = (await readSpec(t.deps.store, job))!
     await t.deps.store.delete(keys.spec(job))
     await t.deps.store.put(keys.waitingSpec(job), JSON.stringify({ ...spec, dispatchedAt: undefined }))
     t.invoked.length = 0
     t.clock.advance(2 * DUE_MINUTE_MS)
     await t.dispatch()
-    expect(t.invoked).toEqual([job])
-    expect(await runJob(t.deps, job)).toBe('complete')
-    expect(await t.running()).toEqual([])
+    // As a job whose submit died before starting it: its client never heard of it.
+    expect(await t.status(job)).toMatchObject({ status: 'failed', error: { code: 'worker_never_started' } })
+    expect(t.invoked).toEqual([next])
+    expect(await t.running()).toEqual([next])
+    expect(await t.balance()).toBe(1000 - 5)
   })
 
   it('gives the slot back when the job was canceled and settled before the slot was taken', async () => {

@@ -22,6 +22,8 @@ import { startDelayedJob } from '../lib/schedule/start.ts'
 import { keys } from '../lib/storage/keys.ts'
 import { markStarted } from '../lib/jobs/records.ts'
 import { useBlobs } from './support/blobs.ts'
+import { hookedStore } from './support/hooked-store.ts'
+import { StorageUnavailableError } from '../lib/storage/port.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 
 const blobs = useBlobs()
@@ -54,6 +56,29 @@ async function setup() {
 }
 
 describe('delayed starts', () => {
+  it('is not failed by its guard when its start entry failed and was filed again under a later time', async () => {
+    const t = await setup()
+    const jobId = (await t.submit({ delaySeconds: 1 })).body.jobId
+    let failStateRead = true
+    // The dispatcher's first handling of the start entry fails on a storage error: the entry is filed again a minute later.
+    const flaky = { ...t.deps, store: hookedStore(t.deps.store, (op, key) => {
+      if (failStateRead && op === 'read' && key === keys.state(jobId)) {
+        failStateRead = false
+        throw new StorageUnavailableError('read failed')
+      }
+    }) }
+    t.clock.advance(60_000)
+    expect((await runDispatcher(flaky, dueHandlers)).itemsFailed).toBe(1)
+    // The submit's guard comes before the entry filed again: the job stays scheduled.
+    t.clock.advance(40_000)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(await t.status(jobId)).toMatchObject({ status: 'scheduled' })
+    t.clock.advance(60_000)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([jobId])
+    expect(await runJob(t.deps, jobId)).toBe('complete')
+  })
+
   it('is scheduled with its runAt, charged, holding no lock, and started by the dispatcher within a minute of its time', async () => {
     const t = await setup()
     const submitted = await t.submit({ delaySeconds: 90 })

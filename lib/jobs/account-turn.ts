@@ -15,17 +15,20 @@
 import type { Deps } from '../core/deps.ts'
 import { type JobSpec, isTerminal } from '../core/types.ts'
 import { markWaitsForAccount } from '../locks/lock.ts'
-import { giveBackSlot, readSlots, takeSlot } from '../locks/slots.ts'
+import { HAND_ON_AT_ONCE, giveBackSlot, readSlots, takeSlot } from '../locks/slots.ts'
 import { type DueEntry, addDue, removeDue } from '../schedule/due-index.ts'
 import { keys } from '../storage/keys.ts'
-import { markStarted, readState, readStoredSpec } from './records.ts'
+import { markStarted, readStartedSpec, readState, readStoredSpec } from './records.ts'
 
 type TurnDeps = Pick<Deps, 'store' | 'clock' | 'settings' | 'invokeWorker' | 'log'>
 
 export type AccountTurn =
   | { admitted: true }
-  /** Waiting in its account's line at `seq`. */
-  | { admitted: false; seq: number }
+  /**
+   * Waiting in its account's line at `seq`. `nearHead`: among the first the next give-back hands
+   * slots to, so a hand-off being written now may be for it.
+   */
+  | { admitted: false; seq: number; nearHead: boolean }
 
 /**
  * Whether the job, which holds its resource (or needs none), may start now:
@@ -41,7 +44,9 @@ export async function takeAccountTurn(deps: TurnDeps, spec: JobSpec, version: st
     const slots = await readSlots(deps.store, account)
     if (slots?.record.running.includes(jobId)) return { admitted: true }
     const line = slots?.record.line
-    if (line && spec.accountSeq >= line.head && spec.accountSeq < line.tail) return { admitted: false, seq: spec.accountSeq }
+    if (line && spec.accountSeq >= line.head && spec.accountSeq < line.tail) {
+      return { admitted: false, seq: spec.accountSeq, nearHead: spec.accountSeq < line.head + HAND_ON_AT_ONCE }
+    }
   }
   const taken = await takeSlot(deps.store, deps.clock, account, jobId, limit, async () => {
     if (spec.lockKey) await markWaitsForAccount(deps.store, spec.lockKey, jobId)
@@ -53,12 +58,7 @@ export async function takeAccountTurn(deps: TurnDeps, spec: JobSpec, version: st
     return { admitted: true }
   }
   if (version !== null) await deps.store.replace(keys.waitingSpec(jobId), JSON.stringify({ ...spec, accountSeq: taken.seq }), version)
-  return { admitted: false, seq: taken.seq }
-}
-
-/** Whether `jobId` holds one of its account's slots (a start that died after taking it). */
-export async function holdsAccountSlot(deps: Pick<Deps, 'store'>, account: string, jobId: string) {
-  return (await readSlots(deps.store, account))?.record.running.includes(jobId) ?? false
+  return { admitted: false, seq: taken.seq, nearHead: false }
 }
 
 /**
@@ -83,7 +83,9 @@ async function startAdmitted(deps: TurnDeps, account: string, jobId: string, ent
   const waiting = await readStoredSpec(deps.store, keys.waitingSpec(jobId))
   const started = waiting ? await markStarted(deps, waiting.spec, deps.clock.now()) : null
   const stored = await readState(deps.store, jobId)
-  if (stored && isTerminal(stored.state.status)) {
+  // Ended before its turn came (canceled), or gone altogether: the slot goes on at once.
+  const gone = !waiting && !stored && !(await readStartedSpec(deps.store, jobId))
+  if (gone || (stored && isTerminal(stored.state.status))) {
     await removeDue(deps.store, entry)
     await giveBackAccountSlot(deps, account, jobId)
     return

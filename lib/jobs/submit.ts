@@ -160,7 +160,8 @@ export async function submitJob(
               jobId: lock.holder.jobId,
               statusUrl: urls.statusUrl,
               eventsUrl: urls.eventsUrl,
-              expiresAt: new Date(lock.holder.expiresAt).toISOString(),
+              // A holder waiting for its account's slot keeps the lock until it starts, then for one TTL.
+              expiresAt: new Date(lock.holder.waitsForAccount ? Math.max(lock.holder.expiresAt, deps.clock.now() + deps.settings.lockTtlMs) : lock.holder.expiresAt).toISOString(),
             },
           },
         })

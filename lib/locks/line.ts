@@ -69,9 +69,15 @@ export interface NextInLine {
 /**
  * The first job in the line that still waits. A job whose state exists has
  * ended before its turn (canceled, or failed at submit) and is skipped, as
- * is one `skip` names (already given its turn through an earlier entry).
+ * is one `stillWaits` says no longer waits.
  */
-export async function nextInLine(store: BlobPort, clock: Clock, entries: LineKeys, line: Line, skip: (jobId: string) => boolean = () => false): Promise<NextInLine> {
+export async function nextInLine(
+  store: BlobPort,
+  clock: Clock,
+  entries: LineKeys,
+  line: Line,
+  stillWaits: (jobId: string) => Promise<boolean> = async () => true,
+): Promise<NextInLine> {
   const consumed: number[] = []
   for (let seq = line.head; seq < line.tail; seq++) {
     let entry = await readLineEntry(store, entries, seq)
@@ -85,7 +91,7 @@ export async function nextInLine(store: BlobPort, clock: Clock, entries: LineKey
     // Tombstones stay: a late enqueuer's create must keep failing there.
     if ('tombstone' in entry) continue
     consumed.push(seq)
-    if (skip(entry.jobId) || (await store.read(keys.state(entry.jobId)))) continue
+    if (!(await stillWaits(entry.jobId)) || (await store.read(keys.state(entry.jobId)))) continue
     return { next: { seq, jobId: entry.jobId }, consumed }
   }
   return { next: null, consumed }

@@ -14,7 +14,8 @@
  * So the line is never left waiting while nobody runs, and starting the next
  * job reads the entry at the line's head: the same cost with 10 or 10 000
  * waiting. `running` holds at most `limit` jobs (a lowered limit takes
- * effect as running jobs end), never the account's history.
+ * effect as running jobs end), never the account's history: about 45 bytes
+ * a job, 45 KB at the largest limit.
  */
 import { z } from 'zod'
 import type { Clock } from '../core/clock.ts'
@@ -33,7 +34,13 @@ export type SlotsRecord = z.infer<typeof SlotsRecordSchema>
 export const MAX_ACCOUNT_RUNNING = 1000
 /** Slots one release hands on at most (more are free only when the limit was raised or unset). */
 export const HAND_ON_AT_ONCE = 16
-const MAX_ROUNDS = 8
+/**
+ * Every submit and every end of a job of the account writes the one record:
+ * under a burst they collide, so a refused write waits a jittered, growing
+ * moment before it tries again, as the account's ledger does.
+ */
+const MAX_ROUNDS = 60
+const backOff = (clock: Clock, round: number) => clock.sleep(Math.random() * Math.min(200, 5 * 2 ** Math.min(round, 6)))
 
 export type TakeSlotResult =
   | { taken: true }
@@ -69,6 +76,7 @@ export async function takeSlot(
       const next = JSON.stringify({ ...record, running: [...record.running, jobId] })
       const written = current ? await store.replace(key, next, current.version) : await store.create(key, next)
       if (written.ok) return { taken: true }
+      await backOff(clock, round)
       continue
     }
     if (!marked) {
@@ -79,7 +87,10 @@ export async function takeSlot(
     const seq = line.tail
     const bumped: SlotsRecord = { ...record, line: { head: line.head, tail: seq + 1 } }
     // The record exists here: nobody waits in the line of an account whose record is absent.
-    if (!current || !(await store.replace(key, JSON.stringify(bumped), current.version)).ok) continue
+    if (!current || !(await store.replace(key, JSON.stringify(bumped), current.version)).ok) {
+      await backOff(clock, round)
+      continue
+    }
     // False: a hand-off passed this seq before the entry was written (a tombstone is there): take a new place.
     if (await writeLineEntry(store, clock, accountLine(account), seq, jobId)) return { taken: false, seq, line: bumped.line! }
   }
@@ -115,8 +126,11 @@ export async function giveBackSlot(
     const handedTo: string[] = []
     const consumed: number[] = []
     let head = line?.head ?? 0
+    // A job waits for a slot while its waiting spec exists: one that started without one (the limit
+    // was unset) or whose records retention deleted (it ended long before its turn) is passed over.
+    const stillWaits = async (id: string) => !running.includes(id) && !handedTo.includes(id) && (await store.read(keys.waitingSpec(id))) !== null
     while (line && head < line.tail && running.length + handedTo.length < limit && handedTo.length < HAND_ON_AT_ONCE) {
-      const turn = await nextInLine(store, clock, entries, { head, tail: line.tail }, (id) => running.includes(id) || handedTo.includes(id))
+      const turn = await nextInLine(store, clock, entries, { head, tail: line.tail }, stillWaits)
       consumed.push(...turn.consumed)
       if (!turn.next) {
         head = line.tail
@@ -128,7 +142,10 @@ export async function giveBackSlot(
     }
     if (!held && head === (line?.head ?? 0)) return []
     const next: SlotsRecord = { running: [...running, ...handedTo], ...(line ? { line: { head, tail: line.tail } } : {}) }
-    if (!(await store.replace(keys.accountSlots(account), JSON.stringify(next), version)).ok) continue
+    if (!(await store.replace(keys.accountSlots(account), JSON.stringify(next), version)).ok) {
+      await backOff(clock, round)
+      continue
+    }
     await forgetLineEntries(store, entries, consumed)
     return handedTo
   }

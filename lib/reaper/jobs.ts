@@ -7,6 +7,7 @@
 import type { Deps } from '../core/deps.ts'
 import { commitState, deleteJobData, initialState, readSpec, readState, settleFinishedJob } from '../jobs/state.ts'
 import { removeReleasedLock } from '../locks/lock.ts'
+import { giveBackAccountSlot } from '../jobs/account-turn.ts'
 import { forgetIdempotencyRecord } from '../jobs/idempotency.ts'
 import { systemError } from '../core/sanitize.ts'
 import { isTerminal } from '../core/types.ts'
@@ -87,6 +88,8 @@ export async function retireJob(deps: Deps, jobId: string, marker: string): Prom
   const removeLock = async (lockKey: string) => {
     if (await removeReleasedLock(deps.store, deps.clock, lockKey, deps.settings.retentionMs / 2)) locksRemoved++
   }
+  // A slot its settling could not give back goes now at the latest (a no-op for almost every job).
+  if (state?.usesAccountSlot) await giveBackAccountSlot(deps, state.account, jobId)
   await deleteJobData(deps.store, jobId, state, {
     alongside: [
       state?.lockKey ? removeLock(state.lockKey) : null,

@@ -26,7 +26,7 @@ import { markStarted, readStoredSpec } from '../jobs/records.ts'
 import { commitState, initialState, readState, settleFinishedJob } from '../jobs/state.ts'
 import { isAbandoned, recordTakeover } from '../jobs/takeover.ts'
 import { enterLine } from '../locks/enqueue.ts'
-import { holdsAccountSlot, takeAccountTurn } from '../jobs/account-turn.ts'
+import { giveBackAccountSlot, takeAccountTurn } from '../jobs/account-turn.ts'
 import { acquireLock, peekLock } from '../locks/lock.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
@@ -54,7 +54,13 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
     // (A guard has nothing to do for a started job: the reaper watches it from here.)
     if (started) return entry.type === 'guard' || (await readState(deps.store, jobId)) ? DONE : callAgain(deps, started.spec, started.spec.dispatchedAt ?? started.spec.createdAt)
     const waiting = await readStoredSpec(deps.store, keys.waitingSpec(jobId))
-    if (!waiting) return letGo() // never written (its submit failed), or ended and cleaned up
+    if (!waiting) {
+      // Never written (its submit failed), or ended and cleaned up. One canceled while a start
+      // handed it a slot, before that start died, still holds the slot: it goes back now.
+      const ended = await readState(deps.store, jobId)
+      if (ended?.state.usesAccountSlot && isTerminal(ended.state.status)) await giveBackAccountSlot(deps, ended.state.account, jobId)
+      return letGo()
+    }
     const { spec } = waiting
     const stored = await readState(deps.store, jobId)
     if (stored) {
@@ -81,7 +87,13 @@ export async function startDelayedJob(deps: Deps, entry: DueEntry): Promise<DueO
     }
     // Its account may be at its limit: it waits in the account's line then, keeping the resource
     // it took; a slot handed to it files a new start entry (jobs/account-turn.ts).
-    if (!(await takeAccountTurn(deps, spec, waiting.version)).admitted) return DONE
+    const turn = await takeAccountTurn(deps, spec, waiting.version)
+    if (!turn.admitted) {
+      // A `start` entry is filed just before a hand-off is written: one handled before the write
+      // landed finds the job still waiting. Near the line's head it comes back (the hand-off may
+      // land, and its writer die before starting the job); deeper in the line it is spurious.
+      return entry.type === 'start' && turn.nearHead ? { done: false, at: now + HANDLING_OVER_MS } : DONE
+    }
     const marked = await markStarted(deps, spec, now)
     if (!marked) continue // another handling started it: see it through above
     // A cancel between our read and the mark has made the state: the job must not hold the lock.
@@ -156,9 +168,10 @@ async function submitFiled(deps: Deps, spec: JobSpec, runAtEntry: string | null)
   if (spec.queueSeq !== undefined || spec.accountSeq !== undefined) return 'filed'
   // Its start entry may have been handled, failed and filed again under another time: the mark says it was filed.
   if (spec.startFiled || (runAtEntry !== null && (await deps.store.read(runAtEntry)))) return 'at_its_time'
-  // A job under its account's limit takes its resource before its charge: only its slot (taken
-  // after the charge, by a submit that died before starting it) says its submit got that far.
-  if (spec.usesAccountSlot) return (await holdsAccountSlot(deps, spec.account, spec.jobId)) ? 'filed' : 'unfiled'
+  // A job under its account's limit took its resource before its charge, so its lock says nothing;
+  // one whose submit died after taking a slot is failed (and its slot freed) like any job whose
+  // submit died before starting it.
+  if (spec.usesAccountSlot) return 'unfiled'
   if (spec.lockKey) {
     const lock = await peekLock(deps.store, spec.lockKey)
     if (lock?.record.state === 'held' && lock.record.jobId === spec.jobId) return 'filed'
