@@ -231,8 +231,11 @@ describe('delayed starts', () => {
   it('is failed and refunded by its guard entry when its submit died before filing its start', async () => {
     const t = await setup()
     const { jobId } = (await t.submit({ delaySeconds: 30 })).body
-    const runAt = (await readSpec(t.deps.store, jobId))!.runAt!
-    await t.deps.store.delete(dueKey(runAt, 'start', jobId)) // what a submit that died before filing it leaves
+    const { startFiled, ...spec } = (await readSpec(t.deps.store, jobId))!
+    expect(startFiled).toBe(true)
+    // What a submit that died before filing it leaves: no start entry, no mark on the spec.
+    await t.deps.store.delete(dueKey(spec.runAt!, 'start', jobId))
+    await t.deps.store.put(keys.waitingSpec(jobId), JSON.stringify(spec))
     t.clock.advance(2 * DUE_MINUTE_MS)
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([])

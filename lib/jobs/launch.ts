@@ -33,7 +33,13 @@ export async function releaseAndStartNext(deps: LaunchDeps, resource: string, jo
  * Hands a lock whose holder is gone (expired, or `isGone`) to its line's
  * head and starts that job; null when the holder is alive or nobody waits.
  */
-export async function handOnStale(deps: LaunchDeps, resource: string, isGone: (holder: LockHolder) => Promise<boolean>) {
+export async function handOnStale(
+  deps: LaunchDeps,
+  resource: string,
+  isGone: (holder: LockHolder) => Promise<boolean>,
+  /** Fails the holder it was taken from (jobs/takeover.ts): run even if starting the next job fails. */
+  onTakenOver: (stale: { tookOverFrom: string; handedTo: string | null }) => Promise<void>,
+) {
   let entry: DueEntry | null = null
   const stale = await handOffStale(deps.store, deps.clock, resource, isGone, {
     ttlMs: deps.settings.lockTtlMs,
@@ -41,7 +47,13 @@ export async function handOnStale(deps: LaunchDeps, resource: string, isGone: (h
       entry = await addDue(deps.store, deps.clock.now(), 'start', next)
     },
   })
-  if (stale) await followHandOffs(deps, resource, { result: stale.handedTo ? { released: true, handedTo: stale.handedTo } : { released: true }, entry })
+  if (stale) {
+    try {
+      await followHandOffs(deps, resource, { result: stale.handedTo ? { released: true, handedTo: stale.handedTo } : { released: true }, entry })
+    } finally {
+      await onTakenOver(stale)
+    }
+  }
   return stale
 }
 

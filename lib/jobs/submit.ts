@@ -143,11 +143,8 @@ export async function submitJob(
       // Refused because jobs wait in the resource's line: if the holder is gone (expired, or its
       // submit died) and no guard of a waiting job is left to notice (they were canceled), the
       // line would block the resource for good. Hand it on (or free it) here, then ask again.
-      const stale = lock.acquired ? null : await handOnStale(deps, lockKey, canTakeOver)
-      if (stale) {
-        await recordTakeover(deps, stale.tookOverFrom, stale.handedTo ?? jobId)
-        lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, { canTakeOver })
-      }
+      const stale = lock.acquired ? null : await handOnStale(deps, lockKey, canTakeOver, (taken) => recordTakeover(deps, taken.tookOverFrom, taken.handedTo ?? jobId))
+      if (stale) lock = await acquireLock(deps.store, deps.clock, lockKey, jobId, deps.settings.lockTtlMs, { canTakeOver })
       if (!lock.acquired && onBusy === 'queue') waitInLine = true
       else if (!lock.acquired) {
         const urls = jobUrls(lock.holder.jobId)

@@ -123,11 +123,9 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
   const line = record?.state === 'held' ? record.line : undefined
   if (record?.state === 'held' && line && spec.queueSeq !== undefined && spec.queueSeq >= line.head && spec.queueSeq < line.tail) {
     // Its place in the line stands: wait for the hand-off, unless the holder is gone.
-    const stale = await handOnStale(deps, lockKey, (holder) => isAbandoned(deps, holder))
-    if (stale) {
-      await recordTakeover(deps, stale.tookOverFrom, stale.handedTo ?? jobId)
-      return DONE
-    }
+    // The old holder is failed (fencing its worker, should Netlify start it late) even if starting the new one fails.
+    const stale = await handOnStale(deps, lockKey, (holder) => isAbandoned(deps, holder), (taken) => recordTakeover(deps, taken.tookOverFrom, taken.handedTo ?? jobId))
+    if (stale) return DONE
     // Back when the holder could first be judged abandoned (its submit's writes have landed by
     // then), else when its lock expires (a lock whose job waits for its account does not: one lock
     // TTL from now): never a look every minute per waiting job.
