@@ -194,3 +194,36 @@ describe('the step checks catch what they are meant to', () => {
     expect(result.violations.some((v) => pattern.test(v)), result.violations.join('\n')).toBe(true)
   })
 })
+
+describe('the per-account limit checks catch', () => {
+  const limited: ScenarioParams = { ...calm, clients: 4, jobsPerClient: 3, resources: 3, accountLimit: 1 }
+
+  it('an undamaged calm run under a limit passes, and jobs waited for their account', async () => {
+    const result = await runScenario(limited, { trace: false })
+    expect(result.violations).toEqual([])
+    expect(result.coverage.get('job waited for its account')).toBeGreaterThan(0)
+  })
+  const tampers: [string, (world: World) => void, RegExp][] = [
+    ['more jobs running at once than the limit', (world) => {
+      // As if the limit had been lower than what the run allowed (the world's own copy: the scenario is shared).
+      ;(world as { params: ScenarioParams }).params = { ...world.params, accountLimit: 0 }
+    }, /^I11 acct-.: 1 jobs running at once at #\d+ over its limit 0/],
+    ['a slot still held once everything settled', (world) => {
+      const key = world.store.keysUnder('slots/')[0]!
+      const entry = world.store.entries.get(key)!
+      entry.data = JSON.stringify({ ...JSON.parse(entry.data), running: ['job_left_behind'] })
+    }, /^I11 slots\/acct-.: slots still held after the quiet phase/],
+    ['slots handed out of line order', (world) => {
+      // The first two jobs that waited swap places.
+      const places = world.store.history.filter((c) => c.key.startsWith('slotline/') && c.op === 'create' && c.after?.includes('jobId'))
+      const [a, b] = places
+      const swap = a!.after
+      a!.after = b!.after
+      b!.after = swap
+    }, /^I11 acct-.: .* was handed a slot after/],
+  ]
+  it.each(tampers)('%s', async (_name, tamper, pattern) => {
+    const result = await runScenario(limited, { trace: false, tamper })
+    expect(result.violations.some((v) => pattern.test(v)), result.violations.join('\n')).toBe(true)
+  })
+})
