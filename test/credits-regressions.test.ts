@@ -284,3 +284,40 @@ describe('concurrent submits of one piece of work', () => {
     expect(await balance(deps)).toBe(19)
   })
 })
+
+describe('a job settled again after its reservation was removed (found with the account limit)', () => {
+  // Two jobs share a client job id: the first pays for both. It fails, leaves the reservation as
+  // unearned, and its settling dies before the job leaves the live index; the second completes.
+  // The reaper kept failing to settle the first again for over an hour (storage faults), so the
+  // reservation, over and past its hour, was removed; the first job then found no reservation and
+  // took the payment it made for both as its own: refunded, the completed job left unpaid.
+  it('keeps the reservation until every job under it is settled, so the payment is not refunded', async () => {
+    const { store, clock, deps } = await setup(10)
+    const first = (await submit(deps, 'transcribe', true, 'rec-9')).body.jobId
+    const second = (await submit(deps, 'transcribe', false, 'rec-9')).body.jobId
+    expect(await balance(deps)).toBe(9) // one payment for both
+    // The first job's settling dies right after it left the reservation.
+    let dying = true
+    const dies = interceptedStore(store, async (op, key, call) => {
+      if (dying && op === 'delete' && key === `queue/${first}`) throw new Error('the function died')
+      return call()
+    })
+    await runJob({ ...deps, store: dies }, first).catch(() => {})
+    dying = false
+    expect(await store.read(`queue/${first}`)).not.toBeNull()
+    expect(await runJob(deps, second)).toBe('complete')
+    // Hours later, the reservation's expiry comes round before the first job is settled again.
+    clock.advance(2 * 3600_000)
+    const settleFails = interceptedStore(store, async (op, key, call) => {
+      if (op === 'read' && key === `job/${first}`) throw new Error('storage unavailable')
+      return call()
+    })
+    for (let run = 0; run < 3; run++) {
+      await reap({ ...deps, store: settleFails })
+      clock.advance(5 * 60_000)
+    }
+    await reap(deps) // settles the first job at last
+    expect(await store.read(`queue/${first}`)).toBeNull()
+    expect(await balance(deps)).toBe(9)
+  })
+})
