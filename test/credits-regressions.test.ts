@@ -285,13 +285,15 @@ describe('concurrent submits of one piece of work', () => {
   })
 })
 
-describe('a job settled again after its reservation was removed (found with the account limit)', () => {
+describe('a job settled again after its reservation was removed or replaced (found with the account limit)', () => {
   // Two jobs share a client job id: the first pays for both. It fails, leaves the reservation as
   // unearned, and its settling dies before the job leaves the live index; the second completes.
   // The reaper kept failing to settle the first again for over an hour (storage faults), so the
-  // reservation, over and past its hour, was removed; the first job then found no reservation and
-  // took the payment it made for both as its own: refunded, the completed job left unpaid.
-  it('keeps the reservation until every job under it is settled, so the payment is not refunded', async () => {
+  // reservation, over and past its hour, was removed (or a new job under the id replaced it with a
+  // newer one); the first job then found itself in no reservation and took the payment it made for
+  // both as its own: refunded, the completed job left unpaid. Its settling now notes on its state
+  // the reservation it was in, before it leaves it.
+  for (const after of ['removed', 'replaced by a newer one'] as const) it(`does not refund a payment made into a reservation since ${after}`, async () => {
     const { store, clock, deps } = await setup(10)
     const first = (await submit(deps, 'transcribe', true, 'rec-9')).body.jobId
     const second = (await submit(deps, 'transcribe', false, 'rec-9')).body.jobId
@@ -306,8 +308,10 @@ describe('a job settled again after its reservation was removed (found with the 
     dying = false
     expect(await store.read(`queue/${first}`)).not.toBeNull()
     expect(await runJob(deps, second)).toBe('complete')
-    // Hours later, the reservation's expiry comes round before the first job is settled again.
+    // Hours later, the reservation's expiry comes round (or a new job under the id starts a newer
+    // one) before the first job is settled again.
     clock.advance(2 * 3600_000)
+    if (after === 'replaced by a newer one') await submit(deps, 'transcribe', false, 'rec-9')
     const settleFails = interceptedStore(store, async (op, key, call) => {
       if (op === 'read' && key === `job/${first}`) throw new Error('storage unavailable')
       return call()
@@ -318,6 +322,7 @@ describe('a job settled again after its reservation was removed (found with the 
     }
     await reap(deps) // settles the first job at last
     expect(await store.read(`queue/${first}`)).toBeNull()
+    // (The newer job under the id was never run: the reaper failed and refunded it.)
     expect(await balance(deps)).toBe(9)
   })
 })

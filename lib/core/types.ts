@@ -145,6 +145,12 @@ export const JobStateSchema = z.object({
   /** The start time a delayed job asked for. */
   runAt: z.number().optional(),
   webhookUrl: z.string().optional(),
+  /**
+   * The reservation (by its `createdAt`) whose payments this job's charge joined, recorded by its
+   * settling before it marks itself ended there: a later settling that finds the reservation
+   * removed or replaced by a newer one knows the charge went with it, and is not its own to refund.
+   */
+  reservedIn: z.number().optional(),
   /** Set once a refund of its own charge is pending: the ledger seq the refund is searched from. */
   refundFrom: z.number().int().nonnegative().nullable().optional(),
   /** Token of the last worker write, to recognise one that landed despite an error. */

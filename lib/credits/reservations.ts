@@ -13,7 +13,7 @@
  * changed only by conditional writes and decided by content (is this job
  * listed?), never by who wrote last. A job joins it only after its own
  * charge landed, so every payment listed was made. Past its hour and once
- * no job under it is live or unsettled, the reaper removes it in two steps, like a lock.
+ * no job under it is live, the reaper removes it in two steps, like a lock.
  */
 import { createHash } from 'node:crypto'
 import { z } from 'zod'
@@ -107,17 +107,6 @@ export async function createReservation(store: BlobPort, key: string, reservatio
  * The reaper's work for one reservation marker, bounded: one read and at
  * most one write. A reservation still in use is looked at again later.
  */
-/**
- * A job that left the reservation but is not settled yet (its settling died, the reaper settles it
- * again) still needs it: without it, the job would take the payment it made for all of them as its own.
- */
-async function anyUnsettled(store: BlobPort, reservation: Reservation) {
-  for (const jobId of Object.keys(reservation.jobs)) {
-    if ((await store.read(keys.spec(jobId))) || (await store.read(keys.waitingSpec(jobId)))) return true
-  }
-  return false
-}
-
 export async function expireReservation(store: BlobPort, clock: Clock, markerName: string): Promise<'deleted' | 'kept'> {
   // The hash has no dots; an account name may.
   const dot = markerName.lastIndexOf('.')
@@ -127,7 +116,7 @@ export async function expireReservation(store: BlobPort, clock: Clock, markerNam
   const now = clock.now()
   const { reservation } = stored
   const again = (at: number) => store.put(keys.expiry(expiryBucket(at), 'reservation', markerName), '')
-  if (!isOver(reservation, now) || reservation.expiresAt > now || (await anyUnsettled(store, reservation))) {
+  if (!isOver(reservation, now) || reservation.expiresAt > now) {
     await again(Math.max(reservation.expiresAt, now + 5 * 60_000))
     return 'kept'
   }

@@ -14,9 +14,11 @@
  *
  * Every search is bounded: by the submit's window for a charge, and from a
  * seq recorded just before the refund for a refund. The one exception is a
- * job with a client job id that its reservation does not list (its submit
- * failed before listing it, or a later job under that id started a new
- * reservation since): rare, it searches from its own charge.
+ * job with a client job id that its reservation does not list because its
+ * submit failed before listing it: rare, it searches from its own charge. A
+ * job that was listed notes that reservation on its state first
+ * (`reservedIn`), so a settling redone after the reservation was removed, or
+ * replaced by a newer one under the id, knows its payment went with it.
  */
 import type { Clock } from '../core/clock.ts'
 import { keys } from '../storage/keys.ts'
@@ -63,6 +65,8 @@ async function leaveReservation(store: BlobPort, clock: Clock, state: JobState, 
   for (let round = 0; round < 20; round++) {
     const stored = await readReservation(store, key)
     const listed = stored?.reservation.jobs[state.jobId]
+    // Its payment joined this reservation: said on its state first, in case the reservation is gone by a later settling.
+    if (listed && (listed.paid > 0 || listed.cost > 0)) await noteReservedIn(store, state, stored!.reservation.createdAt)
     if (listed && listed.state !== 'live') {
       if (stored.reservation.refund && !stored.reservation.refund.done) await returnPayments(store, clock, key, stored)
       return listed.paid > 0 || listed.cost > 0
@@ -76,6 +80,8 @@ async function leaveReservation(store: BlobPort, clock: Clock, state: JobState, 
         next = { ...next, refund: { from: account?.record.ledger.lastSeq ?? 0, done: false } }
       }
     } else {
+      // Listed once, in a reservation since removed (or replaced by a newer one): its payment went with that one.
+      if (await wasReserved(store, state)) return true
       // Not listed, and its submit is long over: this is a later generation of the reservation
       // (the one it was in ended and was removed). It is not this job's to join or block.
       if (now > state.createdAt + CHARGE_WINDOW_MS) return false
@@ -98,6 +104,26 @@ async function leaveReservation(store: BlobPort, clock: Clock, state: JobState, 
     return listed !== undefined
   }
   throw new StorageUnavailableError(`reservation ${key} kept changing`)
+}
+
+async function noteReservedIn(store: BlobPort, state: JobState, createdAt: number) {
+  if (state.reservedIn === createdAt) return
+  const key = keys.state(state.jobId)
+  for (let round = 0; round < 5; round++) {
+    const blob = await store.read(key)
+    if (!blob) return
+    const current = JobStateSchema.parse(JSON.parse(blob.data))
+    if (current.reservedIn === createdAt) return
+    if ((await store.replace(key, JSON.stringify({ ...current, reservedIn: createdAt }), blob.version)).ok) return
+  }
+  throw new StorageUnavailableError(`job ${state.jobId}'s state kept changing`)
+}
+
+/** Whether a settling before this one found the job in a reservation (its state as stored says so). */
+async function wasReserved(store: BlobPort, state: JobState) {
+  if (state.reservedIn !== undefined) return true
+  const blob = await store.read(keys.state(state.jobId))
+  return blob !== null && JobStateSchema.parse(JSON.parse(blob.data)).reservedIn !== undefined
 }
 
 /** Writes the refunds of a reservation that ended unearned (once, by content), then marks them done. */

@@ -370,7 +370,7 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
 /** A state without where its log's blobs are: equal for two versions that differ only by a seal. */
 function withoutLogLayout(state: JobState) {
   const { firstSeq, lastSeq } = state.log
-  return canonical({ ...state, refundFrom: undefined, log: { firstSeq, lastSeq } })
+  return canonical({ ...state, refundFrom: undefined, reservedIn: undefined, log: { firstSeq, lastSeq } })
 }
 
 /** After the retention horizon: every finished job and its events are gone, and so are released locks. */
