@@ -9,7 +9,7 @@ import { z } from 'zod'
 import { ApiError } from '../lib/core/errors.ts'
 import { createAccount, readAccount } from '../lib/credits/index.ts'
 import { cancelJob, getJob, readFeed } from '../lib/jobs/read.ts'
-import { readSpec } from '../lib/jobs/state.ts'
+import { commitState, initialState, readSpec } from '../lib/jobs/state.ts'
 import { submitJob } from '../lib/jobs/submit.ts'
 import { runJob } from '../lib/jobs/worker.ts'
 import { defineJob } from '../lib/kinds/define.ts'
@@ -22,7 +22,7 @@ import { startDelayedJob } from '../lib/schedule/start.ts'
 import { keys } from '../lib/storage/keys.ts'
 import { markStarted } from '../lib/jobs/records.ts'
 import { useBlobs } from './support/blobs.ts'
-import { hookedStore } from './support/hooked-store.ts'
+import { hookedStore, interceptedStore } from './support/hooked-store.ts'
 import { StorageUnavailableError } from '../lib/storage/port.ts'
 import { manualClock, testDeps } from './support/deps.ts'
 
@@ -241,6 +241,32 @@ describe('delayed starts', () => {
     expect(t.invoked).toEqual([])
     expect(await t.status(jobId)).toMatchObject({ status: 'failed', error: { code: 'worker_never_started' } })
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
+    t.clock.advance(5 * DUE_MINUTE_MS)
+    await reap(t.deps) // settles it again once its charge can no longer land
+    expect(await t.balance()).toBe(100)
+    expect((await t.deps.store.list(keys.waitingPrefix)).keys).toEqual([])
+  })
+
+  it('its guard settles a job whose failed state another handling wrote and died before settling', async () => {
+    const t = await setup()
+    const { jobId } = (await t.submit({ delaySeconds: 30 })).body
+    const { startFiled: _, ...spec } = (await readSpec(t.deps.store, jobId))!
+    await t.deps.store.delete(dueKey(spec.runAt!, 'start', jobId))
+    await t.deps.store.put(keys.waitingSpec(jobId), JSON.stringify(spec))
+    // Just before the guard's own write, the write of an earlier handling (stopped at its time limit) lands.
+    let orphanLanded = false
+    const racing = { ...t.deps, store: interceptedStore(t.deps.store, async (op, key, call) => {
+      if (op === 'create' && key === keys.state(jobId) && !orphanLanded) {
+        orphanLanded = true
+        const now = t.clock.now()
+        await commitState(t.deps, initialState(spec, now), null, (state) => ({ state: { ...state, status: 'failed', finishedAt: now }, events: [{ type: 'error', data: null }] }))
+      }
+      return call()
+    }) }
+    t.clock.advance(2 * DUE_MINUTE_MS)
+    await runDispatcher(racing, dueHandlers)
+    expect(orphanLanded).toBe(true)
+    expect(await t.status(jobId)).toMatchObject({ status: 'failed' })
     t.clock.advance(5 * DUE_MINUTE_MS)
     await reap(t.deps) // settles it again once its charge can no longer land
     expect(await t.balance()).toBe(100)

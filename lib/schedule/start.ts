@@ -178,14 +178,25 @@ async function submitFiled(deps: Deps, spec: JobSpec, runAtEntry: string | null)
 }
 
 async function failUnfiled(deps: Deps, spec: JobSpec): Promise<DueOutcome> {
-  const now = deps.clock.now()
   const failure = systemError('worker_never_started', 'The job could not be started.', 'its submit stopped before the job was filed to wait; failed by its guard entry')
+  await failWaiting(deps, spec, failure)
+  return DONE
+}
+
+/**
+ * Fails a job that never started (create-only: a cancel or a claim that got there first wins) and
+ * settles it. Whoever got there first may have died before settling (a write in flight when its
+ * function was stopped lands later): an ended job found here is settled too, since nothing else
+ * walks waiting jobs.
+ */
+async function failWaiting(deps: Deps, spec: JobSpec, failure: ReturnType<typeof systemError>) {
+  const now = deps.clock.now()
   const done = await commitState(deps, initialState(spec, now), null, (state) => ({
     state: { ...state, status: 'failed', finishedAt: now, ...failure },
     events: [{ type: 'error', data: { error: failure.error } }],
   }))
-  if (done) await settleFinishedJob(deps, done)
-  return DONE
+  const ended = done ?? (await readState(deps.store, spec.jobId))
+  if (ended && isTerminal(ended.state.status)) await settleFinishedJob(deps, ended)
 }
 
 /**
@@ -205,15 +216,10 @@ async function callAgain(deps: Deps, spec: JobSpec, dispatchedAt: number): Promi
 
 /** The resource was held when the job was due: it fails, is refunded and frees nothing it does not hold. */
 async function failBusy(deps: Deps, spec: JobSpec, holder: string) {
-  const now = deps.clock.now()
   const failure = systemError(
     'resource_locked',
     'Another job was working on this resource when the job was due to start.',
     `lock ${spec.lockKey} held by ${holder} at the start time; not started`,
   )
-  const done = await commitState(deps, initialState(spec, now), null, (state) => ({
-    state: { ...state, status: 'failed', finishedAt: now, ...failure },
-    events: [{ type: 'error', data: { error: failure.error } }],
-  }))
-  if (done) await settleFinishedJob(deps, done)
+  await failWaiting(deps, spec, failure)
 }
