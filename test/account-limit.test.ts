@@ -21,6 +21,7 @@ import { HAND_ON_AT_ONCE, readSlots } from '../lib/locks/slots.ts'
 import { reap } from '../lib/reaper/reap.ts'
 import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { DUE_MINUTE_MS } from '../lib/schedule/due-index.ts'
+import { WAITING_GUARD_MS } from '../lib/schedule/delay.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { commitState, initialState, readSpec, settleFinishedJob } from '../lib/jobs/state.ts'
 import { takeAccountTurn } from '../lib/jobs/account-turn.ts'
@@ -153,7 +154,7 @@ describe('per-account limit on running jobs', () => {
     const t = await setup({ limit: 1, failRead: (key) => failLedger && key.startsWith('account/') })
     const [first, waiting] = await t.submitMany(2)
     // Its submit's guard has come and gone: the job waits in its account's line.
-    t.clock.advance(2 * DUE_MINUTE_MS)
+    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
     await t.dispatch()
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
     failLedger = true
@@ -275,7 +276,7 @@ describe('per-account limit on running jobs', () => {
     await t.deps.store.delete(keys.spec(job))
     await t.deps.store.put(keys.waitingSpec(job), JSON.stringify({ ...spec, dispatchedAt: undefined }))
     t.invoked.length = 0
-    t.clock.advance(2 * DUE_MINUTE_MS)
+    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
     await t.dispatch()
     // As a job whose submit died before starting it: its client never heard of it.
     expect(await t.status(job)).toMatchObject({ status: 'failed', error: { code: 'worker_never_started' } })

@@ -19,6 +19,7 @@ import { runDispatcher } from '../lib/schedule/dispatcher.ts'
 import { DUE_MINUTE_MS, dueKey } from '../lib/schedule/due-index.ts'
 import { dueHandlers } from '../lib/schedule/handlers.ts'
 import { startDelayedJob } from '../lib/schedule/start.ts'
+import { WAITING_GUARD_MS } from '../lib/schedule/delay.ts'
 import { keys } from '../lib/storage/keys.ts'
 import { markStarted } from '../lib/jobs/records.ts'
 import { useBlobs } from './support/blobs.ts'
@@ -167,7 +168,7 @@ describe('delayed starts', () => {
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([jobId])
     expect(await runJob(t.deps, jobId)).toBe('complete')
-    t.clock.advance(DUE_MINUTE_MS) // its guard finds it started and goes
+    t.clock.advance(WAITING_GUARD_MS) // its guard finds it started and goes
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([jobId])
     expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([])
@@ -236,7 +237,7 @@ describe('delayed starts', () => {
     // What a submit that died before filing it leaves: no start entry, no mark on the spec.
     await t.deps.store.delete(dueKey(spec.runAt!, 'start', jobId))
     await t.deps.store.put(keys.waitingSpec(jobId), JSON.stringify(spec))
-    t.clock.advance(2 * DUE_MINUTE_MS)
+    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([])
     expect(await t.status(jobId)).toMatchObject({ status: 'failed', error: { code: 'worker_never_started' } })
@@ -263,7 +264,7 @@ describe('delayed starts', () => {
       }
       return call()
     }) }
-    t.clock.advance(2 * DUE_MINUTE_MS)
+    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
     await runDispatcher(racing, dueHandlers)
     expect(orphanLanded).toBe(true)
     expect(await t.status(jobId)).toMatchObject({ status: 'failed' })
@@ -275,12 +276,12 @@ describe('delayed starts', () => {
 
   it('its guard entry leaves a job whose start is filed to that entry', async () => {
     const t = await setup()
-    const { jobId } = (await t.submit({ delaySeconds: 300 })).body
-    t.clock.advance(2 * DUE_MINUTE_MS)
+    const { jobId } = (await t.submit({ delaySeconds: 900 })).body
+    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
     const report = await runDispatcher(t.deps, dueHandlers)
     expect(report).toMatchObject({ handled: 1, deferred: 0 })
     expect((await t.status(jobId)).status).toBe('scheduled')
-    t.clock.advance(4 * DUE_MINUTE_MS)
+    t.clock.advance(900_000 - WAITING_GUARD_MS)
     await runDispatcher(t.deps, dueHandlers)
     expect(t.invoked).toEqual([jobId])
   })

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { invalidRequest } from '../core/errors.ts'
+import { SUBMIT_WRITES_LAND_MS } from '../core/limits.ts'
 
 /** How far ahead a start may be set: the scheduling horizon of the due-time index. */
 export const MAX_DELAY_MS = 7 * 24 * 3600_000
@@ -37,9 +38,11 @@ export function startTimeOf(fields: { runAt?: string | undefined; delaySeconds?:
 /**
  * Every waiting job (delayed or queued) gets a `guard` entry at this age,
  * filed before its spec: the reaper walks only started jobs, so this guard
- * is what finds one whose submit died midway. Past a submit's life (60 s on
- * Netlify), so by then the submit either filed what the job waits on or
- * never will (see schedule/start.ts).
+ * is what finds one whose submit died midway. Past the time a dead submit's
+ * writes may still land (a write in flight when its function was stopped,
+ * SUBMIT_WRITES_LAND_MS), so by then the submit either filed what the job
+ * waits on or never will, and a spec that was to land has landed (see
+ * schedule/start.ts).
  */
-export const WAITING_GUARD_MS = 90_000
+export const WAITING_GUARD_MS = SUBMIT_WRITES_LAND_MS + 60_000
 export const waitingGuardAt = (createdAt: number) => createdAt + WAITING_GUARD_MS
