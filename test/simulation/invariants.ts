@@ -111,8 +111,10 @@ export async function checkInvariants(world: World, phases: { quietFrom: number;
         const orphan = before.acquiredAt + ORPHAN_LOCK_GRACE_MS <= t && commit.previousHolderExists === false
         const stale = before.waitsForAccount ? orphan || endedBy(before.jobId, commit.n) : before.expiresAt <= t || orphan
         const handedOn = !!before.line && !!after.line && after.line.head > before.line.head && after.line.tail === before.line.tail
-        // A submit that took the lock and failed before writing its job releases it, handing it on.
-        const ownSubmitGaveUp = commit.previousHolderExists === false && commit.actor !== null && commit.actor === takerOf(commit.key, before.jobId)
+        // A submit that took the lock and failed before starting its job releases it, handing it on
+        // (its job, if written, never gets a worker from it: it is failed by the submit, its guard or
+        // the reaper, and a worker that came anyway would find the lock gone, checked by 1b–1d).
+        const ownSubmitGaveUp = commit.actor !== null && commit.actor.kind === 'submit' && commit.actor === takerOf(commit.key, before.jobId)
         legal = stale || (handedOn && (endedBy(before.jobId, commit.n) || ownSubmitGaveUp))
         if (handedOn) world.count('lock handed to the next job in line')
       } else if (before.state === 'released' && after.state === 'held') legal = true
