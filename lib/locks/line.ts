@@ -4,10 +4,11 @@
  * account's line holds jobs over its limit of running jobs (slots.ts). The
  * record it guards (the lock, the account's slots) carries the line's
  * pointers `{ head, tail }`; entry `seq` (head ≤ seq < tail) is a blob
- * (`line/<resource>/<seq>`, `slotline/<account>/<seq>`) = `{ jobId, at }`. Entering the line bumps `tail`
- * with one conditional write of that record and then creates the entry at the
- * seq it took (create-only); handing on reads the entry at `head`, so
- * starting the next job costs the same with 10 or 10 000 waiting.
+ * (`line/<resource>/<seq>`, `slotline/<account>/<seq>`) = `{ jobId, at }`.
+ * Entering the line bumps `tail` with one conditional write of that record
+ * and then creates the entry at the seq it took (create-only); handing on
+ * reads the entry at `head`, so starting the next job costs the same with 10
+ * or 10 000 waiting.
  *
  * A hand-off that finds the head's entry missing writes a tombstone there,
  * create-only: an enqueuer that died, or is slow, can never have its entry
