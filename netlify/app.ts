@@ -112,6 +112,8 @@ export function settingsFrom(env = process.env): Settings {
   // A background function stops at 15 minutes: the step that starts last needs room to finish.
   const invocationLimitMs = seconds('INVOCATION_LIMIT_SECONDS', DEFAULT_SETTINGS.invocationLimitMs, 1)
   if (invocationLimitMs > 870_000) throw new MisconfiguredError('INVOCATION_LIMIT_SECONDS must be at most 870')
+  const retrySleepLimitMs = seconds('RETRY_SLEEP_LIMIT_SECONDS', DEFAULT_SETTINGS.retrySleepLimitMs, 0)
+  if (retrySleepLimitMs > 60_000) throw new MisconfiguredError('RETRY_SLEEP_LIMIT_SECONDS must be at most 60')
   return {
     ...DEFAULT_SETTINGS,
     // At least an hour: a finished job must outlive its client job id's reservation and the window in which its charge is looked for.
@@ -125,6 +127,7 @@ export function settingsFrom(env = process.env): Settings {
     assetRetentionMs: seconds('ASSET_RETENTION_HOURS', DEFAULT_SETTINGS.assetRetentionMs / 3600, 0) * 3600,
     streamLimitMs,
     invocationLimitMs,
+    retrySleepLimitMs,
     // `netlify dev` sets NETLIFY_DEV; deployed functions never see it.
     webhookAllowPrivateTargets: env.NETLIFY_DEV === 'true' || env.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
   }

@@ -35,6 +35,8 @@ export interface Settings {
    * the background function's 15 minutes, with room for the step that runs last.
    */
   invocationLimitMs: number
+  /** A retry wait up to this long is slept by the invocation that failed (if it has the time left); a longer one goes to the dispatcher. */
+  retrySleepLimitMs: number
   /** Development only: webhooks may go to plain-http localhost and private addresses (see webhooks/target.ts). */
   webhookAllowPrivateTargets: boolean
 }
@@ -52,6 +54,7 @@ export const DEFAULT_SETTINGS: Settings = {
   assetRetentionMs: 168 * 3600_000,
   streamLimitMs: 25_000,
   invocationLimitMs: 14 * 60_000,
+  retrySleepLimitMs: 10_000,
   webhookAllowPrivateTargets: false,
 }
 
