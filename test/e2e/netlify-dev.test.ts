@@ -216,22 +216,22 @@ describe('netlify dev, end to end', () => {
   }, 60_000)
 
   it('refuses requests without a valid API key (401)', async () => {
+    // Each route once, each kind of bad key at least once: the handlers refuse every combination
+    // (test/http-api.test.ts, test/security/security.test.ts); here, that netlify dev passes the answer on.
     const fakeId = `job_${'0'.repeat(10)}${'a'.repeat(32)}`
     const checks = (
       [
-        ['/api/jobs', 'POST'],
-        [`/api/jobs/${fakeId}`, 'GET'],
-        [`/api/jobs/${fakeId}/events`, 'GET'],
-        [`/api/jobs/${fakeId}/cancel`, 'POST'],
+        ['/api/jobs', 'POST', undefined],
+        [`/api/jobs/${fakeId}`, 'GET', 'Bearer not-a-key'],
+        [`/api/jobs/${fakeId}/events`, 'GET', `Bearer ${newApiKey(ACCOUNT_A)}`],
+        [`/api/jobs/${fakeId}/cancel`, 'POST', undefined],
       ] as const
-    ).flatMap(([path, method]) =>
-      [undefined, 'Bearer not-a-key', `Bearer ${newApiKey(ACCOUNT_A)}`].map(async (auth) => {
-        const res = await api(path, { method, ...(auth ? { auth } : {}) })
-        expect(res.status, `${method} ${path} with ${auth ?? 'no key'}`).toBe(401)
-        expect(res.body.error.code).toBe('unauthorized')
-        expect(res.headers.get('www-authenticate')).toBe('Bearer')
-      }),
-    )
+    ).map(async ([path, method, auth]) => {
+      const res = await api(path, { method, ...(auth ? { auth } : {}) })
+      expect(res.status, `${method} ${path} with ${auth ?? 'no key'}`).toBe(401)
+      expect(res.body.error.code).toBe('unauthorized')
+      expect(res.headers.get('www-authenticate')).toBe('Bearer')
+    })
     await Promise.all(checks)
   }, 60_000)
 
