@@ -15,6 +15,7 @@ const SHORT_COUNTS = {
   SIM_RETRY_RUNS: process.env.SIM_RETRY_RUNS ?? '50',
   SIM_QUEUED_RUNS: process.env.SIM_QUEUED_RUNS ?? '50',
   SIM_STEPS_RUNS: process.env.SIM_STEPS_RUNS ?? '50',
+  SIM_ACCOUNT_RUNS: process.env.SIM_ACCOUNT_RUNS ?? '100',
   FUZZ_RUNS: process.env.FUZZ_RUNS ?? '120',
 }
 /**

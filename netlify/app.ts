@@ -118,6 +118,8 @@ export function settingsFrom(env = process.env): Settings {
   if (accountMaxRunning !== null && (!Number.isInteger(accountMaxRunning) || accountMaxRunning < 1 || accountMaxRunning > MAX_ACCOUNT_RUNNING)) {
     throw new MisconfiguredError(`ACCOUNT_MAX_RUNNING must be a whole number from 1 to ${MAX_ACCOUNT_RUNNING}, or unset for no limit`)
   }
+  const retrySleepLimitMs = seconds('RETRY_SLEEP_LIMIT_SECONDS', DEFAULT_SETTINGS.retrySleepLimitMs, 0)
+  if (retrySleepLimitMs > 60_000) throw new MisconfiguredError('RETRY_SLEEP_LIMIT_SECONDS must be at most 60')
   return {
     ...DEFAULT_SETTINGS,
     // At least an hour: a finished job must outlive its client job id's reservation and the window in which its charge is looked for.
@@ -132,6 +134,7 @@ export function settingsFrom(env = process.env): Settings {
     streamLimitMs,
     invocationLimitMs,
     accountMaxRunning,
+    retrySleepLimitMs,
     // `netlify dev` sets NETLIFY_DEV; deployed functions never see it.
     webhookAllowPrivateTargets: env.NETLIFY_DEV === 'true' || env.WEBHOOK_ALLOW_PRIVATE_TARGETS === 'true',
   }

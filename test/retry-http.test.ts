@@ -3,7 +3,9 @@
  * against the OpenAPI document by the harness): a short wait slept by the
  * worker, a long one run by the dispatcher function, the status while
  * waiting (attempt, maxAttempts, nextAttemptAt, the last public error), and
- * cancel during a wait (200, refunded).
+ * cancel during a wait (200, refunded). The worker sleeps waits up to
+ * RETRY_SLEEP_LIMIT_SECONDS, 1 s here (10 s by default: test/retry.test.ts
+ * checks that boundary on a moved clock), so the long wait is 1.5 s of real time.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -28,7 +30,7 @@ const flaky = defineJob({
 })
 
 describe('retries over HTTP', () => {
-  const api = testApi({ kinds: [flaky], accounts: { 'acct-retry': 100 } })
+  const api = testApi({ kinds: [flaky], accounts: { 'acct-retry': 100 }, env: { RETRY_SLEEP_LIMIT_SECONDS: '1' } })
   beforeAll(() => api.start())
   afterAll(() => api.stop())
 
@@ -58,7 +60,7 @@ describe('retries over HTTP', () => {
   })
 
   it('a long wait shows as retrying with when and why, and the dispatcher function runs the next attempt', async () => {
-    const { jobId } = await submit(10_500, 'long')
+    const { jobId } = await submit(1_500, 'long') // past the 1 s this suite's worker sleeps
     await api.idle()
     const waiting = await status(jobId)
     expect(waiting).toMatchObject({ status: 'retrying', attempt: 1, maxAttempts: 2, error: { code: 'upstream_busy' } })

@@ -7,6 +7,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
+import { DEFAULT_SETTINGS, type Settings } from '../lib/core/deps.ts'
 import { JobFailure, RetryableError } from '../lib/core/errors.ts'
 import { createAccount, readAccount, readLedger } from '../lib/credits/index.ts'
 import { cancelJob, getJob, readFeed } from '../lib/jobs/read.ts'
@@ -27,7 +28,7 @@ import { manualClock, testDeps } from './support/deps.ts'
 const blobs = useBlobs()
 
 /** What each attempt does, by attempt number (the last entry repeats). */
-type Plan = ('ok' | 'crash' | 'retryable' | 'retry_later' | 'retry_much_later' | 'final')[]
+type Plan = ('ok' | 'crash' | 'retryable' | 'retry_10s' | 'retry_past_10s' | 'retry_later' | 'retry_much_later' | 'final')[]
 const plans = new Map<string, Plan>()
 
 const flaky = defineJob({
@@ -44,6 +45,8 @@ const flaky = defineJob({
     await emit('work', { attempt })
     if (step === 'crash') throw new Error('connect ECONNREFUSED 10.0.3.7:5432')
     if (step === 'retryable') throw new RetryableError('upstream_busy', 'The upstream service is busy.')
+    if (step === 'retry_10s') throw new RetryableError('rate_limited', 'Rate limited.', { retryAfterMs: 10_000 })
+    if (step === 'retry_past_10s') throw new RetryableError('rate_limited', 'Rate limited.', { retryAfterMs: 10_001 })
     if (step === 'retry_later') throw new RetryableError('rate_limited', 'Rate limited.', { retryAfterMs: 120_000 })
     if (step === 'retry_much_later') throw new RetryableError('rate_limited', 'Rate limited.', { retryAfterMs: 10 * 86_400_000 })
     if (step === 'final') throw new JobFailure('bad_document', 'The document cannot be read.')
@@ -78,11 +81,11 @@ const gated = defineJob({
 })
 
 let storeNo = 0
-async function setup(options: { random?: () => number } = {}) {
+async function setup(options: { random?: () => number; settings?: Partial<Settings> } = {}) {
   const clock = manualClock(Date.UTC(2026, 11, 1, 12, 0, 10))
   const invoked: string[] = []
   const deps = {
-    ...testDeps(blobs.port(`retry-${++storeNo}`), { clock, kinds: [flaky, once, gated], invokeWorker: async (jobId) => void invoked.push(jobId) }),
+    ...testDeps(blobs.port(`retry-${++storeNo}`), { clock, kinds: [flaky, once, gated], settings: options.settings, invokeWorker: async (jobId) => void invoked.push(jobId) }),
     random: options.random ?? (() => 0.5),
   }
   await createAccount(deps.store, clock, 'acct', 100)
@@ -181,6 +184,25 @@ describe('retries', () => {
     expect(await runJob(t.deps, job.jobId)).toBe('complete')
     expect(await t.status(job.jobId)).toMatchObject({ status: 'complete', attempt: 2, nextAttemptAt: null, error: null })
     expect(await t.balance()).toBe(95)
+  })
+
+  it('sleeps a wait of up to 10 s in the invocation by default, and files a longer one for the dispatcher; RETRY_SLEEP_LIMIT_SECONDS moves the line', async () => {
+    expect(DEFAULT_SETTINGS.retrySleepLimitMs).toBe(10_000)
+    const t = await setup()
+    const slept = await t.submit(['retry_10s', 'ok'], 'slept')
+    const started = t.clock.now()
+    expect(await runJob(t.deps, slept.jobId)).toBe('complete')
+    expect(t.clock.now() - started).toBeGreaterThanOrEqual(10_000)
+    const filed = await t.submit(['retry_past_10s', 'ok'], 'filed')
+    const failedAt = t.clock.now()
+    expect(await runJob(t.deps, filed.jobId)).toBe('retrying')
+    expect((await t.deps.store.list(keys.duePrefix)).keys).toEqual([dueKey(failedAt + 10_001, 'retry', filed.jobId)])
+
+    // With the line at 20 s, the 10.001 s wait is slept too.
+    const longer = await setup({ settings: { retrySleepLimitMs: 20_000 } })
+    const job = await longer.submit(['retry_past_10s', 'ok'])
+    expect(await runJob(longer.deps, job.jobId)).toBe('complete')
+    expect((await longer.deps.store.list(keys.duePrefix)).keys).toEqual([])
   })
 
   it('caps a retryAfterMs at 24 hours', async () => {

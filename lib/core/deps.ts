@@ -37,6 +37,8 @@ export interface Settings {
   invocationLimitMs: number
   /** Jobs one account may run at once (ACCOUNT_MAX_RUNNING); more wait in its line. null: no limit. */
   accountMaxRunning: number | null
+  /** A retry wait up to this long is slept by the invocation that failed (if it has the time left); a longer one goes to the dispatcher. */
+  retrySleepLimitMs: number
   /** Development only: webhooks may go to plain-http localhost and private addresses (see webhooks/target.ts). */
   webhookAllowPrivateTargets: boolean
 }
@@ -55,6 +57,7 @@ export const DEFAULT_SETTINGS: Settings = {
   streamLimitMs: 25_000,
   invocationLimitMs: 14 * 60_000,
   accountMaxRunning: null,
+  retrySleepLimitMs: 10_000,
   webhookAllowPrivateTargets: false,
 }
 

@@ -25,8 +25,6 @@ import { rideOutUnavailable } from '../storage/port.ts'
 import { claimContinuation, isHandedOver } from './continuation.ts'
 import { type StoredState, commitState, initialState, readState, scheduleAssetCheck, settleFinishedJob } from './state.ts'
 
-/** A wait up to this long is slept by the invocation that failed, if it has time left. */
-export const IN_INVOCATION_WAIT_MS = 10_000
 /** A background function is stopped after 15 minutes. */
 export const BACKGROUND_LIMIT_MS = 15 * 60_000
 /** Time an in-invocation attempt keeps beyond what the failed one took. */
@@ -139,7 +137,7 @@ export async function scheduleRetry(
   const waitMs = retryWait(policy, state.attempt, deps.random ?? Math.random, thrown instanceof RetryableError ? thrown.retryAfterMs : undefined)
   const at = now + waitMs
   // The next attempt should have as long as this one took, inside the same 15 minutes.
-  const soon = waitMs <= IN_INVOCATION_WAIT_MS && times.invokedAt + BACKGROUND_LIMIT_MS - at >= now - times.attemptStartedAt + INVOCATION_MARGIN_MS
+  const soon = waitMs <= deps.settings.retrySleepLimitMs && times.invokedAt + BACKGROUND_LIMIT_MS - at >= now - times.attemptStartedAt + INVOCATION_MARGIN_MS
 
   // Each of these is harmless if the state write below never lands.
   // The failed attempt's files: the next attempt makes its own, and these go once the job ends without them.

@@ -3,14 +3,13 @@
  * the real `netlify dev` (the shared one, test/e2e/shared.ts; patched at
  * install, patches/netlify-cli+27.10.2.patch), a body over the CLI's 6 MB
  * limit gets a 413 in the API's error envelope, and the server keeps serving.
- * And `npm run dev` (its own server) calls the reaper on a schedule.
+ * That `npm run dev` (a server of its own) calls the reaper on a schedule is
+ * test/soak/npm-run-dev.test.ts (`npm run test:soak`); test/dev-reaper.test.ts
+ * drives the same schedule against the real reaper in `npm test`.
  */
-import { spawn } from 'node:child_process'
-import { cp } from 'node:fs/promises'
-import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { type SharedDevInfo, sharedNetlifyDev, sharedNetlifyDevOutput } from './shared.ts'
-import { REPO, STARTUP_TIMEOUT_MS, cliEnv, freePort, makeProjectRoot, newApiKey, registerKeys, removeRoot } from './support.ts'
+import { STARTUP_TIMEOUT_MS, newApiKey, registerKeys } from './support.ts'
 
 const apiKey = newApiKey('e2e-dev-server')
 let dev: SharedDevInfo
@@ -51,46 +50,4 @@ describe('netlify dev and oversized bodies', () => {
     expect(status.status).toBe(200)
     expect(await sharedNetlifyDevOutput()).not.toMatch(/Stream body too big/)
   }, 120_000) // 13 MB through the shared server, which other suites keep busy
-})
-
-describe('npm run dev', () => {
-  it('calls the reaper on its schedule, which netlify dev alone never does', async () => {
-    const devRoot = await makeProjectRoot()
-    await cp(join(REPO, 'scripts'), join(devRoot, 'scripts'), { recursive: true })
-    const port = await freePort()
-    // `npm run dev` is `node scripts/dev.ts`; a short period so the test need not wait 5 minutes.
-    const child = spawn(join(REPO, 'node_modules', '.bin', 'node'), ['scripts/dev.ts', '--port', String(port)], {
-      cwd: devRoot,
-      env: cliEnv(devRoot, { DEV_REAPER_INTERVAL_SECONDS: '2' }),
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    let output = ''
-    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk))
-    const exited = new Promise((done) => child.once('exit', done))
-    try {
-      const deadline = Date.now() + STARTUP_TIMEOUT_MS
-      // The reaper function logs a report each run; two runs show the schedule repeats.
-      const runs = () => output.match(/"message":"reaper run"/g)?.length ?? 0
-      while (runs() < 2 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 250))
-      expect(runs(), output.slice(-3000)).toBeGreaterThanOrEqual(2)
-      expect(output).toMatch(/Reaper: +every 2 s/)
-      // It generated what a bare `netlify dev` lacks: the secret (no `misconfigured`) and the key.
-      expect(output).not.toMatch(/misconfigured/)
-    } finally {
-      try {
-        process.kill(-child.pid!, 'SIGTERM')
-      } catch {
-        // already gone
-      }
-      await Promise.race([exited, new Promise((done) => setTimeout(done, 10_000))])
-      try {
-        process.kill(-child.pid!, 'SIGKILL')
-      } catch {
-        // already gone
-      }
-      await removeRoot(devRoot)
-    }
-  }, STARTUP_TIMEOUT_MS + 30_000)
 })

@@ -1,8 +1,10 @@
 /**
  * The lock proof through the real `netlify dev` (the shared one, test/e2e/shared.ts):
  * 20 concurrent submits of one document, round after round; never two jobs
- * holding it at once, every 409 naming the holder. `npm test` runs 3 rounds,
- * `npm run test:soak` 50 (test/soak); E2E_LOCK_ROUNDS sets either.
+ * holding it at once, every 409 naming the holder. `npm test` runs 1 round,
+ * `npm run test:soak` 50 (test/soak); E2E_LOCK_ROUNDS sets either. The
+ * sandbox's conditional writes under 20 concurrent writers are checked in
+ * `npm test` too, 20 trials of them (test/sandbox-fidelity.test.ts).
  */
 import { beforeAll, describe, expect, it, onTestFailed } from 'vitest'
 import { expectOneHolderPerRound, lockRounds } from './lock-rounds.ts'
@@ -46,7 +48,7 @@ describe('netlify dev, the lock', () => {
   it('20 concurrent submits on one resource: never two jobs holding it at once, every 409 naming the holder, round after round (50 rounds in npm run test:soak)', async () => {
     onTestFailed(async () => console.error(`--- netlify dev output (tail) ---\n${(await sharedNetlifyDevOutput()).slice(-6000)}`))
     const { holders } = await expectOneHolderPerRound(
-      lockRounds(3),
+      lockRounds(1),
       (round) => api('/api/jobs', { kind: 'summarize', input: { text: documentOf(round), windowChars: 500 } }),
       async (jobId) => (await api(`/api/jobs/${jobId}`)).body,
     )

@@ -1,7 +1,7 @@
 /**
  * The lock proof through `netlify dev`: 20 submits of one document at once,
  * round after round; every round exactly one is accepted and the nineteen
- * others answer 409 `resource_locked` naming it. `npm test` runs a few rounds
+ * others answer 409 `resource_locked` naming it. `npm test` runs one round
  * (test/e2e/lock-proof.test.ts), `npm run test:soak` fifty (test/soak).
  * E2E_LOCK_ROUNDS sets the number for either.
  */

@@ -153,7 +153,7 @@ const DELAYED_RUNS = Number(process.env.SIM_DELAYED_RUNS ?? 200)
 const RETRY_RUNS = Number(process.env.SIM_RETRY_RUNS ?? 200)
 const QUEUED_RUNS = Number(process.env.SIM_QUEUED_RUNS ?? 200)
 const STEPS_RUNS = Number(process.env.SIM_STEPS_RUNS ?? 200)
-const ACCOUNT_RUNS = Number(process.env.SIM_ACCOUNT_RUNS ?? 200)
+const ACCOUNT_RUNS = Number(process.env.SIM_ACCOUNT_RUNS ?? 600)
 const FC_SEED = 20261122
 const FC_PATH = process.env.SIM_PATH
 

@@ -2,7 +2,7 @@
  * Soak (`npm run test:soak`, run by CI after `npm test`): the lock proof
  * through the real `netlify dev` at full length, 50 rounds of 20 concurrent
  * submits of one document (E2E_LOCK_ROUNDS to change). `npm test` runs the
- * same proof for 5 rounds in test/e2e/lock-proof.test.ts.
+ * same proof for 1 round in test/e2e/lock-proof.test.ts.
  */
 import { afterAll, beforeAll, describe, it, onTestFailed } from 'vitest'
 import { type NetlifyDev, STARTUP_TIMEOUT_MS, makeProjectRoot, newApiKey, registerKeys, removeRoot, secret, startNetlifyDev } from '../e2e/support.ts'
