@@ -57,6 +57,20 @@ async function setup() {
 }
 
 describe('delayed starts', () => {
+  it('answers 202 even when the mark that its start entry is filed cannot be written', async () => {
+    const t = await setup()
+    const flaky = { ...t.deps, store: hookedStore(t.deps.store, (op, key) => {
+      if (op === 'replace' && key.startsWith(keys.waitingPrefix)) throw new StorageUnavailableError('replace failed')
+    }) }
+    const submitted = await submitJob(flaky, 'acct', { kind: 'paid', input: { resource: 'r1' }, delaySeconds: 60 }, null)
+    expect(submitted).toMatchObject({ status: 202, body: { status: 'scheduled' } })
+    expect(await t.balance()).toBe(95)
+    // Its guard finds the start entry itself; the entry starts it.
+    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
+    await runDispatcher(t.deps, dueHandlers)
+    expect(t.invoked).toEqual([submitted.body.jobId])
+  })
+
   it('is not failed by its guard when its start entry failed and was filed again under a later time', async () => {
     const t = await setup()
     const jobId = (await t.submit({ delaySeconds: 1 })).body.jobId

@@ -224,8 +224,11 @@ export async function submitJob(
     if (runAt !== null) {
       await addDue(deps.store, runAt, 'start', jobId)
       // For its guard: this submit got through. Refused when its start already moved the spec on.
+      // Best effort: the job is filed, so a failed mark must not fail it (the guard then looks for
+      // the start entry itself, as for a job submitted before the mark existed).
       const marked = { ...submitted, startFiled: true as const }
-      if ((await deps.store.replace(specKey, JSON.stringify(marked), specVersion)).ok) submitted = marked
+      const mark = await deps.store.replace(specKey, JSON.stringify(marked), specVersion).catch(() => ({ ok: false }))
+      if (mark.ok) submitted = marked
     } else if (!waitInLine && usesAccountSlot) await startUnlessAccountWaits()
     if (waitInLine) {
       const place = await enterLine(deps.store, deps.clock, lockKey!, jobId, deps.settings.lockTtlMs, { canTakeOver })
