@@ -1,10 +1,9 @@
 /**
  * Starting a job that waited, for its start time (schedule/start.ts) or its
- * turn on a busy resource (a hand-off of the lock, locks/line.ts), or on its
- * account (account-turn.ts). A waiting
- * job's spec is at `waiting/<job>`; starting it creates `queue/<job>`
- * (create-only, marked `dispatchedAt`, so one start wins however many try)
- * and then deletes the waiting copy.
+ * turn on a busy resource (a hand-off of the lock, locks/line.ts), then on
+ * its account (account-turn.ts). A waiting job's spec is at `waiting/<job>`;
+ * starting it creates `queue/<job>` (create-only, marked `dispatchedAt`, so
+ * one start wins however many try) and then deletes the waiting copy.
  */
 import type { Deps } from '../core/deps.ts'
 import { isTerminal } from '../core/types.ts'

@@ -27,7 +27,7 @@ import { commitState, initialState, readState, settleFinishedJob } from '../jobs
 import { isAbandoned, recordTakeover } from '../jobs/takeover.ts'
 import { enterLine } from '../locks/enqueue.ts'
 import { giveBackAccountSlot, takeAccountTurn } from '../jobs/account-turn.ts'
-import { acquireLock, peekLock } from '../locks/lock.ts'
+import { type LockHolder, acquireLock, holderOf, peekLock } from '../locks/lock.ts'
 import { StorageUnavailableError } from '../storage/port.ts'
 import { keys } from '../storage/keys.ts'
 import type { DueOutcome } from './dispatcher.ts'
@@ -130,7 +130,7 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
     // then), else when its lock expires (a lock whose job waits for its account does not: one lock
     // TTL from now): never a look every minute per waiting job.
     const abandonable = record.acquiredAt + SUBMIT_WRITES_LAND_MS + 1
-    const expires = record.waitsForAccount ? deps.clock.now() + deps.settings.lockTtlMs : record.expiresAt
+    const expires = expiryOf(deps, holderOf(record))
     const next = abandonable > deps.clock.now() ? Math.min(abandonable, expires) : expires
     return { done: false, at: Math.max(next, deps.clock.now() + 1) }
   }
@@ -147,12 +147,14 @@ async function takeTurn(deps: Deps, spec: JobSpec, version: string): Promise<{ t
   if ('seq' in taken) {
     // In the line now: its place goes on its spec (for its status), and its entry comes back at the holder's expiry.
     await deps.store.replace(keys.waitingSpec(jobId), JSON.stringify({ ...spec, queueSeq: taken.seq }), version)
-    const expires = taken.holder.waitsForAccount ? deps.clock.now() + deps.settings.lockTtlMs : taken.holder.expiresAt
-    return { done: false, at: Math.max(expires, deps.clock.now() + 1) }
+    return { done: false, at: Math.max(expiryOf(deps, taken.holder), deps.clock.now() + 1) }
   }
   await failBusy(deps, spec, taken.holder.jobId)
   return DONE
 }
+
+/** When a holder's lock could expire: one whose job waits for its account keeps it, so one lock TTL from now. */
+const expiryOf = (deps: Deps, holder: LockHolder) => (holder.waitsForAccount ? deps.clock.now() + deps.settings.lockTtlMs : holder.expiresAt)
 
 /**
  * Whether the submit of a waiting job finished, asked by the job's guard
