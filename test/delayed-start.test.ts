@@ -57,18 +57,29 @@ async function setup() {
 }
 
 describe('delayed starts', () => {
-  it('answers 202 even when the mark that its start entry is filed cannot be written', async () => {
-    const t = await setup()
-    const flaky = { ...t.deps, store: hookedStore(t.deps.store, (op, key) => {
-      if (op === 'replace' && key.startsWith(keys.waitingPrefix)) throw new StorageUnavailableError('replace failed')
-    }) }
-    const submitted = await submitJob(flaky, 'acct', { kind: 'paid', input: { resource: 'r1' }, delaySeconds: 60 }, null)
-    expect(submitted).toMatchObject({ status: 202, body: { status: 'scheduled' } })
-    expect(await t.balance()).toBe(95)
-    // Its guard finds the start entry itself; the entry starts it.
-    t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
-    await runDispatcher(t.deps, dueHandlers)
-    expect(t.invoked).toEqual([submitted.body.jobId])
+  it('writes the mark that its start entry is filed through a passing storage error, and fails the submit (never a 202) when it cannot', async () => {
+    for (const failures of [2, Infinity]) {
+      const t = await setup()
+      let left = failures
+      const flaky = { ...t.deps, store: hookedStore(t.deps.store, (op, key) => {
+        if (op === 'replace' && key.startsWith(keys.waitingPrefix) && left-- > 0) throw new StorageUnavailableError('replace failed')
+      }) }
+      const submitting = submitJob(flaky, 'acct', { kind: 'paid', input: { resource: 'r1' }, delaySeconds: 60 }, null)
+      if (failures === 2) {
+        const { body } = await submitting
+        expect((await readSpec(t.deps.store, body.jobId))?.startFiled).toBe(true)
+        continue
+      }
+      await expect(submitting).rejects.toThrow(StorageUnavailableError)
+      const [state] = (await t.deps.store.list(keys.statePrefix)).keys
+      const jobId = state!.slice(keys.statePrefix.length)
+      expect(await t.status(jobId)).toMatchObject({ status: 'failed', error: { code: 'worker_unavailable' } })
+      t.clock.advance(WAITING_GUARD_MS + DUE_MINUTE_MS)
+      await runDispatcher(t.deps, dueHandlers)
+      await reap(t.deps)
+      expect(await t.balance()).toBe(100)
+      expect(t.invoked).toEqual([])
+    }
   })
 
   it('is not failed by its guard when its start entry failed and was filed again under a later time', async () => {

@@ -223,12 +223,18 @@ export async function submitJob(
     // Last: once it is filed the dispatcher may start the job, so the spec must be final.
     if (runAt !== null) {
       await addDue(deps.store, runAt, 'start', jobId)
-      // For its guard: this submit got through. Refused when its start already moved the spec on.
-      // Best effort: the job is filed, so a failed mark must not fail it (the guard then looks for
-      // the start entry itself, as for a job submitted before the mark existed).
+      // For its guard: this submit got through (refused when its start already moved the spec on).
+      // Without the mark a guard may fail the job once its start entry was filed again elsewhere, so
+      // a mark that cannot be written fails the submit (the job is failed and refunded), never a 202.
       const marked = { ...submitted, startFiled: true as const }
-      const mark = await deps.store.replace(specKey, JSON.stringify(marked), specVersion).catch(() => ({ ok: false }))
-      if (mark.ok) submitted = marked
+      for (let attempt = 1; ; attempt++) {
+        try {
+          if ((await deps.store.replace(specKey, JSON.stringify(marked), specVersion)).ok) submitted = marked
+          break
+        } catch (error) {
+          if (attempt >= 3 || !(error instanceof StorageUnavailableError)) throw error
+        }
+      }
     } else if (!waitInLine && usesAccountSlot) await startUnlessAccountWaits()
     if (waitInLine) {
       const place = await enterLine(deps.store, deps.clock, lockKey!, jobId, deps.settings.lockTtlMs, { canTakeOver })
