@@ -17,6 +17,7 @@ import { memoryPort } from '../lib/storage/memory.ts'
 import { manualClock, testDeps } from '../test/support/deps.ts'
 import { type StoreOp, hookedStore } from '../test/support/hooked-store.ts'
 import type { DispatchRow } from './bench-dispatch.ts'
+import { type Measured, breakdown, printRows } from './bench-queue.ts'
 
 const OP_MS = 20
 const work = defineJob({
@@ -26,8 +27,6 @@ const work = defineJob({
     return null
   },
 })
-
-interface Measured { ops: Record<StoreOp, number>; total: number; ms: number }
 
 function setup(limit: number | null) {
   const ops = { read: 0, create: 0, replace: 0, put: 0, delete: 0, list: 0 } as Record<StoreOp, number>
@@ -83,8 +82,6 @@ async function handOffWith(waiting: number): Promise<{ handOff: Measured; timed:
   return { handOff, timed: runs.sort((a, b) => a.ms - b.ms)[1]! }
 }
 
-const breakdown = (m: Measured) => (Object.entries(m.ops) as [StoreOp, number][]).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`).join(' + ')
-
 export async function accountRows(): Promise<DispatchRow[]> {
   const rows: DispatchRow[] = []
   const submits = await submitCosts()
@@ -121,6 +118,4 @@ export async function accountRows(): Promise<DispatchRow[]> {
   return rows
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await accountRows()) console.log(`| ${r.scenario} | ${r.budget} | ${r.measured} | ${r.time} | ${r.ok === null ? '' : r.ok ? 'yes' : 'no'} |`)
-}
+if (import.meta.url === `file://${process.argv[1]}`) printRows(await accountRows())

@@ -29,7 +29,8 @@ const render = defineJob({
   },
 })
 
-interface Measured { ops: Record<StoreOp, number>; total: number; ms: number }
+/** A hand-off's storage operations, their total, and the time to the next job's worker call. */
+export interface Measured { ops: Record<StoreOp, number>; total: number; ms: number }
 
 async function measureWith(waiting: number): Promise<{ handOff: Measured; timed: Measured }> {
   const ops = { read: 0, create: 0, replace: 0, put: 0, delete: 0, list: 0 } as Record<StoreOp, number>
@@ -66,7 +67,7 @@ async function measureWith(waiting: number): Promise<{ handOff: Measured; timed:
   return { handOff, timed }
 }
 
-const breakdown = (m: Measured) => (Object.entries(m.ops) as [StoreOp, number][]).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`).join(' + ')
+export const breakdown = (m: Measured) => (Object.entries(m.ops) as [StoreOp, number][]).filter(([, n]) => n > 0).map(([op, n]) => `${n} ${op}`).join(' + ')
 
 export async function queueRows(): Promise<DispatchRow[]> {
   const small = await measureWith(10)
@@ -96,6 +97,9 @@ export async function queueRows(): Promise<DispatchRow[]> {
   return rows
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await queueRows()) console.log(`| ${r.scenario} | ${r.budget} | ${r.measured} | ${r.time} | ${r.ok === null ? '' : r.ok ? 'yes' : 'no'} |`)
+/** The rows as a Markdown table's lines, for a bench file run on its own. */
+export const printRows = (rows: DispatchRow[]) => {
+  for (const r of rows) console.log(`| ${r.scenario} | ${r.budget} | ${r.measured} | ${r.time} | ${r.ok === null ? '' : r.ok ? 'yes' : 'no'} |`)
 }
+
+if (import.meta.url === `file://${process.argv[1]}`) printRows(await queueRows())
