@@ -14,15 +14,15 @@ import { type NetlifyDev, STARTUP_TIMEOUT_MS, makeProjectRoot, newApiKey, regist
 
 const LIMITED = 'limited'
 const OTHER = 'unhurried'
-const keys = { [LIMITED]: newApiKey(LIMITED), [OTHER]: newApiKey(OTHER) }
+const keys: Record<string, string> = { [LIMITED]: newApiKey(LIMITED), [OTHER]: newApiKey(OTHER) }
 let root: string
 let dev: NetlifyDev
 
 beforeAll(async () => {
   root = await makeProjectRoot()
   await registerKeys(root, [
-    { apiKey: keys[LIMITED], account: LIMITED, credits: 1000 },
-    { apiKey: keys[OTHER], account: OTHER, credits: 1000 },
+    { apiKey: keys[LIMITED]!, account: LIMITED, credits: 1000 },
+    { apiKey: keys[OTHER]!, account: OTHER, credits: 1000 },
   ])
   dev = await startNetlifyDev(root, { JOBS_SIGNING_SECRET: secret(), ADMIN_TOKEN: secret(), ACCOUNT_MAX_RUNNING: '1' })
 }, STARTUP_TIMEOUT_MS + 30_000)
